@@ -1,0 +1,250 @@
+"""The ``vltk`` command line: each command parses its arguments, calls an importable function, prints.
+
+User errors (``vltk.errors.VltkError``: a bad config key, a missing file, an unreadable image, a misspelt
+task) are printed as one line and exit with status 2; anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vltk.errors import VltkError
+
+app = typer.Typer(
+    help="vltk: vision-language toolkit (CNN encoders + RNN decoders with attention) on PyTorch Lightning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Built-in datasets: synthesise, inspect.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(command):
+    """Turn a :class:`VltkError` into one red line and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except VltkError as error:
+            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s", help="Override a config value, e.g. --set trainer.max_epochs=5 (repeatable)."
+    ),
+]
+
+
+def device_overrides(
+    accelerator: str | None,
+    devices: str | None,
+    strategy: str | None,
+    num_nodes: int | None,
+    precision: str | None,
+    seed: int | None,
+    deterministic: bool | None,
+) -> list[str]:
+    """Lightning device flags as config overrides, so they are validated and recorded like the rest."""
+    overrides = []
+    for key, value in (
+        ("trainer.accelerator", accelerator),
+        ("trainer.devices", devices),
+        ("trainer.strategy", strategy),
+        ("trainer.num_nodes", num_nodes),
+        ("trainer.precision", precision),
+        ("seed", seed),
+        ("trainer.deterministic", deterministic),
+    ):
+        if value is not None:
+            overrides.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    return overrides
+
+
+def print_metrics(split: str, metrics: dict[str, float], title: str | None = None) -> None:
+    table = Table(title=title or f"{split} metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+
+
+def print_samples(samples: list[Any]) -> None:
+    if not samples:
+        return
+    table = Table(title="sample captions", show_lines=True)
+    table.add_column("image")
+    table.add_column("generated")
+    table.add_column("references")
+    for sample in samples:
+        table.add_row(str(sample.image_id), sample.caption, "\n".join(sample.references[:3]))
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def train(
+    task: Annotated[str, typer.Argument(help="Task to train: captioning (see `vltk list`).")],
+    config: Annotated[str | None, typer.Option(help="Config file, or the name of a shipped config.")] = None,
+    overrides: SetOption = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/TASK/TIMESTAMP).")] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Checkpoint to resume from, or 'last' (needs --run-dir).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (overrides the config's).")] = None,
+    accelerator: Annotated[str | None, typer.Option(help="cpu | gpu | auto (Lightning).")] = None,
+    devices: Annotated[str | None, typer.Option(help="Number of devices, or 'auto' (Lightning).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="auto | ddp | ... (Lightning).")] = None,
+    num_nodes: Annotated[int | None, typer.Option(help="Number of nodes (Lightning).")] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="32-true | bf16-mixed | 16-mixed (Lightning).")
+    ] = None,
+    deterministic: Annotated[bool | None, typer.Option(help="Lightning's deterministic mode.")] = None,
+) -> None:
+    """Train a task (its default config on built-in data when given nothing else), then test it."""
+    from vltk.tasks.runner import load_task_config
+    from vltk.tasks.runner import train as run_training
+
+    extra = device_overrides(accelerator, devices, strategy, num_nodes, precision, seed, deterministic)
+    cfg = load_task_config(task, config, list(overrides or []) + extra)
+    result = run_training(cfg, run_dir=run_dir, resume=resume)
+    if result.metrics:
+        print_metrics("test", result.metrics, title=f"test metrics ({task})")
+        print_samples(result.samples)
+    console.print(f"run directory: [bold]{result.run_dir}[/]")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `vltk train`.")],
+    split: Annotated[str, typer.Option(help="Dataset split to evaluate: val | test | train.")] = "test",
+    overrides: SetOption = None,
+    output: Annotated[Path | None, typer.Option(help="Write {split, metrics} JSON here.")] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(help="Write predictions here (COCO results format).")
+    ] = None,
+    accelerator: Annotated[str | None, typer.Option(help="cpu | gpu | auto (Lightning).")] = None,
+    devices: Annotated[str | None, typer.Option(help="Number of devices (Lightning).")] = None,
+) -> None:
+    """Evaluate a checkpoint on a split and print the metrics."""
+    from vltk.tasks.runner import evaluate as run_evaluation
+    from vltk.tasks.runner import write_metrics
+
+    extra = device_overrides(accelerator, devices, None, None, None, None, None)
+    result = run_evaluation(checkpoint, split=split, overrides=list(overrides or []) + extra)
+    print_metrics(split, result.metrics)
+    print_samples(result.samples)
+    if output is not None:
+        write_metrics(output, split, result.metrics)
+        console.print(f"metrics written to {output}")
+    if predictions is not None:
+        rows = [
+            {"image_id": image_id, "caption": caption}
+            for image_id, caption in sorted(result.predictions.items())
+        ]
+        predictions.parent.mkdir(parents=True, exist_ok=True)
+        predictions.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+        console.print(f"{len(rows)} predictions written to {predictions}")
+
+
+@app.command()
+@user_errors
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `vltk train`.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Image file(s) to caption.")],
+    beam_size: Annotated[
+        int | None, typer.Option(help="Beam size (1 = greedy; default: the checkpoint's).")
+    ] = None,
+    max_length: Annotated[int | None, typer.Option(help="Maximum caption length in words.")] = None,
+    attention_map: Annotated[
+        Path | None, typer.Option(help="Write a picture of the attention per word.")
+    ] = None,
+) -> None:
+    """Caption image files with a trained model."""
+    from vltk.tasks.predict import predict_captions
+    from vltk.tasks.runner import load_system
+
+    system = load_system(checkpoint)
+    for prediction in predict_captions(
+        system, inputs, beam_size=beam_size, max_length=max_length, attention_map=attention_map
+    ):
+        console.print(f"{prediction.image}: [bold]{prediction.caption}[/]", highlight=False)
+        if prediction.attention_map is not None:
+            console.print(f"  attention map: {prediction.attention_map}", highlight=False)
+
+
+@app.command("list")
+def list_components() -> None:
+    """List tasks, datasets, encoders, attention modules, decoders and shipped configs."""
+    from vltk.tasks import TASKS
+    from vltk.tasks.runner import available_configs
+
+    from vltk.attention import ATTENTIONS
+    from vltk.decoders import DECODERS
+    from vltk.encoders import IMAGE_ENCODERS, TEXT_ENCODERS
+
+    table = Table(title="vltk components")
+    table.add_column("kind")
+    table.add_column("names")
+    for task, entry in TASKS.items():
+        table.add_row(f"task: {task}", entry.description)
+        table.add_row(f"  {task} datasets", ", ".join(entry.datasets))
+        table.add_row(f"  {task} configs", ", ".join(available_configs(task)))
+    table.add_row("image encoders", ", ".join(IMAGE_ENCODERS))
+    table.add_row("text encoders", ", ".join(TEXT_ENCODERS))
+    table.add_row("attention", ", ".join(ATTENTIONS))
+    table.add_row("decoders", ", ".join(DECODERS))
+    table.add_row("decoding", "greedy, sample, beam")
+    console.print(table)
+
+
+@data_app.command("synth")
+@user_errors
+def data_synth(
+    dataset: Annotated[str, typer.Argument(help="Built-in dataset to generate: shapes.")],
+    out: Annotated[Path, typer.Option(help="Output directory.")],
+    num_images: Annotated[int, typer.Option(help="Number of images.")] = 3000,
+    image_size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same dataset).")] = 0,
+) -> None:
+    """Generate a built-in dataset in its standard layout (shapes: Karpathy JSON + PNG images)."""
+    from vltk.data.shapes import generate_shapes
+    from vltk.errors import unknown_choice_message
+
+    generators = {"shapes": generate_shapes}
+    if dataset not in generators:
+        raise VltkError(unknown_choice_message("dataset", dataset, generators))
+    path = generators[dataset](out, num_images=num_images, image_size=image_size, seed=seed)
+    console.print(f"wrote {path}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.basicConfig(
+        level=os.environ.get("VLTK_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
+    )
+    app(prog_name="vltk")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The image-captioning system: teacher-forced training, decoding for evaluation, caption metrics.
+
+Loss: token cross-entropy (optional label smoothing) plus, for attention decoders, the doubly stochastic
+attention regulariser of Xu et al. 2015 (Show, Attend and Tell, eq. 14): ``alpha_c * sum_i (1 - sum_t
+alpha_ti)^2``, which pushes the model to look at every region over the course of a caption.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytorch_lightning as pl
+import torch.nn.functional as F
+from torch import Tensor
+from vltk.tasks.common import DecodingConfig, OptimConfig, TrainerConfig, build_optimizer, build_scheduler
+
+from vltk.config import from_dict, spec_field
+from vltk.data import CAPTION_DATASETS
+from vltk.decoding import BeamResult
+from vltk.metrics import CaptionMetrics
+from vltk.models.captioner import build_captioner, resolve_captioner_spec
+from vltk.registry import resolved_spec
+from vltk.text import Vocabulary
+from vltk.types import CaptionBatch
+
+log = logging.getLogger(__name__)
+
+
+def _resolve_caption_data(spec: Any, path: str) -> dict[str, Any]:
+    return resolved_spec(CAPTION_DATASETS, spec, path=path, what="caption dataset")
+
+
+@dataclass
+class CaptionLossConfig:
+    """``attention_regularization`` is alpha_c of Show, Attend and Tell (0 disables it)."""
+
+    label_smoothing: float = 0.0
+    attention_regularization: float = 1.0
+
+
+@dataclass
+class CaptioningConfig:
+    """A captioning run: ``model`` is a captioner spec (vltk.models.captioner), ``data`` a dataset spec."""
+
+    task: str = "captioning"
+    seed: int = 42
+    data: dict = spec_field(_resolve_caption_data, {"name": "shapes"})
+    model: dict = spec_field(resolve_captioner_spec, {"name": "show_attend_tell"})
+    loss: CaptionLossConfig = field(default_factory=CaptionLossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    monitor: str = "CIDEr"
+    num_samples: int = 5
+
+    def __post_init__(self) -> None:
+        if self.task != "captioning":
+            from vltk.errors import ConfigError
+
+            raise ConfigError(f"task: this is a captioning config, got task '{self.task}'")
+
+
+@dataclass
+class CaptionSample:
+    image_id: int
+    caption: str
+    references: list[str]
+
+
+class CaptioningTask(pl.LightningModule):
+    """Lightning system around :class:`vltk.models.captioner.Captioner`.
+
+    Args:
+        config: the resolved :class:`CaptioningConfig` as a plain dict (stored in checkpoints).
+        vocab: the vocabulary as ``tokenizer.json`` text (stored in checkpoints).
+    """
+
+    def __init__(self, config: dict[str, Any], vocab: str):
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = from_dict(CaptioningConfig, config)
+        self.vocab = Vocabulary.from_json(vocab)
+        self.model = build_captioner(
+            self.config.model,
+            vocab_size=len(self.vocab),
+            start_id=self.vocab.start_id,
+            end_id=self.vocab.end_id,
+            pad_id=self.vocab.pad_id,
+        )
+        self.metrics = {"val": CaptionMetrics(), "test": CaptionMetrics()}
+        self.samples: list[CaptionSample] = []
+        self.predictions: dict[int, str] = {}
+        self.results: dict[str, dict[str, float]] = {}
+
+    # ----------------------------------------------------------------------------------------------- loss
+    def _loss(self, batch: CaptionBatch) -> tuple[Tensor, Tensor, Tensor]:
+        features = self.model.encode(batch.images)  # grid [B, N, D]
+        output = self.model.teacher_forcing(features, batch.captions)  # logits [B, T-1, V]
+        targets = batch.captions[:, 1:]  # [B, T-1]
+        target_mask = batch.caption_mask[:, 1:]  # [B, T-1]
+        cross_entropy = F.cross_entropy(
+            output.logits.reshape(-1, output.logits.shape[-1]),  # [B*(T-1), V]
+            targets.reshape(-1),
+            ignore_index=self.vocab.pad_id,
+            label_smoothing=self.config.loss.label_smoothing,
+        )
+        regulariser = cross_entropy.new_zeros(())
+        alpha_c = self.config.loss.attention_regularization
+        if output.attention is not None and alpha_c > 0:
+            attention = output.attention * target_mask.unsqueeze(-1)  # [B, T-1, N]
+            regulariser = alpha_c * ((1.0 - attention.sum(dim=1)) ** 2).mean()
+        return cross_entropy + regulariser, cross_entropy, regulariser
+
+    def training_step(self, batch: CaptionBatch, batch_idx: int) -> Tensor:
+        loss, cross_entropy, regulariser = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
+        self.log("train/cross_entropy", cross_entropy, batch_size=len(batch))
+        if regulariser.item() != 0.0:
+            self.log("train/attention_reg", regulariser, batch_size=len(batch))
+        return loss
+
+    # ----------------------------------------------------------------------------------------- evaluation
+    def _eval_step(self, batch: CaptionBatch, stage: str) -> None:
+        loss, _, _ = self._loss(batch)
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(batch), sync_dist=True)
+        captions = self.caption(batch.images)
+        ids = batch.image_ids.tolist()
+        self.metrics[stage].update(ids, captions, batch.references)
+        for image_id, caption, refs in zip(ids, captions, batch.references):
+            self.predictions[image_id] = caption
+            if len(self.samples) < self.config.num_samples:
+                self.samples.append(CaptionSample(image_id, caption, list(refs)))
+
+    def caption(self, images: Tensor) -> list[str]:
+        """Captions for a batch of preprocessed images, decoded as the config's ``decoding`` says."""
+        decoding = self.config.decoding
+        result = self.model.generate(
+            self.model.encode(images),
+            method=decoding.method,
+            beam_size=decoding.beam_size,
+            max_length=decoding.max_length,
+            min_length=decoding.min_length,
+            length_penalty=decoding.length_penalty,
+            block_trigrams=decoding.block_trigrams,
+            temperature=decoding.temperature,
+            top_k=decoding.top_k,
+        )
+        if isinstance(result, BeamResult):
+            result = result.best()
+        tokens = result.tokens.tolist()
+        lengths = result.lengths.tolist()
+        return [self.vocab.decode(row[:length]) for row, length in zip(tokens, lengths)]
+
+    def _start_eval(self, stage: str) -> None:
+        self.metrics[stage].reset()
+        self.samples = []
+        self.predictions = {}
+
+    def _end_eval(self, stage: str) -> None:
+        scores = self.metrics[stage].compute()
+        self.results[stage] = scores
+        for name, value in scores.items():  # identical on every rank: compute() gathered the whole split
+            self.log(f"{stage}/{name}", value, prog_bar=stage == "val" and name == self.config.monitor)
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_eval("val")
+
+    def validation_step(self, batch: CaptionBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._end_eval("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_eval("test")
+
+    def test_step(self, batch: CaptionBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._end_eval("test")
+
+    # ---------------------------------------------------------------------------------------- optimisation
+    def configure_optimizers(self) -> Any:
+        optimizer = build_optimizer(self.config.optim, self.model, self.model.encoder)
+        total_steps = self.trainer.estimated_stepping_batches
+        max_epochs = max(self.trainer.max_epochs or 1, 1)
+        scheduler = build_scheduler(self.config.optim, optimizer, total_steps, total_steps // max_epochs)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -1,0 +1,110 @@
+"""Config sections shared by every task: the optimiser, the Lightning Trainer, and decoding for evaluation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule.
+
+    ``encoder_lr`` applies to the image encoder's trainable parameters (fine-tuning a pretrained CNN wants a
+    smaller rate than the decoder); ``None`` uses ``lr``. ``grad_clip`` clips the global gradient norm.
+    """
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    encoder_lr: float | None = None
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    scheduler: Literal["none", "cosine", "step"] = "cosine"
+    warmup_steps: int = 0
+    step_size_epochs: int = 10
+    step_gamma: float = 0.5
+    grad_clip: float | None = 5.0
+
+
+@dataclass
+class TrainerConfig:
+    """Arguments passed to ``pytorch_lightning.Trainer`` (the CLI's device flags override these)."""
+
+    max_epochs: int = 10
+    max_steps: int = -1
+    accelerator: str = "auto"
+    devices: int | str | list[int] = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str | int = "32-true"
+    log_every_n_steps: int = 20
+    check_val_every_n_epoch: int = 1
+    val_check_interval: float | int | None = None
+    limit_train_batches: float | int | None = None
+    limit_val_batches: float | int | None = None
+    limit_test_batches: float | int | None = None
+    num_sanity_val_steps: int = 0
+    deterministic: bool = False
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class DecodingConfig:
+    """How captions/answers are generated at evaluation (see ``vltk.decoding``)."""
+
+    method: Literal["beam", "greedy", "sample"] = "beam"
+    beam_size: int = 3
+    max_length: int = 20
+    min_length: int = 0
+    length_penalty: float = 0.0
+    block_trigrams: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+
+
+def build_optimizer(
+    config: OptimConfig, model: nn.Module, encoder: nn.Module | None
+) -> torch.optim.Optimizer:
+    """Adam/AdamW/SGD over the trainable parameters, with a separate group for the image encoder."""
+    encoder_params = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    rest = [p for p in trainable if id(p) not in encoder_params]
+    enc = [p for p in trainable if id(p) in encoder_params]
+    groups = [{"params": rest, "lr": config.lr}]
+    if enc:
+        groups.append(
+            {"params": enc, "lr": config.encoder_lr if config.encoder_lr is not None else config.lr}
+        )
+    if config.name == "sgd":
+        return torch.optim.SGD(
+            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    optimizer_cls = torch.optim.AdamW if config.name == "adamw" else torch.optim.Adam
+    return optimizer_cls(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_scheduler(
+    config: OptimConfig, optimizer: torch.optim.Optimizer, total_steps: int, steps_per_epoch: int
+) -> dict | None:
+    """A per-step LambdaLR (linear warm-up, then cosine or step decay) in Lightning's scheduler format."""
+    if config.scheduler == "none" and config.warmup_steps == 0:
+        return None
+    total_steps = max(int(total_steps), 1)
+    steps_per_epoch = max(int(steps_per_epoch), 1)
+
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.scheduler == "cosine":
+            progress = min((step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1), 1.0)
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        if config.scheduler == "step":
+            return config.step_gamma ** (step // (config.step_size_epochs * steps_per_epoch))
+        return 1.0
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"scheduler": scheduler, "interval": "step"}

@@ -1,0 +1,79 @@
+"""Captioning single images from a checkpoint, with optional attention-map pictures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vltk.data.images import load_image
+from vltk.decoding import BeamResult
+from vltk.errors import VltkError
+from vltk.viz import save_attention_map
+
+
+@dataclass
+class CaptionPrediction:
+    image: Path
+    caption: str
+    score: float
+    attention_map: Path | None = None
+
+
+def attention_map_path(base: Path, index: int, count: int) -> Path:
+    """``att.png`` for one image; ``att-0.png``, ``att-1.png``, ... for several."""
+    return base if count == 1 else base.with_name(f"{base.stem}-{index}{base.suffix or '.png'}")
+
+
+@torch.no_grad()
+def predict_captions(
+    system,
+    images: list[str | Path],
+    *,
+    beam_size: int | None = None,
+    max_length: int | None = None,
+    attention_map: str | Path | None = None,
+) -> list[CaptionPrediction]:
+    """Caption each image file with the system's model (beam search by default).
+
+    Args:
+        system: a loaded :class:`vltk.tasks.captioning.CaptioningTask` (see ``runner.load_system``).
+        images: image paths; each is checked before any work starts.
+        beam_size: overrides the checkpoint's decoding beam size (1 = greedy).
+        max_length: overrides the checkpoint's maximum caption length.
+        attention_map: where to write the attention picture (one per image, suffixed when several).
+    """
+    pictures = [load_image(path) for path in images]  # fails early, naming the bad file
+    model = system.model.eval()
+    transform = model.encoder.transforms()
+    decoding = system.config.decoding
+    predictions = []
+    for index, (path, picture) in enumerate(zip(images, pictures)):
+        batch = transform(picture).unsqueeze(0)  # [1, 3, H, W]
+        features = model.encode(batch)
+        result = model.generate(
+            features,
+            method="beam",
+            beam_size=beam_size or decoding.beam_size,
+            max_length=max_length or decoding.max_length,
+            min_length=decoding.min_length,
+            length_penalty=decoding.length_penalty,
+            block_trigrams=decoding.block_trigrams,
+        )
+        best = result.best() if isinstance(result, BeamResult) else result
+        length = int(best.lengths[0])
+        ids = best.tokens[0, :length].tolist()
+        words = [system.vocab.decode([i]) for i in ids]
+        prediction = CaptionPrediction(Path(path), system.vocab.decode(ids), float(best.scores[0]))
+        if attention_map is not None:
+            if best.attention is None or features.grid_size is None:
+                raise VltkError(
+                    "this model has no attention over image regions (e.g. show_tell); drop --attention-map"
+                )
+            target = attention_map_path(Path(attention_map), index, len(images))
+            prediction.attention_map = save_attention_map(
+                picture, words, best.attention[0, :length], features.grid_size, target
+            )
+        predictions.append(prediction)
+    return predictions

@@ -1,0 +1,232 @@
+"""Importable entry points behind the CLI: train, evaluate, predict (the CLI only parses and prints).
+
+Everything done before the Lightning Trainer exists is either identical on every DDP rank (the config, the
+vocabulary, which is built deterministically from the training captions) or guarded to rank 0 (writing
+files). The run directory is chosen once and passed to re-launched ranks through ``VLTK_RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, Logger
+from vltk.tasks import TASKS, TaskEntry
+
+from vltk.config import dump_yaml, from_dict, load_config, to_dict
+from vltk.errors import ConfigError, VltkError, unknown_choice_message
+from vltk.registry import build
+
+log = logging.getLogger(__name__)
+RUN_DIR_ENV = "VLTK_RUN_DIR"
+
+
+@dataclass
+class RunResult:
+    """What a train/evaluate call produced."""
+
+    run_dir: Path | None
+    split: str
+    metrics: dict[str, float]
+    samples: list[Any] = field(default_factory=list)
+    predictions: dict[int, str] = field(default_factory=dict)
+
+
+def task_entry(task: str) -> TaskEntry:
+    if task not in TASKS:
+        raise ConfigError(unknown_choice_message("task", task, TASKS))
+    return TASKS[task]
+
+
+def named_config_path(task: str, name: str = "default") -> Path:
+    """The path of a config shipped with vltk (``configs/<task>/<name>.yaml``)."""
+    return Path(str(resources.files("vltk.configs") / task / f"{name}.yaml"))
+
+
+def available_configs(task: str) -> list[str]:
+    folder = Path(str(resources.files("vltk.configs") / task))
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def load_task_config(task: str, config: str | Path | None = None, overrides: list[str] | tuple = ()) -> Any:
+    """Read a config file (a path, or the name of a shipped config), apply overrides, validate."""
+    entry = task_entry(task)
+    if config is None:
+        path = named_config_path(task)
+    elif Path(config).is_file():
+        path = Path(config)
+    elif str(config) in available_configs(task):
+        path = named_config_path(task, str(config))
+    else:
+        choices = ", ".join(available_configs(task))
+        raise ConfigError(
+            f"config '{config}' is neither a file nor a shipped {task} config (shipped: {choices})"
+        )
+    cfg = load_config(entry.config, path, overrides)
+    if cfg.task != task:
+        raise ConfigError(f"{path}: task is '{cfg.task}' but you asked to train '{task}'")
+    return cfg
+
+
+def global_rank() -> int:
+    for variable in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if variable in os.environ:
+            return int(os.environ[variable])
+    return 0
+
+
+def choose_run_dir(task: str, run_dir: str | Path | None) -> Path:
+    """The explicit run dir, the one chosen by rank 0 (env), or a new ``runs/<task>/<timestamp>``."""
+    if run_dir is None:
+        run_dir = os.environ.get(RUN_DIR_ENV) or Path("runs") / task / time.strftime("%Y%m%d-%H%M%S")
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    return Path(run_dir)
+
+
+def _loggers(run_dir: Path) -> list[Logger]:
+    loggers: list[Logger] = [CSVLogger(str(run_dir), name="logs", version="")]
+    try:
+        import tensorboard  # noqa: F401
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(str(run_dir), name="tensorboard", version=""))
+    except ImportError:
+        pass
+    return loggers
+
+
+def build_trainer(cfg: Any, run_dir: Path | None, callbacks: list | None = None) -> pl.Trainer:
+    t = cfg.trainer
+    optional = {
+        name: getattr(t, name)
+        for name in ("val_check_interval", "limit_train_batches", "limit_val_batches", "limit_test_batches")
+        if getattr(t, name) is not None
+    }
+    grad_clip = getattr(getattr(cfg, "optim", None), "grad_clip", None)
+    return pl.Trainer(
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+        precision=t.precision,
+        log_every_n_steps=t.log_every_n_steps,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        num_sanity_val_steps=t.num_sanity_val_steps,
+        deterministic=t.deterministic,
+        enable_progress_bar=t.enable_progress_bar,
+        gradient_clip_val=grad_clip,
+        callbacks=callbacks or [],
+        logger=_loggers(run_dir) if run_dir is not None else False,
+        default_root_dir=str(run_dir) if run_dir is not None else None,
+        enable_checkpointing=bool(callbacks),
+        **optional,
+    )
+
+
+def build_datamodule(entry: TaskEntry, cfg: Any) -> Any:
+    return build(entry.datasets, cfg.data, path="data", what=f"{cfg.task} dataset")
+
+
+def write_metrics(path: Path, split: str, metrics: dict[str, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"split": split, "metrics": metrics}, indent=2) + "\n", encoding="utf-8")
+
+
+def resolve_resume(task: str, resume: str | None, run_dir: Path) -> str | None:
+    if resume is None:
+        return None
+    path = run_dir / "checkpoints" / "last.ckpt" if resume == "last" else Path(resume)
+    if not path.is_file():
+        raise VltkError(f"cannot resume: checkpoint not found: {path}")
+    return str(path)
+
+
+def train(cfg: Any, *, run_dir: str | Path | None = None, resume: str | None = None) -> RunResult:
+    """Train ``cfg.task`` as configured, then test the best checkpoint; everything lands in the run dir."""
+    entry = task_entry(cfg.task)
+    run_path = choose_run_dir(cfg.task, run_dir)
+    ckpt_path = resolve_resume(cfg.task, resume, run_path)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(entry, cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    system = entry.system(config=to_dict(cfg), vocab=datamodule.vocab.to_json())
+    datamodule.image_transform = system.model.encoder.transforms()
+    if global_rank() == 0:
+        dump_yaml(cfg, run_path / "config.yaml")
+    checkpoint = ModelCheckpoint(
+        dirpath=str(run_path / "checkpoints"),
+        filename="best",
+        monitor=f"val/{cfg.monitor}",
+        mode="max",
+        save_last=True,
+        save_top_k=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    trainer = build_trainer(cfg, run_path, callbacks=[checkpoint])
+    trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
+    best = checkpoint.best_model_path or None
+    trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False)
+    metrics = system.results.get("test", {})
+    if trainer.is_global_zero:
+        write_metrics(run_path / "metrics.json", "test", metrics)
+    return RunResult(run_path, "test", metrics, list(system.samples), dict(system.predictions))
+
+
+def load_system(checkpoint: str | Path) -> Any:
+    """The Lightning system stored in ``checkpoint`` (its config and vocabulary come with it)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise VltkError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        hparams = payload["hyper_parameters"]
+        task = hparams["config"]["task"]
+    except (RuntimeError, KeyError, TypeError, EOFError, OSError) as error:
+        raise VltkError(f"{path} is not a vltk checkpoint ({type(error).__name__}: {error})") from None
+    entry = task_entry(task)
+    system = entry.system(config=hparams["config"], vocab=hparams["vocab"])
+    system.load_state_dict(payload["state_dict"])
+    system.eval()
+    return system
+
+
+def evaluate(
+    checkpoint: str | Path,
+    *,
+    split: str = "test",
+    overrides: list[str] | tuple = (),
+    cfg_trainer_overrides: list[str] | tuple = (),
+) -> RunResult:
+    """Evaluate a checkpoint on a split of its dataset (``overrides`` may point ``data`` elsewhere)."""
+    system = load_system(checkpoint)
+    entry = task_entry(system.config.task)
+    data = to_dict(system.config)
+    from vltk.config import apply_overrides
+
+    apply_overrides(data, list(overrides) + list(cfg_trainer_overrides))
+    cfg = from_dict(entry.config, data)
+    system.config = cfg
+    datamodule = build_datamodule(entry, cfg)
+    datamodule.vocab = system.vocab
+    datamodule.image_transform = system.model.encoder.transforms()
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    trainer = build_trainer(cfg, None)
+    system.results = {}
+    system._eval_split = split
+    trainer.test(system, dataloaders=datamodule.dataloader_for(split), verbose=False)
+    metrics = system.results.get("test", {})
+    return RunResult(None, split, metrics, list(system.samples), dict(system.predictions))

@@ -1,0 +1,197 @@
+"""Parity of vltk's caption metrics with pycocoevalcap's Bleu(4), Rouge() and Cider() to 1e-6.
+
+Both sides get the same pre-tokenised strings (COCO's scorers are pure Python; no Java needed). When
+Java is installed, the tokenizer and the whole string pipeline are also checked against COCO's
+Stanford PTBTokenizer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vltk.metrics import bleu_scores, cider_d_scores, rouge_l_scores, score_captions, tokenize_caption
+
+pytest.importorskip("pycocoevalcap")
+from pycocoevalcap.bleu.bleu import Bleu  # noqa: E402
+from pycocoevalcap.cider.cider import Cider  # noqa: E402
+from pycocoevalcap.rouge.rouge import Rouge  # noqa: E402
+
+TOLERANCE = 1e-6
+
+
+def random_corpus(num_images: int, seed: int) -> tuple[list[list[str]], list[list[list[str]]]]:
+    """Random captions: small and large vocabularies, 1-5 references, empty and one-word captions,
+    repeated words, and some hypotheses copied from a reference."""
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(rng.choice([2, 8, 40, 300]))]
+
+    def caption() -> list[str]:
+        kind = rng.random()
+        if kind < 0.05:
+            return []
+        if kind < 0.15:
+            return [rng.choice(vocab)]
+        tokens = [rng.choice(vocab) for _ in range(rng.randint(2, 16))]
+        if rng.random() < 0.2:  # a word repeated several times in a row
+            position = rng.randrange(len(tokens))
+            tokens[position:position] = [tokens[position]] * rng.randint(1, 4)
+        return tokens
+
+    references = [[caption() for _ in range(rng.randint(1, 5))] for _ in range(num_images)]
+    hypotheses = [rng.choice(refs) if rng.random() < 0.1 else caption() for refs in references]
+    return hypotheses, references
+
+
+def coco_scores(hypotheses: list[list[str]], references: list[list[list[str]]]) -> dict[str, object]:
+    res = {i: [" ".join(h)] for i, h in enumerate(hypotheses)}
+    gts = {i: [" ".join(r) for r in refs] for i, refs in enumerate(references)}
+    with contextlib.redirect_stdout(io.StringIO()):  # Bleu prints its statistics
+        bleu, bleu_per_image = Bleu(4).compute_score(gts, res)
+    rouge, rouge_per_image = Rouge().compute_score(gts, res)
+    cider, cider_per_image = Cider().compute_score(gts, res)
+    return {
+        "bleu": (bleu, bleu_per_image),
+        "rouge": (rouge, list(rouge_per_image)),
+        "cider": (cider, list(cider_per_image)),
+    }
+
+
+def assert_close(ours: list[float], theirs: list[float], what: str) -> None:
+    assert len(ours) == len(theirs), what
+    worst = max(abs(a - float(b)) for a, b in zip(ours, theirs, strict=True))
+    assert worst <= TOLERANCE, f"{what}: max |diff| = {worst}"
+
+
+@pytest.mark.parametrize(
+    ("num_images", "seed"), [(1, 0), (1, 1), (2, 2), (2, 3), (10, 4), (10, 5), (500, 6), (5000, 7)]
+)
+def test_parity_with_pycocoevalcap(num_images: int, seed: int) -> None:
+    hypotheses, references = random_corpus(num_images, seed)
+    coco = coco_scores(hypotheses, references)
+
+    bleu, bleu_per_image = bleu_scores(hypotheses, references)
+    coco_bleu, coco_bleu_per_image = coco["bleu"]
+    assert_close(bleu, coco_bleu, "corpus BLEU")
+    for n in range(4):
+        assert_close(
+            [scores[n] for scores in bleu_per_image], coco_bleu_per_image[n], f"BLEU-{n + 1} per image"
+        )
+
+    rouge, rouge_per_image = rouge_l_scores(hypotheses, references)
+    assert_close([rouge], [coco["rouge"][0]], "corpus ROUGE-L")
+    assert_close(rouge_per_image, coco["rouge"][1], "ROUGE-L per image")
+
+    cider, cider_per_image = cider_d_scores(hypotheses, references)
+    assert_close([cider], [coco["cider"][0]], "corpus CIDEr-D")
+    assert_close(cider_per_image, coco["cider"][1], "CIDEr-D per image")
+
+
+@pytest.mark.parametrize(("max_n", "sigma"), [(1, 3.0), (2, 10.0)])
+def test_parity_with_other_bleu_orders_and_cider_sigma(max_n: int, sigma: float) -> None:
+    # COCO's CiderScorer only works with n = 4 (it always counts 4-grams), so only sigma varies there.
+    hypotheses, references = random_corpus(200, seed=max_n)
+    res = {i: [" ".join(h)] for i, h in enumerate(hypotheses)}
+    gts = {i: [" ".join(r) for r in refs] for i, refs in enumerate(references)}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_bleu, _ = Bleu(max_n).compute_score(gts, res)
+    coco_cider, coco_cider_per_image = Cider(sigma=sigma).compute_score(gts, res)
+    assert_close(bleu_scores(hypotheses, references, max_n=max_n)[0], coco_bleu, "corpus BLEU")
+    cider, cider_per_image = cider_d_scores(hypotheses, references, sigma=sigma)
+    assert_close([cider], [coco_cider], "corpus CIDEr-D")
+    assert_close(cider_per_image, list(coco_cider_per_image), "CIDEr-D per image")
+
+
+def test_parity_on_corner_cases() -> None:
+    # Empty hypotheses and references, a hypothesis of only new words, heavy repetition, ties in length.
+    hypotheses = [[], ["a"], ["a", "a", "a", "a", "a"], ["z", "y"], ["a", "b", "c", "d"], []]
+    references = [
+        [["a", "dog"]],
+        [["a"], []],
+        [["a", "b"], ["a", "a"]],
+        [["a", "b", "c"]],
+        [["a", "b", "c"], ["a", "b", "c", "d", "e"]],
+        [[]],
+    ]
+    coco = coco_scores(hypotheses, references)
+    bleu, bleu_per_image = bleu_scores(hypotheses, references)
+    assert_close(bleu, coco["bleu"][0], "corpus BLEU")
+    for n in range(4):
+        assert_close([s[n] for s in bleu_per_image], coco["bleu"][1][n], f"BLEU-{n + 1} per image")
+    assert_close(rouge_l_scores(hypotheses, references)[1], coco["rouge"][1], "ROUGE-L per image")
+    assert_close(cider_d_scores(hypotheses, references)[1], coco["cider"][1], "CIDEr-D per image")
+
+
+# --------------------------------------------------------------------------- Java tokenizer (optional)
+
+CAPTIONS = [
+    "A man's dog is sitting on the couch.",
+    "Two people riding bikes down a street, next to a bus.",
+    "A black-and-white photo of a cat sitting in a sink.",
+    "A woman holding an umbrella (it's raining).",
+    'A sign that says "STOP" at an intersection.',
+    "The kids' toys are all over the floor!",
+    "A plate of food: rice, beans and a 3.5 oz steak.",
+    "Mr. Smith's car on Main St. at 5:30 p.m.",
+    "Someone can't find the U.S. flag -- it's gone.",
+    "A giraffe standing next to a tree; it is tall.",
+    "I'm looking at a T-shirt that costs $20 or 50% off...",
+    "A tennis player swings his racket at the ball?",
+    "they're eating pizza and won't share",
+    "A BASEBALL PLAYER THROWING A PITCH",
+    "  a bowl of fruit with apples , bananas and oranges .  ",
+    "Two zebras grazing in a field of tall grass.",
+    "The no. 5 bus on 5th Ave. near the building.",
+    "A cat laying on top of a laptop computer/keyboard.",
+    "An old-fashioned clock tower in the 1990's.",
+    "A group of people flying kites at the beach ...",
+]
+
+
+def _java_tokenize(lines: list[str]) -> list[list[str]] | None:
+    """COCO's tokenisation through the Stanford jar shipped with pycocoevalcap (None if unavailable)."""
+    import pycocoevalcap.tokenizer.ptbtokenizer as ptb
+
+    jar = Path(ptb.__file__).parent / ptb.STANFORD_CORENLP_3_4_1_JAR
+    if shutil.which("java") is None or not jar.exists():
+        return None
+    command = [
+        "java",
+        "-cp",
+        str(jar),
+        "edu.stanford.nlp.process.PTBTokenizer",
+        "-preserveLines",
+        "-lowerCase",
+    ]
+    output = subprocess.run(
+        command, input="\n".join(lines).encode(), capture_output=True, timeout=60, check=True
+    )
+    return [
+        [token for token in line.rstrip().split(" ") if token and token not in ptb.PUNCTUATIONS]
+        for line in output.stdout.decode().split("\n")[: len(lines)]
+    ]
+
+
+def test_tokenizer_and_string_pipeline_match_java() -> None:
+    lower = [caption.lower() for caption in CAPTIONS]
+    java_tokens = _java_tokenize(CAPTIONS + lower)
+    if java_tokens is None:
+        pytest.skip("java or the Stanford CoreNLP jar is not available")
+    assert [tokenize_caption(caption) for caption in CAPTIONS + lower] == java_tokens
+
+    # Whole pipeline: vltk on raw strings == COCO scorers on the Java-tokenised strings.
+    count = len(CAPTIONS)
+    hypotheses = dict(enumerate(CAPTIONS))
+    references = {i: [CAPTIONS[(i + 1) % count], lower[i]] for i in range(count)}
+    java_hyps = java_tokens[:count]
+    java_refs = [[java_tokens[(i + 1) % count], java_tokens[count + i]] for i in range(count)]
+    coco = coco_scores(java_hyps, java_refs)
+    expected = {f"BLEU-{n + 1}": coco["bleu"][0][n] for n in range(4)}
+    expected |= {"ROUGE-L": coco["rouge"][0], "CIDEr": coco["cider"][0]}
+    assert score_captions(hypotheses, references) == pytest.approx(expected, abs=TOLERANCE)

@@ -1,0 +1,208 @@
+"""Image encoders: every registered encoder, frozen/trainable behaviour, transforms, weights loading."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+
+from vltk.encoders import IMAGE_ENCODERS, SmallCNNEncoder, TorchvisionEncoder, resnet18_encoder
+from vltk.errors import ConfigError, DataError
+from vltk.registry import build
+from vltk.types import ImageFeatures
+
+# name -> (image size used in the test, expected out_dim, expected grid side for that size)
+EXPECTED = {
+    "small_cnn": (64, 128, 8),
+    "resnet18": (64, 512, 2),
+    "resnet34": (32, 512, 1),
+    "resnet50": (32, 2048, 1),
+    "resnet101": (32, 2048, 1),
+    "resnet152": (32, 2048, 1),
+    "vgg16": (32, 512, 2),
+}
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail loudly instead of downloading anything."""
+
+    def refuse(url: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError(f"test refused to download {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+
+
+def test_registry_covers_every_backbone() -> None:
+    assert set(IMAGE_ENCODERS) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_forward_shapes(name: str) -> None:
+    torch.manual_seed(0)
+    size, dim, side = EXPECTED[name]
+    encoder = build(IMAGE_ENCODERS, {"name": name, "image_size": size}, path="model.encoder", what="encoder")
+    assert encoder.out_dim == dim
+    with torch.no_grad():
+        features = encoder(torch.randn(2, 3, size, size))
+    assert isinstance(features, ImageFeatures)
+    assert features.grid.shape == (2, side * side, dim)
+    assert features.pooled.shape == (2, dim)
+    assert features.grid_size == (side, side)
+    assert features.mask is None
+    torch.testing.assert_close(features.pooled, features.grid.mean(dim=1))
+    assert torch.isfinite(features.grid).all()
+
+
+def test_resnet_grid_is_last_stage_at_224() -> None:
+    torch.manual_seed(0)
+    encoder = IMAGE_ENCODERS["resnet18"]()
+    with torch.no_grad():
+        features = encoder(torch.randn(1, 3, 224, 224))
+    assert features.grid_size == (7, 7)
+    assert features.grid.shape == (1, 49, 512)
+
+
+def test_frozen_backbone_stays_in_eval_mode() -> None:
+    encoder = resnet18_encoder(trainable=False)
+    assert encoder.trainable is False
+    assert not any(p.requires_grad for p in encoder.parameters())
+    parent = nn.ModuleDict({"encoder": encoder, "head": nn.Linear(4, 4)})
+    parent.train()
+    assert parent["head"].training
+    assert not any(m.training for m in encoder.backbone.modules())
+    bn = encoder.backbone.bn1
+    before = bn.running_mean.clone()
+    encoder(torch.randn(2, 3, 64, 64) * 3 + 1)
+    torch.testing.assert_close(bn.running_mean, before)
+
+
+def test_trainable_backbone_trains_and_gets_gradients() -> None:
+    torch.manual_seed(0)
+    encoder = resnet18_encoder(trainable=True).train()
+    assert encoder.backbone.training
+    encoder(torch.randn(2, 3, 64, 64)).pooled.sum().backward()
+    assert all(p.grad is not None for p in encoder.parameters())
+
+
+def test_small_cnn_gradients_reach_every_parameter() -> None:
+    torch.manual_seed(0)
+    encoder = SmallCNNEncoder(channels=[8, 16], image_size=32).train()
+    features = encoder(torch.randn(2, 3, 32, 32))
+    assert features.grid_size == (8, 8)
+    (features.grid.pow(2).mean() + features.pooled.sum()).backward()
+    for name, param in encoder.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_small_cnn_frozen_and_without_norm() -> None:
+    frozen = SmallCNNEncoder(trainable=False)
+    frozen.train()
+    assert not frozen.training
+    assert not any(p.requires_grad for p in frozen.parameters())
+    plain = SmallCNNEncoder(norm=False)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    assert plain(torch.randn(1, 3, 64, 64)).grid.shape == (1, 64, 128)
+
+
+def test_small_cnn_rejects_bad_channels() -> None:
+    with pytest.raises(ConfigError, match="channels"):
+        SmallCNNEncoder(channels=[])
+    with pytest.raises(ConfigError, match="image_size"):
+        SmallCNNEncoder(channels=[8, 8, 8], image_size=4)
+
+
+@pytest.mark.parametrize("name", ["small_cnn", "resnet18", "vgg16"])
+def test_transforms_resize_odd_images_to_square(name: str) -> None:
+    size = EXPECTED[name][0]
+    transform = build(IMAGE_ENCODERS, {"name": name, "image_size": size}).transforms()
+    for mode in ("RGB", "L", "RGBA", "P"):
+        tensor = transform(Image.new(mode, (37, 91)))
+        assert tensor.shape == (3, size, size), mode
+        assert tensor.dtype == torch.float32
+
+
+def test_transforms_use_the_normalisation() -> None:
+    white = Image.new("RGB", (10, 13), (255, 255, 255))
+    assert torch.allclose(SmallCNNEncoder().transforms()(white), torch.ones(3, 64, 64))
+    imagenet = resnet18_encoder(image_size=32).transforms()(white)
+    expected = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(imagenet[:, 0, 0], expected)
+
+
+def _random_resnet18_state(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = torchvision.models.resnet18(weights=None)
+    for param in model.parameters():
+        param.data.normal_()
+    return model.state_dict()
+
+
+def _assert_backbone_equals(encoder: TorchvisionEncoder, state: dict[str, torch.Tensor]) -> None:
+    own = encoder.backbone.state_dict()
+    assert set(own) == {k for k in state if not k.startswith("fc.")}
+    for key, value in own.items():
+        torch.testing.assert_close(value, state[key], msg=key)
+
+
+def test_named_weights_from_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    weights = torchvision.models.ResNet18_Weights.DEFAULT
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    state = _random_resnet18_state(1)
+    torch.save(state, checkpoints / Path(weights.url).name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    encoder = build(IMAGE_ENCODERS, {"name": "resnet18", "weights": "DEFAULT", "trainable": False})
+    _assert_backbone_equals(encoder, state)
+    assert encoder.mean == tuple(weights.transforms().mean)
+
+
+def test_named_weights_missing_offline_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    file_name = Path(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url).name
+    with pytest.raises(DataError, match=file_name) as info:
+        resnet18_encoder(weights="IMAGENET1K_V1")
+    assert str(tmp_path / "hub" / "checkpoints") in str(info.value)
+
+
+def test_weights_from_local_file(tmp_path: Path) -> None:
+    state = _random_resnet18_state(2)
+    path = tmp_path / "my_resnet18.pth"
+    torch.save(state, path)
+    encoder = resnet18_encoder(weights=str(path))
+    _assert_backbone_equals(encoder, state)
+    # A state dict saved from an encoder nested in a bigger model loads back too.
+    nested = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+    torch.save({"state_dict": nested}, tmp_path / "model.pt")
+    _assert_backbone_equals(resnet18_encoder(weights=str(tmp_path / "model.pt")), state)
+
+
+def test_weights_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="missing.pth"):
+        resnet18_encoder(weights=str(tmp_path / "missing.pth"))
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(DataError, match="wrong.pth"):
+        resnet18_encoder(weights=str(wrong))
+
+
+def test_unknown_weights_name_lists_choices() -> None:
+    with pytest.raises(ConfigError, match="IMAGENET1K_V1") as info:
+        build(IMAGE_ENCODERS, {"name": "resnet18", "weights": "IMAGENET"})
+    assert "DEFAULT" in str(info.value)
+
+
+def test_unknown_encoder_and_key() -> None:
+    with pytest.raises(ConfigError, match="resnet50"):
+        build(IMAGE_ENCODERS, {"name": "resnet5"})
+    with pytest.raises(ConfigError, match="trainable"):
+        build(IMAGE_ENCODERS, {"name": "resnet18", "trainabel": True})
+    with pytest.raises(ConfigError, match="backbone"):
+        TorchvisionEncoder("alexnet")

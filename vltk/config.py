@@ -1,0 +1,163 @@
+"""YAML -> typed config tree, with dotted overrides and errors that name the key.
+
+A config is a tree of dataclasses (one per section, defined next to the code that uses them, e.g.
+``vltk.tasks.captioning.CaptioningConfig``). Sections that select a registered component are *specs*: plain
+mappings with a ``name`` whose other keys are validated against that component's constructor signature
+(``vltk.registry.check_spec``); a dataclass field marks such a section with ``spec_field(validator)``.
+
+Rules, checked when the config is loaded (before anything is built or trained):
+
+- unknown keys are errors, and the nearest valid key is suggested;
+- values must match the field's type (``--set trainer.max_epochs=abc`` is rejected);
+- every default is written out in the resolved config, so a run directory records every value used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from vltk.errors import ConfigError, closest
+from vltk.registry import describe_type, type_matches
+
+T = TypeVar("T")
+SpecValidator = Callable[[Mapping[str, Any], str], dict[str, Any]]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 needs a dot: ``1.0e-3``)."""
+
+
+_FLOAT = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)$")
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def parse_yaml(text: str, source: str = "<string>") -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as error:
+        first_line = str(error).strip().splitlines()
+        raise ConfigError(
+            f"{source}: not valid YAML ({' '.join(line.strip() for line in first_line)})"
+        ) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping from ``path`` with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def spec_field(validator: SpecValidator, default: Mapping[str, Any] | None = None) -> Any:
+    """A dataclass field holding a component spec, validated (and resolved) by ``validator(spec, path)``."""
+    default = dict(default or {})
+    return dataclasses.field(default_factory=lambda: dict(default), metadata={"spec": validator})
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a nested dict, in place; returns it."""
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(
+                f"override '{override}' must look like key.path=value (e.g. trainer.max_epochs=5)"
+            )
+        dotted, raw_value = override.split("=", 1)
+        keys = dotted.strip().split(".")
+        if not all(keys):
+            raise ConfigError(f"override '{override}' has an empty key")
+        value = parse_yaml(raw_value, f"--set {override}")
+        node = data
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            elif not isinstance(child, dict):
+                where = ".".join(keys[: depth + 1])
+                raise ConfigError(f"override '{override}': '{where}' is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, checking keys and types; ``path`` prefixes messages."""
+    data = {} if data is None else data
+    where = path or "config"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            hint = closest(str(key), fields)
+            did_you_mean = f"; did you mean '{_join(path, hint)}'?" if hint else ""
+            raise ConfigError(
+                f"unknown config key '{_join(path, str(key))}'{did_you_mean} (valid keys in {where}: "
+                f"{', '.join(fields)})"
+            )
+    values: dict[str, Any] = {}
+    for name, field in fields.items():
+        key_path = _join(path, name)
+        if name not in data:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"missing required config key '{key_path}'")
+            if "spec" not in field.metadata:
+                continue
+            value = field.default_factory()  # type: ignore[misc]
+        else:
+            value = data[name]
+        values[name] = _convert(value, hints[name], field, key_path)
+    return cls(**values)
+
+
+def _convert(value: Any, hint: Any, field: dataclasses.Field, key_path: str) -> Any:
+    if "spec" in field.metadata:
+        return field.metadata["spec"](value, key_path)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, key_path)
+    if not type_matches(value, hint):
+        raise ConfigError(f"{key_path} = {value!r} has the wrong type: expected {describe_type(hint)}")
+    if hint is float and isinstance(value, int):
+        return float(value)
+    return value
+
+
+def _join(path: str, key: str | None) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The resolved config as plain dicts/lists/scalars (what is saved in run dirs and checkpoints)."""
+    return dataclasses.asdict(config)
+
+
+def dump_yaml(config: Any, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+
+
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    base: Mapping[str, Any] | None = None,
+) -> T:
+    """Read ``path`` (or start from ``base``), apply ``--set`` overrides, validate into ``cls``."""
+    data: dict[str, Any] = dict(base or {})
+    if path is not None:
+        data = read_yaml(path)
+    apply_overrides(data, overrides)
+    return from_dict(cls, data)

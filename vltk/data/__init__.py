@@ -1,0 +1,46 @@
+"""Datasets, collation and Lightning DataModules, one per data format, plus the built-in generators.
+
+``CAPTION_DATASETS`` maps the ``data.name`` of a captioning config to its DataModule; the rest of a
+``data:`` section are that class's constructor arguments.
+"""
+
+from vltk.data.captions_datamodule import (
+    CaptionsDataModule,
+    HFCaptionsDataModule,
+    KarpathyCaptionsDataModule,
+    ShapesCaptionsDataModule,
+)
+from vltk.data.collate import CaptionItem, collate_captions, truncate_caption
+from vltk.data.hf_captions import read_hf_captions, records_from_hf
+from vltk.data.images import default_image_transform, load_image, to_rgb
+from vltk.data.karpathy import CaptionEvalDataset, CaptionRecord, CaptionTrainDataset, read_karpathy
+from vltk.data.shapes import default_cache_dir, ensure_shapes, generate_shapes
+
+CAPTION_DATASETS = {
+    "shapes": ShapesCaptionsDataModule,
+    "karpathy": KarpathyCaptionsDataModule,
+    "hf": HFCaptionsDataModule,
+}
+
+__all__ = [
+    "CAPTION_DATASETS",
+    "CaptionEvalDataset",
+    "CaptionItem",
+    "CaptionRecord",
+    "CaptionTrainDataset",
+    "CaptionsDataModule",
+    "HFCaptionsDataModule",
+    "KarpathyCaptionsDataModule",
+    "ShapesCaptionsDataModule",
+    "collate_captions",
+    "default_cache_dir",
+    "default_image_transform",
+    "ensure_shapes",
+    "generate_shapes",
+    "load_image",
+    "read_hf_captions",
+    "read_karpathy",
+    "records_from_hf",
+    "to_rgb",
+    "truncate_caption",
+]

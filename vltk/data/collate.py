@@ -1,0 +1,82 @@
+"""Caption items and their collation into a :class:`vltk.types.CaptionBatch`.
+
+A caption item is one image tensor with one encoded caption (``<start> w1 .. wn <end>``) and every
+reference of its image; :func:`collate_captions` stacks images, right-pads captions with ``<pad>`` and
+builds the mask (``True`` = real token, ``<start>`` and ``<end>`` included, as defined in
+:mod:`vltk.types`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from vltk.errors import DataError
+from vltk.types import CaptionBatch
+
+
+@dataclass
+class CaptionItem:
+    """One training or evaluation example.
+
+    Attributes:
+        image: ``[3, H, W]`` float, transformed for the image encoder.
+        caption: ``[T]`` long token ids, ``<start> ... <end>`` (already truncated).
+        image_id: the dataset's image id.
+        references: every reference caption of the image as raw text.
+    """
+
+    image: Tensor
+    caption: Tensor
+    image_id: int
+    references: list[str]
+
+
+def truncate_caption(ids: Sequence[int], max_length: int, end_id: int) -> list[int]:
+    """Keep ``<start>``, at most ``max_length`` words and a final ``<end>``.
+
+    Args:
+        ids: ``<start> w1 .. wn <end>`` as produced by ``Vocabulary.encode``.
+        max_length: the largest number of words kept (special tokens not counted).
+        end_id: id of ``<end>`` (appended when the caption was cut).
+    """
+    if max_length < 1:
+        raise DataError(f"max_caption_length must be >= 1, got {max_length}")
+    if len(ids) <= max_length + 2:
+        return list(ids)
+    return [*ids[: max_length + 1], end_id]
+
+
+def collate_captions(items: Sequence[CaptionItem], pad_id: int = 0) -> CaptionBatch:
+    """Stack images, pad captions to the longest in the batch and gather ids and references.
+
+    Args:
+        items: caption items whose images share one size.
+        pad_id: id of ``<pad>`` (``Vocabulary.pad_id``; 0 in vltk vocabularies).
+    """
+    if not items:
+        raise DataError("cannot collate an empty list of caption items")
+    sizes = {tuple(item.image.shape) for item in items}
+    if len(sizes) > 1:
+        raise DataError(
+            f"images in one batch have different sizes {sorted(sizes)}; the image transform must "
+            "produce one fixed size (resize and crop)"
+        )
+    images = torch.stack([item.image for item in items])  # [B, 3, H, W]
+    lengths = torch.tensor([item.caption.numel() for item in items], dtype=torch.long)  # [B]
+    steps = int(lengths.max())
+    captions = torch.full((len(items), steps), pad_id, dtype=torch.long)  # [B, T]
+    for row, item in enumerate(items):
+        captions[row, : item.caption.numel()] = item.caption
+    caption_mask = torch.arange(steps).unsqueeze(0) < lengths.unsqueeze(1)  # [B, T]
+    image_ids = torch.tensor([item.image_id for item in items], dtype=torch.long)  # [B]
+    return CaptionBatch(
+        images=images,
+        captions=captions,
+        caption_mask=caption_mask,
+        image_ids=image_ids,
+        references=[list(item.references) for item in items],
+    )

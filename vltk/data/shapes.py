@@ -1,0 +1,514 @@
+"""The built-in ``shapes`` caption dataset: procedural scenes of coloured shapes with five captions each.
+
+Each image shows one to three non-overlapping objects on a plain neutral background. An object has a
+colour (red, green, blue, yellow, purple, orange), a shape (circle, square, triangle, star, cross,
+diamond), a size (small or large: large objects are about twice as wide) and a position. Five reference
+captions per image come from several sentence families (enumeration, counting, relative position,
+absolute position, size comparison; see ``docs/datasets.md``), all true for the image, so a captioner
+has to look at the picture to name colours, shapes, counts, sizes and positions. The layout is the
+Karpathy split JSON (Karpathy & Fei-Fei 2015, *Deep Visual-Semantic Alignments for Generating Image
+Descriptions*), so the same reader serves ``shapes`` and COCO.
+
+Generation is deterministic: image ``i`` of seed ``s`` depends only on ``(s, i)``, and the same
+parameters give byte-identical JSON and PNG files. :func:`ensure_shapes` generates once into a cache
+directory, atomically, so concurrent processes (DDP ranks) can call it safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
+
+from vltk.errors import ConfigError, DataError
+from vltk.text.vocab import tokenize
+
+logger = logging.getLogger(__name__)
+
+GENERATOR_VERSION = "v1"
+CAPTIONS_PER_IMAGE = 5
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 35, 35),
+    "green": (35, 165, 55),
+    "blue": (40, 70, 225),
+    "yellow": (240, 215, 25),
+    "purple": (140, 45, 175),
+    "orange": (245, 135, 20),
+}
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "diamond")
+SIZES: dict[str, tuple[float, float]] = {"small": (0.08, 0.095), "large": (0.165, 0.19)}  # half-width / S
+BACKGROUNDS: tuple[tuple[int, int, int], ...] = ((250, 250, 250), (225, 225, 225), (70, 70, 70), (30, 30, 30))
+_COUNT_PROBS = (0.25, 0.4, 0.35)  # one, two, three objects
+
+
+@dataclass(frozen=True)
+class ShapeObject:
+    """One object of a scene, in pixel units of the output image.
+
+    Attributes:
+        shape: one of :data:`SHAPES`.
+        colour: one of :data:`COLOURS`.
+        size: ``"small"`` or ``"large"``.
+        x: centre column.
+        y: centre row (grows downwards).
+        r: half-width of the object's square bounding box.
+    """
+
+    shape: str
+    colour: str
+    size: str
+    x: float
+    y: float
+    r: float
+
+
+def _sample_scene(rng: np.random.Generator, image_size: int) -> list[ShapeObject]:
+    count = int(rng.choice(3, p=_COUNT_PROBS)) + 1
+    gap = max(1.0, 0.03 * image_size)
+    objects: list[ShapeObject] = []
+    for index in range(count):
+        colour = str(rng.choice(list(COLOURS)))
+        shape = str(rng.choice(SHAPES))
+        # Shared colours or shapes make the counting captions ("two red shapes") common.
+        if index > 0 and rng.random() < 0.35:
+            colour = objects[int(rng.integers(len(objects)))].colour
+        if index > 0 and rng.random() < 0.35:
+            shape = objects[int(rng.integers(len(objects)))].shape
+        size = "large" if rng.random() < 0.5 else "small"
+        placed = _place(rng, objects, size, image_size, gap)
+        if placed is None and size == "large":
+            size = "small"
+            placed = _place(rng, objects, size, image_size, gap)
+        if placed is None:
+            continue
+        x, y, r = placed
+        objects.append(ShapeObject(shape=shape, colour=colour, size=size, x=x, y=y, r=r))
+    return objects
+
+
+def _place(
+    rng: np.random.Generator, objects: list[ShapeObject], size: str, image_size: int, gap: float
+) -> tuple[float, float, float] | None:
+    low, high = SIZES[size]
+    r = round(float(rng.uniform(low, high)) * image_size, 2)
+    for _ in range(100):
+        x = round(float(rng.uniform(r + 1, image_size - r - 1)), 2)
+        y = round(float(rng.uniform(r + 1, image_size - r - 1)), 2)
+        if all(abs(x - o.x) >= r + o.r + gap or abs(y - o.y) >= r + o.r + gap for o in objects):
+            return x, y, r
+    return None
+
+
+def _outline(shape: str, x: float, y: float, r: float) -> list[tuple[float, float]]:
+    """Polygon vertices of ``shape`` inside the box ``[x - r, x + r] x [y - r, y + r]``."""
+    if shape == "square":
+        return [(x - r, y - r), (x + r, y - r), (x + r, y + r), (x - r, y + r)]
+    if shape == "triangle":
+        return [(x, y - r), (x + r, y + r), (x - r, y + r)]
+    if shape == "diamond":
+        return [(x, y - r), (x + 0.8 * r, y), (x, y + r), (x - 0.8 * r, y)]
+    if shape == "cross":
+        w = 0.36 * r
+        return [
+            (x - w, y - r), (x + w, y - r), (x + w, y - w), (x + r, y - w), (x + r, y + w), (x + w, y + w),
+            (x + w, y + r), (x - w, y + r), (x - w, y + w), (x - r, y + w), (x - r, y - w), (x - w, y - w),
+        ]  # fmt: skip
+    if shape == "star":
+        points = []
+        for k in range(10):
+            radius = r if k % 2 == 0 else 0.45 * r
+            angle = -math.pi / 2 + k * math.pi / 5
+            points.append((x + radius * math.cos(angle), y + 0.05 * r + radius * math.sin(angle)))
+        return points
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def draw_scene(
+    objects: list[ShapeObject], background: tuple[int, int, int], image_size: int, colour_jitter: int = 0
+) -> Image.Image:
+    """Render a scene; drawn at up to 4x resolution and box-filtered down for anti-aliased edges.
+
+    Args:
+        objects: the scene's objects, in output pixel units.
+        background: RGB of the plain background.
+        image_size: width and height of the output image.
+        colour_jitter: offset added to every channel of every object colour (varies the exact shade).
+    """
+    factor = 4 if image_size <= 96 else 2 if image_size <= 256 else 1
+    canvas = Image.new("RGB", (image_size * factor, image_size * factor), background)
+    draw = ImageDraw.Draw(canvas)
+    for obj in objects:
+        fill = tuple(min(255, max(0, c + colour_jitter)) for c in COLOURS[obj.colour])
+        x, y, r = obj.x * factor, obj.y * factor, obj.r * factor
+        if obj.shape == "circle":
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+        else:
+            draw.polygon(_outline(obj.shape, x, y, r), fill=fill)
+    if factor == 1:
+        return canvas
+    return canvas.resize((image_size, image_size), Image.Resampling.BOX)
+
+
+# ---- captions -------------------------------------------------------------------------------------------
+
+COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
+PLURALS = {s: s + "es" if s.endswith("s") else s + "s" for s in SHAPES}
+SIZE_WORDS = {"small": ("small", "little"), "large": ("large", "big")}
+RELATION_WORDS = {
+    "left": ("to the left of", "on the left side of"),
+    "right": ("to the right of", "on the right side of"),
+    "above": ("above",),
+    "below": ("below", "under"),
+}
+_INTROS = ("", "there is ", "a picture of ", "an image of ", "this image shows ", "the image contains ",
+           "we can see ")  # fmt: skip
+
+
+def _article(phrase: str) -> str:
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def relations(a: ShapeObject, b: ShapeObject) -> list[str]:
+    """Relations of ``a`` to ``b`` that are clearly true: boxes apart on that axis, not a mostly
+    perpendicular offset (``"left"`` means ``a`` is to the left of ``b``)."""
+    dx, dy = b.x - a.x, b.y - a.y
+    found = []
+    if abs(dx) >= a.r + b.r and abs(dx) >= 0.5 * abs(dy):
+        found.append("left" if dx > 0 else "right")
+    if abs(dy) >= a.r + b.r and abs(dy) >= 0.5 * abs(dx):
+        found.append("above" if dy > 0 else "below")
+    return found
+
+
+def position_zone(obj: ShapeObject, image_size: int) -> tuple[str | None, str | None]:
+    """``(vertical, horizontal)`` zone of an object: top/centre/bottom and left/centre/right, or
+    ``None`` on an axis where the centre lies near a zone border (too close to call)."""
+
+    def zone(value: float, low: str, high: str) -> str | None:
+        fraction = value / image_size
+        if fraction < 0.36:
+            return low
+        if fraction > 0.64:
+            return high
+        return "centre" if 0.42 < fraction < 0.58 else None
+
+    return zone(obj.y, "top", "bottom"), zone(obj.x, "left", "right")
+
+
+def position_phrase(vertical: str | None, horizontal: str | None) -> str | None:
+    """Words for a zone (``"in the top left corner"``), or ``None`` when there is nothing clear to say."""
+    sides = ("left", "right")
+    if vertical in ("top", "bottom") and horizontal in sides:
+        return f"in the {vertical} {horizontal} corner"
+    if horizontal in sides:
+        return f"on the {horizontal}"
+    if vertical in ("top", "bottom"):
+        return f"at the {vertical}"
+    if vertical == "centre" and horizontal == "centre":
+        return "in the middle"
+    return None
+
+
+class _Captioner:
+    """Sentence families for one scene; every method returns a caption that is true for it."""
+
+    def __init__(self, rng: np.random.Generator, objects: list[ShapeObject], image_size: int) -> None:
+        self.rng, self.objects, self.image_size = rng, objects, image_size
+
+    def pick(self, options: tuple[str, ...] | list[str]) -> str:
+        return options[int(self.rng.integers(len(options)))]
+
+    def noun(self, obj: ShapeObject, size: bool | None = None) -> str:
+        with_size = self.rng.random() < 0.6 if size is None else size
+        words = [self.pick(SIZE_WORDS[obj.size])] if with_size else []
+        return " ".join([*words, obj.colour, obj.shape])
+
+    def np(self, obj: ShapeObject, size: bool | None = None) -> str:
+        return _article(self.noun(obj, size))
+
+    def enumeration(self) -> str:
+        order = self.rng.permutation(len(self.objects))
+        return self.pick(_INTROS) + _join([self.np(self.objects[i]) for i in order])
+
+    def counting(self) -> str:
+        objects, n = self.objects, len(self.objects)
+        if n == 1:
+            noun = self.noun(objects[0])
+            forms = (f"a single {noun}", f"only one shape, {_article(noun)}", f"just one {noun}",
+                     f"one {noun} on its own", f"a lone {noun}")  # fmt: skip
+            return self.pick(forms)
+        family = self.pick(("total", "colour", "shape"))
+        if family == "total":
+            obj = objects[int(self.rng.integers(n))]
+            forms = (f"{COUNT_WORDS[n]} shapes and one of them is {self.np(obj)}",
+                     f"there are {COUNT_WORDS[n]} shapes including {self.np(obj)}",
+                     f"{COUNT_WORDS[n]} objects including {self.np(obj)}")  # fmt: skip
+            return self.pick(forms)
+        groups: dict[str, list[ShapeObject]] = {}
+        for i in self.rng.permutation(n):
+            obj = objects[i]
+            groups.setdefault(obj.colour if family == "colour" else obj.shape, []).append(obj)
+        parts = []
+        for members in groups.values():
+            if len(members) == 1:
+                parts.append(self.np(members[0]))
+                continue
+            words = [COUNT_WORDS[len(members)]]
+            if len({m.size for m in members}) == 1 and self.rng.random() < 0.5:
+                words.append(self.pick(SIZE_WORDS[members[0].size]))
+            # A group shares its key (colour or shape); the other attribute is named only when shared.
+            if len({m.colour for m in members}) == 1 and (family == "colour" or self.rng.random() < 0.5):
+                words.append(members[0].colour)
+            same_shape = len({m.shape for m in members}) == 1
+            if same_shape and (family == "shape" or self.rng.random() < 0.5):
+                words.append(PLURALS[members[0].shape])
+            else:
+                words.append(self.pick(("shapes", "objects")))
+            parts.append(" ".join(words))
+        first_plural = not parts[0].startswith(("a ", "an "))
+        return self.pick(("", "there are " if first_plural else "there is ")) + _join(parts)
+
+    def relation(self) -> str | None:
+        pairs = [
+            (a, b, rel)
+            for a in self.objects
+            for b in self.objects
+            if a is not b and (a.colour, a.shape) != (b.colour, b.shape)
+            for rel in relations(a, b)
+        ]
+        if not pairs:
+            return None
+        a, b, rel = pairs[int(self.rng.integers(len(pairs)))]
+        first, words, second = self.np(a), self.pick(RELATION_WORDS[rel]), self.np(b)
+        return self.pick((f"{first} {words} {second}", f"there is {first} {words} {second}",
+                          f"{first} is {words} {second}"))  # fmt: skip
+
+    def position(self) -> str | None:
+        placed = [(o, position_phrase(*position_zone(o, self.image_size))) for o in self.objects]
+        placed = [(o, phrase) for o, phrase in placed if phrase is not None]
+        if not placed:
+            return None
+        obj, phrase = placed[int(self.rng.integers(len(placed)))]
+        return self.pick(("", "there is ")) + f"{self.np(obj)} {phrase}"
+
+    def size_comparison(self) -> str | None:
+        large = [o for o in self.objects if o.size == "large"]
+        pairs = [(a, b) for a in large for b in self.objects if b.size == "small"
+                 and (a.colour, a.shape) != (b.colour, b.shape)]  # fmt: skip
+        if not pairs:
+            return None
+        a, b = pairs[int(self.rng.integers(len(pairs)))]
+        forms = [f"{self.np(a, False)} is bigger than {self.np(b, False)}",
+                 f"{self.np(b, False)} is smaller than {self.np(a, False)}"]  # fmt: skip
+        if len(large) == 1:
+            forms.append(f"the largest shape is {self.np(a, False)}")
+        return self.pick(forms)
+
+
+def describe_scene(
+    rng: np.random.Generator, objects: list[ShapeObject], image_size: int, count: int = CAPTIONS_PER_IMAGE
+) -> list[str]:
+    """``count`` different captions for a scene, drawn from the sentence families in turn."""
+    captioner = _Captioner(rng, objects, image_size)
+    families = [captioner.enumeration, captioner.counting, captioner.relation, captioner.position,
+                captioner.size_comparison]  # fmt: skip
+    order = [families[i] for i in rng.permutation(len(families))]
+    captions: list[str] = []
+    for attempt in range(200):
+        caption = order[attempt % len(order)]()
+        if caption is not None and caption not in captions:
+            captions.append(caption)
+            if len(captions) == count:
+                break
+    return captions
+
+
+def _check_params(num_images: int, image_size: int, val_fraction: float, test_fraction: float) -> None:
+    if num_images < 1:
+        raise ConfigError(f"shapes: num_images must be >= 1, got {num_images}")
+    if image_size < 16:
+        raise ConfigError(f"shapes: image_size must be >= 16 pixels, got {image_size}")
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"shapes: {name} must be in [0, 1), got {value}")
+    if val_fraction + test_fraction >= 1.0:
+        raise ConfigError(
+            f"shapes: val_fraction + test_fraction must be < 1 (got {val_fraction} + {test_fraction}), "
+            "otherwise nothing is left for training"
+        )
+
+
+def generate_shapes(
+    out_dir: str | Path,
+    *,
+    num_images: int = 3000,
+    image_size: int = 64,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> Path:
+    """Write ``images/*.png`` and ``dataset_shapes.json`` (Karpathy layout) into ``out_dir``.
+
+    Every image entry carries an extra ``scene`` key (background and objects) that the captions were
+    generated from. The last ``test_fraction`` of the images form the ``test`` split, the
+    ``val_fraction`` before them ``val``, the rest ``train``.
+
+    Args:
+        out_dir: destination directory (created if needed).
+        num_images: number of images.
+        image_size: width and height in pixels.
+        seed: random seed; image ``i`` depends only on ``(seed, i)``.
+        val_fraction: share of images in the ``val`` split.
+        test_fraction: share of images in the ``test`` split.
+
+    Returns:
+        The path of ``dataset_shapes.json``.
+    """
+    _check_params(num_images, image_size, val_fraction, test_fraction)
+    out_dir = Path(out_dir)
+    image_dir = out_dir / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    num_test = round(num_images * test_fraction)
+    num_val = round(num_images * val_fraction)
+    num_train = num_images - num_val - num_test
+    entries = []
+    progress = tqdm(range(num_images), desc="generating shapes", unit="img", disable=num_images < 2000)
+    for index in progress:
+        rng = np.random.default_rng([seed, index])
+        background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
+        objects = _sample_scene(rng, image_size)
+        jitter = int(rng.integers(-12, 13))
+        filename = f"{index:06d}.png"
+        draw_scene(objects, background, image_size, colour_jitter=jitter).save(image_dir / filename)
+        raws = describe_scene(rng, objects, image_size, CAPTIONS_PER_IMAGE)
+        split = "train" if index < num_train else "val" if index < num_train + num_val else "test"
+        sentids = list(range(index * CAPTIONS_PER_IMAGE, index * CAPTIONS_PER_IMAGE + len(raws)))
+        entries.append(
+            {
+                "imgid": index,
+                "filepath": "images",
+                "filename": filename,
+                "split": split,
+                "sentences": [
+                    {"tokens": tokenize(raw), "raw": raw, "imgid": index, "sentid": sentid}
+                    for raw, sentid in zip(raws, sentids, strict=True)
+                ],
+                "sentids": sentids,
+                "scene": {"background": list(background), "objects": [asdict(o) for o in objects]},
+            }
+        )
+    params = {
+        "num_images": num_images,
+        "image_size": image_size,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "version": GENERATOR_VERSION,
+    }
+    document = {"images": entries, "dataset": "shapes", "params": params}
+    json_path = out_dir / "dataset_shapes.json"
+    json_path.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
+    logger.info("wrote %d shapes images (%d train, %d val, %d test) to %s", num_images, num_train,
+                num_val, num_test, out_dir)  # fmt: skip
+    return json_path
+
+
+def default_cache_dir() -> Path:
+    """``$VLTK_CACHE/datasets`` when the variable is set, else ``~/.cache/vltk/datasets``."""
+    root = os.environ.get("VLTK_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "vltk") / "datasets"
+
+
+def shapes_dir_name(
+    *, num_images: int, image_size: int, seed: int, val_fraction: float, test_fraction: float
+) -> str:
+    """``shapes-v1-<hash>``: the cache folder name for a set of generator parameters."""
+    params = {
+        "num_images": int(num_images),
+        "image_size": int(image_size),
+        "seed": int(seed),
+        "val_fraction": float(val_fraction),
+        "test_fraction": float(test_fraction),
+    }
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    return f"shapes-{GENERATOR_VERSION}-{digest}"
+
+
+def ensure_shapes(
+    cache_dir: str | Path | None = None,
+    *,
+    num_images: int = 3000,
+    image_size: int = 64,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> Path:
+    """Generate the shapes dataset on first use and return the path of its JSON; later calls only look.
+
+    The data lands in ``cache_dir / shapes-v1-<hash of the parameters>``. Generation happens in a
+    temporary sibling folder that is renamed into place, so a reader never sees a half-written dataset;
+    when another process finishes first, its copy is kept and ours is discarded.
+
+    Args:
+        cache_dir: parent folder of the cached datasets (``None``: :func:`default_cache_dir`).
+        num_images, image_size, seed, val_fraction, test_fraction: see :func:`generate_shapes`.
+    """
+    _check_params(num_images, image_size, val_fraction, test_fraction)
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    name = shapes_dir_name(
+        num_images=num_images,
+        image_size=image_size,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
+    final = root / name
+    json_path = final / "dataset_shapes.json"
+    if json_path.is_file():
+        return json_path
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{name}-tmp-", dir=root))
+    except OSError as error:
+        raise DataError(f"{root}: cannot create the shapes cache directory ({error})") from error
+    try:
+        logger.info("generating the shapes dataset (%d images) into %s", num_images, final)
+        generate_shapes(
+            work,
+            num_images=num_images,
+            image_size=image_size,
+            seed=seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+        )
+        if final.exists() and not json_path.is_file():
+            # Never produced by this function (the rename is atomic): a leftover from a manual copy.
+            logger.warning("removing incomplete shapes folder %s", final)
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.replace(work, final)
+        except OSError:
+            if not json_path.is_file():
+                raise
+            logger.info("another process generated %s first; keeping its copy", final)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return json_path

@@ -1,0 +1,48 @@
+"""Image and text encoders, and their registries (literal dicts, built with :func:`vltk.registry.build`).
+
+Image encoder specs look like ``{"name": "resnet50", "weights": null, "trainable": false}``; every image
+encoder returns :class:`vltk.types.ImageFeatures` and has ``out_dim``, ``trainable`` and ``transforms()``.
+Text encoder specs look like ``{"name": "rnn", "cell": "lstm", "hidden_dim": 512}``; ``vocab_size`` is
+wired from the vocabulary.
+"""
+
+from __future__ import annotations
+
+from vltk.encoders.small_cnn import SmallCNNEncoder
+from vltk.encoders.text import RNNTextEncoder
+from vltk.encoders.torchvision_encoder import (
+    TorchvisionEncoder,
+    resnet18_encoder,
+    resnet34_encoder,
+    resnet50_encoder,
+    resnet101_encoder,
+    resnet152_encoder,
+    vgg16_encoder,
+)
+
+# A cached-features encoder (precomputed grids read from disk) will join this registry.
+IMAGE_ENCODERS = {
+    "small_cnn": SmallCNNEncoder,
+    "resnet18": resnet18_encoder,
+    "resnet34": resnet34_encoder,
+    "resnet50": resnet50_encoder,
+    "resnet101": resnet101_encoder,
+    "resnet152": resnet152_encoder,
+    "vgg16": vgg16_encoder,
+}
+
+TEXT_ENCODERS = {"rnn": RNNTextEncoder}
+
+__all__ = [
+    "IMAGE_ENCODERS",
+    "TEXT_ENCODERS",
+    "RNNTextEncoder",
+    "SmallCNNEncoder",
+    "TorchvisionEncoder",
+    "resnet18_encoder",
+    "resnet34_encoder",
+    "resnet50_encoder",
+    "resnet101_encoder",
+    "resnet152_encoder",
+    "vgg16_encoder",
+]

@@ -1,0 +1,251 @@
+"""Caption metrics of the COCO caption evaluation (Chen et al. 2015, Microsoft COCO Captions: Data
+Collection and Evaluation Server): BLEU-1..4, ROUGE-L and CIDEr-D, without Java.
+
+Two entry points:
+
+* :class:`CaptionMetrics`, the metric object a Lightning system feeds during validation/test
+  (``update`` per batch, ``compute`` once per epoch, ``reset``). It is correct under DDP: ``compute``
+  gathers every rank's captions, drops the duplicates that distributed samplers add to even out the
+  ranks (by image id, keeping the first), and scores the whole split once. CIDEr-D depends on the
+  document frequencies of the whole evaluated corpus, so it is never averaged over batches or ranks.
+* :func:`score_captions` for captions on disk (``vltk score``): ``{image_id: hypothesis}`` and
+  ``{image_id: [references]}``.
+
+Strings are tokenised with :func:`~vltk.metrics.caption_tokenizer.tokenize_caption` (COCO's PTB
+tokenisation, approximated in Python), then scored with scorers that reproduce ``pycocoevalcap``'s
+Bleu(4), Rouge and Cider to 1e-6. METEOR needs Java and SPICE a download; neither is computed here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from vltk.errors import DataError, unknown_choice_message
+from vltk.metrics.bleu import bleu_scores, check_corpus
+from vltk.metrics.caption_tokenizer import tokenize_caption
+from vltk.metrics.cider import cider_d_scores
+from vltk.metrics.rouge import rouge_l_scores
+
+logger = logging.getLogger(__name__)
+
+ImageId = Hashable
+METRIC_NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr")
+
+
+@dataclass(frozen=True)
+class CaptionRecord:
+    """One evaluated image: its id, the generated caption and the reference captions (raw strings)."""
+
+    image_id: ImageId
+    hypothesis: str
+    references: tuple[str, ...]
+
+
+@dataclass
+class CaptionScores:
+    """Corpus metrics and, per image, the same metrics computed for that image alone.
+
+    Attributes:
+        metrics: ``{"BLEU-1": ..., "BLEU-4": ..., "ROUGE-L": ..., "CIDEr": ...}`` over the corpus.
+        per_image: ``{image_id: {metric name: score}}`` (COCO's per-image BLEU, ROUGE-L and CIDEr-D;
+            per-image CIDEr-D still uses the document frequencies of the whole corpus).
+    """
+
+    metrics: dict[str, float]
+    per_image: dict[ImageId, dict[str, float]]
+
+    def ranked(self, metric: str = "CIDEr") -> list[ImageId]:
+        """Image ids from the worst to the best score on ``metric`` (to show failure cases)."""
+        if metric not in METRIC_NAMES:
+            raise ValueError(unknown_choice_message("caption metric", metric, METRIC_NAMES))
+        return sorted(self.per_image, key=lambda image_id: self.per_image[image_id][metric])
+
+
+def score_tokenized(
+    hypotheses: Sequence[Sequence[str]],
+    references: Sequence[Sequence[Sequence[str]]],
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """All caption metrics on already tokenised captions.
+
+    Args:
+        hypotheses: one token list per image.
+        references: per image, one token list per reference caption (at least one).
+
+    Returns:
+        ``(metrics, per_image)``: corpus metrics by name, and per image a dict with the same names.
+    """
+    check_corpus(hypotheses, references)
+    bleu, bleu_per_image = bleu_scores(hypotheses, references, max_n=4)
+    rouge, rouge_per_image = rouge_l_scores(hypotheses, references)
+    cider, cider_per_image = cider_d_scores(hypotheses, references)
+    metrics = {f"BLEU-{n}": float(bleu[n - 1]) for n in range(1, 5)}
+    metrics["ROUGE-L"] = float(rouge)
+    metrics["CIDEr"] = float(cider)
+    per_image = [
+        {**{f"BLEU-{n}": float(b[n - 1]) for n in range(1, 5)}, "ROUGE-L": float(r), "CIDEr": float(c)}
+        for b, r, c in zip(bleu_per_image, rouge_per_image, cider_per_image, strict=True)
+    ]
+    return metrics, per_image
+
+
+def score_records(records: Sequence[CaptionRecord]) -> CaptionScores:
+    """Tokenise and score a list of records (one per image; ids are expected to be distinct)."""
+    for record in records:
+        if len(record.references) == 0:
+            raise DataError(f"image {record.image_id!r} has no reference captions")
+    hypotheses = [tokenize_caption(record.hypothesis) for record in records]
+    references = [[tokenize_caption(ref) for ref in record.references] for record in records]
+    metrics, per_image = score_tokenized(hypotheses, references)
+    return CaptionScores(
+        metrics, {record.image_id: scores for record, scores in zip(records, per_image, strict=True)}
+    )
+
+
+def _records_from_mappings(
+    hypotheses: Mapping[ImageId, str], references: Mapping[ImageId, Sequence[str]]
+) -> list[CaptionRecord]:
+    missing = [image_id for image_id in hypotheses if image_id not in references]
+    if missing:
+        shown = ", ".join(repr(image_id) for image_id in missing[:5])
+        raise DataError(
+            f"{len(missing)} of {len(hypotheses)} hypotheses have no references (image ids {shown}"
+            f"{', ...' if len(missing) > 5 else ''}); check that both files use the same image ids"
+        )
+    extra = len(references) - len(hypotheses)
+    if extra > 0:
+        logger.warning("%d images have references but no hypothesis; they are not scored", extra)
+    records = []
+    for image_id, hypothesis in hypotheses.items():
+        refs = references[image_id]
+        if not isinstance(hypothesis, str):
+            raise DataError(f"the hypothesis of image {image_id!r} is not a string: {hypothesis!r}")
+        if isinstance(refs, str) or not all(isinstance(ref, str) for ref in refs):
+            raise DataError(f"the references of image {image_id!r} must be a list of strings, got {refs!r}")
+        records.append(CaptionRecord(image_id, hypothesis, tuple(refs)))
+    return records
+
+
+def score_captions_detailed(
+    hypotheses: Mapping[ImageId, str], references: Mapping[ImageId, Sequence[str]]
+) -> CaptionScores:
+    """Like :func:`score_captions`, with the per-image scores as well."""
+    return score_records(_records_from_mappings(hypotheses, references))
+
+
+def score_captions(
+    hypotheses: Mapping[ImageId, str], references: Mapping[ImageId, Sequence[str]]
+) -> dict[str, float]:
+    """COCO caption metrics of generated captions, without a model.
+
+    The corpus is the set of images that have a hypothesis; references of other images are ignored
+    (with a warning), as they would change CIDEr-D's document frequencies.
+
+    Args:
+        hypotheses: ``{image_id: generated caption}``.
+        references: ``{image_id: [reference captions]}``; every hypothesis needs at least one.
+
+    Returns:
+        ``{"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr"}`` -> score.
+    """
+    return score_captions_detailed(hypotheses, references).metrics
+
+
+def merge_records(parts: Iterable[Iterable[CaptionRecord]]) -> list[CaptionRecord]:
+    """Concatenate the records of several ranks, keeping the first record of each image id.
+
+    Distributed samplers pad the last batches with repeated examples so that every rank gets the same
+    number; those repeats must be scored once.
+    """
+    merged: dict[ImageId, CaptionRecord] = {}
+    for part in parts:
+        for record in part:
+            merged.setdefault(record.image_id, record)
+    return list(merged.values())
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class CaptionMetrics:
+    """BLEU-1..4, ROUGE-L and CIDEr(-D) over a whole evaluation split, correct under DDP.
+
+    Usage in a LightningModule::
+
+        self.val_captions = CaptionMetrics()
+        # validation_step:
+        self.val_captions.update(batch.image_ids, decoded_strings, batch.references)
+        # on_validation_epoch_end (every rank must call compute: it is a collective under DDP):
+        self.log_dict(self.val_captions.compute()); self.val_captions.reset()
+
+    Args:
+        sync_across_ranks: gather captions from every process when ``torch.distributed`` is initialised
+            with more than one process. Turn off only to score each rank's share separately.
+    """
+
+    def __init__(self, *, sync_across_ranks: bool = True) -> None:
+        self.sync_across_ranks = sync_across_ranks
+        self._records: dict[ImageId, CaptionRecord] = {}
+
+    def update(
+        self,
+        image_ids: Sequence[ImageId] | torch.Tensor,
+        hypotheses: Sequence[str],
+        references: Sequence[Sequence[str]],
+    ) -> None:
+        """Add a batch. An image id seen before (a padded repeat) is ignored.
+
+        Args:
+            image_ids: ``[B]`` dataset image ids (a list or a tensor).
+            hypotheses: ``B`` generated captions (detokenised strings).
+            references: ``B`` lists of reference captions.
+        """
+        if isinstance(image_ids, torch.Tensor):
+            image_ids = image_ids.tolist()  # [B] -> B python ints (hashable, picklable for the gather)
+        # 0-dim tensors hash by identity, so two copies of one id would not be recognised as repeats.
+        image_ids = [i.item() if isinstance(i, torch.Tensor) else i for i in image_ids]
+        if not len(image_ids) == len(hypotheses) == len(references):
+            raise ValueError(
+                f"update() got {len(image_ids)} image ids, {len(hypotheses)} hypotheses and "
+                f"{len(references)} reference lists; they must have the same length"
+            )
+        for image_id, hypothesis, refs in zip(image_ids, hypotheses, references, strict=True):
+            if isinstance(refs, str) or len(refs) == 0:
+                raise DataError(f"image {image_id!r} needs a non-empty list of reference captions: {refs!r}")
+            if image_id not in self._records:
+                self._records[image_id] = CaptionRecord(image_id, str(hypothesis), tuple(refs))
+
+    def reset(self) -> None:
+        """Forget every caption (call after ``compute`` at the end of an epoch)."""
+        self._records.clear()
+
+    def __len__(self) -> int:
+        """Number of distinct images added on this process."""
+        return len(self._records)
+
+    def records(self) -> list[CaptionRecord]:
+        """Every image of the split, gathered from all ranks (a collective under DDP), de-duplicated."""
+        local = list(self._records.values())
+        if not (self.sync_across_ranks and _distributed()):
+            return local
+        gathered: list[list[CaptionRecord] | None] = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, local)
+        return merge_records(part or [] for part in gathered)
+
+    def compute_detailed(self) -> CaptionScores:
+        """Corpus metrics and per-image scores of the whole split (see :class:`CaptionScores`)."""
+        records = self.records()
+        if not records:
+            logger.warning("CaptionMetrics.compute() called before any update(); returning zeros")
+            return CaptionScores({name: 0.0 for name in METRIC_NAMES}, {})
+        return score_records(records)
+
+    def compute(self) -> dict[str, float]:
+        """``{"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr"}`` over the whole split; every
+        rank gets the same numbers."""
+        return self.compute_detailed().metrics

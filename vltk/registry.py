@@ -1,0 +1,189 @@
+"""One helper to build registered components from config specs, with errors a user can act on.
+
+A *registry* is a literal dict from name to a class or builder function (see ``vltk/encoders/__init__.py``).
+A *spec* is a mapping with a ``name`` and the constructor's keyword arguments::
+
+    {"name": "additive", "dim": 256}
+
+The constructor is the schema: :func:`check_spec` compares the spec's keys and value types with the
+signature of ``registry[name]``; unknown keys are rejected with the nearest valid key named, and keys that
+are *wired* (derived from other parts, such as ``query_dim`` read from the decoder just built) are
+rejected in the spec because they would duplicate a value the code already knows.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Union
+
+from vltk.errors import ConfigError, closest, unknown_choice_message
+
+Registry = Mapping[str, Callable[..., Any]]
+
+
+def resolve(registry: Registry, name: str, what: str = "component") -> Callable[..., Any]:
+    """``registry[name]`` or a :class:`ConfigError` that lists the valid names."""
+    if not isinstance(name, str) or name not in registry:
+        raise ConfigError(unknown_choice_message(what, str(name), registry))
+    return registry[name]
+
+
+def _parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    signature = inspect.signature(target)
+    return {
+        name: param
+        for name, param in signature.parameters.items()
+        if name != "self" and param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD)
+    }
+
+
+def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # unresolvable forward references: fall back to no type checks
+        return {}
+
+
+def type_matches(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a type hint (int, float, str, bool, Optional, Literal, list, dict)."""
+    if hint is Any or hint is inspect.Parameter.empty:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(type_matches(value, arg) for arg in typing.get_args(hint))
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = typing.get_args(hint)
+        if not args or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
+            inner = args[0] if args else Any
+            return all(type_matches(v, inner) for v in value)
+        if origin is tuple:
+            return len(args) == len(value) and all(map(type_matches, value, args))
+        return all(type_matches(v, args[0]) for v in value)
+    if origin in (dict, typing.Mapping) or hint in (dict,):
+        return isinstance(value, Mapping)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def describe_type(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(hint))
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def check_spec(
+    registry: Registry,
+    spec: Mapping[str, Any],
+    path: str,
+    what: str,
+    wired: tuple[str, ...] = (),
+) -> Callable[..., Any]:
+    """Validate ``spec`` against ``registry[spec['name']]``'s signature; return the factory.
+
+    Args:
+        registry: literal dict of name -> class or function.
+        spec: ``{"name": ..., **kwargs}`` from the config.
+        path: dotted config path of the spec, used in messages (``model.attention``).
+        what: the kind of component, used in messages (``attention``).
+        wired: keyword arguments the caller derives from other parts; they may not appear in ``spec``.
+    """
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{path}: expected a mapping with a 'name', got {spec!r}")
+    if "name" not in spec:
+        raise ConfigError(f"{path}.name is missing (choices: {', '.join(sorted(registry))})")
+    factory = resolve(registry, spec["name"], f"{what} at {path}.name")
+    params = _parameters(factory)
+    hints = _type_hints(factory)
+    configurable = [p for p in params if p not in wired]
+    for key, value in spec.items():
+        if key == "name":
+            continue
+        if key in wired:
+            raise ConfigError(
+                f"{path}.{key} is derived from other parts of the model and cannot be set in the config"
+            )
+        if key not in params:
+            hint = closest(key, configurable)
+            did_you_mean = f"; did you mean '{path}.{hint}'?" if hint else ""
+            raise ConfigError(
+                f"unknown key '{path}.{key}' for {what} '{spec['name']}'{did_you_mean} "
+                f"(valid keys: {', '.join(configurable)})"
+            )
+        hint_type = hints.get(key, params[key].annotation)
+        if not type_matches(value, hint_type):
+            raise ConfigError(
+                f"{path}.{key} = {value!r} has the wrong type: expected {describe_type(hint_type)}"
+            )
+    missing = [
+        name
+        for name, param in params.items()
+        if param.default is inspect.Parameter.empty and name not in spec and name not in wired
+    ]
+    if missing:
+        raise ConfigError(f"{path} is missing required key(s): {', '.join(missing)}")
+    return factory
+
+
+def build(
+    registry: Registry,
+    spec: Mapping[str, Any],
+    *,
+    path: str = "spec",
+    what: str = "component",
+    **wired: Any,
+) -> Any:
+    """Build ``registry[spec['name']](**spec_kwargs, **wired)`` after :func:`check_spec`.
+
+    Example::
+
+        attention = build(ATTENTIONS, {"name": "additive", "dim": 256},
+                          path="model.attention", what="attention", query_dim=512, key_dim=2048)
+    """
+    factory = check_spec(registry, spec, path, what, wired=tuple(wired))
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    return factory(**kwargs, **wired)
+
+
+def resolved_spec(
+    registry: Registry,
+    spec: Mapping[str, Any],
+    *,
+    path: str,
+    what: str,
+    wired: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """``spec`` checked and completed with the constructor's defaults (the *resolved* spec saved in runs).
+
+    Ints given for float parameters become floats; tuples become lists so the result is plain YAML.
+    """
+    factory = check_spec(registry, spec, path, what, wired=wired)
+    hints = _type_hints(factory)
+    resolved: dict[str, Any] = {"name": spec["name"]}
+    for key, param in _parameters(factory).items():
+        if key in wired:
+            continue
+        value = spec[key] if key in spec else param.default
+        if value is inspect.Parameter.empty:
+            continue
+        if hints.get(key) is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        resolved[key] = list(value) if isinstance(value, tuple) else value
+    return resolved
