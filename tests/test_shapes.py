@@ -232,7 +232,7 @@ def test_bad_parameters(tmp_path, params) -> None:
 def test_ensure_shapes_generates_once(tmp_path, monkeypatch) -> None:
     path = ensure_shapes(tmp_path, num_images=12, seed=2)
     assert path.name == "dataset_shapes.json" and path.parent.parent == tmp_path
-    assert path.parent.name.startswith("shapes-v1-")
+    assert path.parent.name.startswith(f"shapes-{shapes.GENERATOR_VERSION}-")
     assert [p.name for p in tmp_path.iterdir()] == [path.parent.name]  # no temporary folder left
 
     def fail(*args, **kwargs):

@@ -35,7 +35,7 @@ from vltk.text.vocab import tokenize
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "v1"
+GENERATOR_VERSION = "v2"
 CAPTIONS_PER_IMAGE = 5
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -175,6 +175,9 @@ _INTROS = ("", "there is ", "a picture of ", "an image of ", "this image shows "
            "we can see ")  # fmt: skip
 
 
+_CANONICAL_INTROS = ("", "", "there is ")
+
+
 def _article(phrase: str) -> str:
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
@@ -244,8 +247,14 @@ class _Captioner:
         return _article(self.noun(obj, size))
 
     def enumeration(self) -> str:
-        order = self.rng.permutation(len(self.objects))
-        return self.pick(_INTROS) + _join([self.np(self.objects[i]) for i in order])
+        """The canonical description: every object with its size, named from left to right.
+
+        Every image gets one, so the references share a consensus a model can learn (as most COCO
+        references name the main objects); reading objects left to right also tests where they are.
+        """
+        order = sorted(self.objects, key=lambda o: o.x)
+        parts = [_article(f"{o.size} {o.colour} {o.shape}") for o in order]
+        return self.pick(_CANONICAL_INTROS) + _join(parts)
 
     def counting(self) -> str:
         objects, n = self.objects, len(self.objects)
@@ -329,7 +338,8 @@ def describe_scene(
     captioner = _Captioner(rng, objects, image_size)
     families = [captioner.enumeration, captioner.counting, captioner.relation, captioner.position,
                 captioner.size_comparison]  # fmt: skip
-    order = [families[i] for i in rng.permutation(len(families))]
+    # The canonical enumeration comes first (and always); the other families follow in random order.
+    order = [families[0]] + [families[1 + i] for i in rng.permutation(len(families) - 1)]
     captions: list[str] = []
     for attempt in range(200):
         caption = order[attempt % len(order)]()
