@@ -196,12 +196,11 @@ def predict(
 @app.command("list")
 def list_components() -> None:
     """List tasks, datasets, encoders, attention modules, decoders and shipped configs."""
-    from vltk.tasks import TASKS
-    from vltk.tasks.runner import available_configs
-
     from vltk.attention import ATTENTIONS
     from vltk.decoders import DECODERS
     from vltk.encoders import IMAGE_ENCODERS, TEXT_ENCODERS
+    from vltk.tasks import TASKS
+    from vltk.tasks.runner import available_configs
 
     table = Table(title="vltk components")
     table.add_column("kind")

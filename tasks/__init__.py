@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
-
 from vltk.data import CAPTION_DATASETS
+from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from typing import Any
 import pytorch_lightning as pl
 import torch.nn.functional as F
 from torch import Tensor
-from vltk.tasks.common import DecodingConfig, OptimConfig, TrainerConfig, build_optimizer, build_scheduler
 
 from vltk.config import from_dict, spec_field
 from vltk.data import CAPTION_DATASETS
@@ -22,6 +21,7 @@ from vltk.decoding import BeamResult
 from vltk.metrics import CaptionMetrics
 from vltk.models.captioner import build_captioner, resolve_captioner_spec
 from vltk.registry import resolved_spec
+from vltk.tasks.common import DecodingConfig, OptimConfig, TrainerConfig, build_optimizer, build_scheduler
 from vltk.text import Vocabulary
 from vltk.types import CaptionBatch
 

@@ -20,11 +20,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
-from vltk.tasks import TASKS, TaskEntry
 
 from vltk.config import dump_yaml, from_dict, load_config, to_dict
 from vltk.errors import ConfigError, VltkError, unknown_choice_message
 from vltk.registry import build
+from vltk.tasks import TASKS, TaskEntry
 
 log = logging.getLogger(__name__)
 RUN_DIR_ENV = "VLTK_RUN_DIR"

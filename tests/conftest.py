@@ -37,6 +37,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
 def trained_run(tmp_path_factory: pytest.TempPathFactory, _isolated_cache) -> Path:
     """A tiny captioning run trained once through the CLI (seed 3), shared by the CLI and README tests."""
     from typer.testing import CliRunner
+
     from vltk.cli.main import app
 
     run_dir = tmp_path_factory.mktemp("run")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+
 from vltk.cli.main import app
 
 runner = CliRunner()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from vltk.tasks import CaptioningConfig
-from vltk.tasks.runner import available_configs, load_task_config, named_config_path
 
 from vltk.config import apply_overrides, from_dict, load_config, parse_yaml, read_yaml
 from vltk.errors import ConfigError
+from vltk.tasks import CaptioningConfig
+from vltk.tasks.runner import available_configs, load_task_config, named_config_path
 
 
 def test_default_captioning_config_resolves_every_default():
