@@ -121,12 +121,14 @@ def train(
     deterministic: Annotated[bool | None, typer.Option(help="Lightning's deterministic mode.")] = None,
 ) -> None:
     """Train a task (its default config on built-in data when given nothing else), then test it."""
-    from vltk.tasks.runner import load_task_config
+    from vltk.tasks.runner import global_rank, load_task_config
     from vltk.tasks.runner import train as run_training
 
     extra = device_overrides(accelerator, devices, strategy, num_nodes, precision, seed, deterministic)
     cfg = load_task_config(task, config, list(overrides or []) + extra)
     result = run_training(cfg, run_dir=run_dir, resume=resume)
+    if global_rank() != 0:  # DDP: every rank runs this command; one prints
+        return
     if result.metrics:
         print_metrics("test", result.metrics, title=f"test metrics ({task})")
         print_samples(result.samples)

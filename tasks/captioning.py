@@ -161,8 +161,14 @@ class CaptioningTask(pl.LightningModule):
     def _end_eval(self, stage: str) -> None:
         scores = self.metrics[stage].compute()
         self.results[stage] = scores
-        for name, value in scores.items():  # identical on every rank: compute() gathered the whole split
-            self.log(f"{stage}/{name}", value, prog_bar=stage == "val" and name == self.config.monitor)
+        for name, value in scores.items():  # identical on every rank: compute() gathered the whole split,
+            # so sync_dist averages equal values; it keeps Lightning's epoch-level bookkeeping consistent.
+            self.log(
+                f"{stage}/{name}",
+                value,
+                prog_bar=stage == "val" and name == self.config.monitor,
+                sync_dist=True,
+            )
 
     def on_validation_epoch_start(self) -> None:
         self._start_eval("val")
