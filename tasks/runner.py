@@ -21,7 +21,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 
-from vltk.config import dump_yaml, from_dict, load_config, to_dict
+from vltk.config import apply_overrides, dump_yaml, from_dict, load_config, to_dict
 from vltk.errors import ConfigError, VltkError, unknown_choice_message
 from vltk.registry import build
 from vltk.tasks import TASKS, TaskEntry
@@ -208,15 +208,17 @@ def evaluate(
     *,
     split: str = "test",
     overrides: list[str] | tuple = (),
-    cfg_trainer_overrides: list[str] | tuple = (),
 ) -> RunResult:
     """Evaluate a checkpoint on a split of its dataset (``overrides`` may point ``data`` elsewhere)."""
     system = load_system(checkpoint)
     entry = task_entry(system.config.task)
     data = to_dict(system.config)
-    from vltk.config import apply_overrides
-
-    apply_overrides(data, list(overrides) + list(cfg_trainer_overrides))
+    fixed = [o for o in overrides if o.split("=", 1)[0].strip().split(".")[0] in ("model", "task")]
+    if fixed:
+        raise ConfigError(
+            f"cannot override {', '.join(fixed)} when evaluating: the checkpoint's model is used"
+        )
+    apply_overrides(data, list(overrides))
     cfg = from_dict(entry.config, data)
     system.config = cfg
     datamodule = build_datamodule(entry, cfg)
@@ -226,7 +228,6 @@ def evaluate(
     datamodule.setup("test")
     trainer = build_trainer(cfg, None)
     system.results = {}
-    system._eval_split = split
     trainer.test(system, dataloaders=datamodule.dataloader_for(split), verbose=False)
     metrics = system.results.get("test", {})
     return RunResult(None, split, metrics, list(system.samples), dict(system.predictions))

@@ -123,3 +123,37 @@ def test_data_synth_writes_the_karpathy_layout(tmp_path: Path):
     assert len(data["images"]) == 20
     result = runner.invoke(app, ["data", "synth", "shapez", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "did you mean 'shapes'" in result.output
+
+
+def test_resume_last_continues_the_run(trained_run: Path, tmp_path: Path):
+    import shutil
+
+    run_dir = tmp_path / "resumed"
+    shutil.copytree(trained_run, run_dir)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "captioning",
+            "--run-dir",
+            str(run_dir),
+            "--resume",
+            "last",
+            "--set",
+            "trainer.max_epochs=2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    epochs = {line.split(",")[0] for line in (run_dir / "logs/metrics.csv").read_text().splitlines()[1:]}
+    assert "1" in epochs  # the second epoch ran, after the first restored from last.ckpt
+    result = runner.invoke(
+        app, ["train", "captioning", "--run-dir", str(tmp_path / "none"), "--resume", "last"]
+    )
+    assert result.exit_code == 2 and "checkpoint not found" in result.output
+
+
+def test_evaluate_refuses_model_overrides(trained_run: Path):
+    result = runner.invoke(
+        app, ["evaluate", str(trained_run / "checkpoints/best.ckpt"), "--set", "model.decoder.hidden_dim=8"]
+    )
+    assert result.exit_code == 2 and "cannot override model.decoder.hidden_dim" in result.output

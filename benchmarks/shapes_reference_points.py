@@ -1,0 +1,83 @@
+"""Reference points for caption metrics on the built-in `shapes` test split, appended to BENCHMARKS.md.
+
+Scores that need no model, to read the trained models' numbers against:
+
+- *one reference vs the other four*: how much the five references agree (a human-agreement analogue);
+- *the canonical description* built from the scene (every object with its size, left to right): what a
+  model that sees everything perfectly and always uses the canonical form would score;
+- *the most frequent canonical description*, the same for every image: a floor for a model that ignores
+  the image.
+
+    python benchmarks/shapes_reference_points.py [--num-images 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from vltk.data.shapes import generate_shapes
+from vltk.metrics import score_captions
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr")
+
+
+def canonical(scene: dict) -> str:
+    parts = []
+    for obj in sorted(scene["objects"], key=lambda o: o["x"]):
+        phrase = f"{obj['size']} {obj['colour']} {obj['shape']}"
+        parts.append(("an " if phrase[0] in "aeiou" else "a ") + phrase)
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def reference_points(images: list[dict]) -> dict[str, dict[str, float]]:
+    refs = {im["imgid"]: [s["raw"] for s in im["sentences"]] for im in images}
+    rows: dict[str, dict[str, float]] = {}
+    leave_one_out = []
+    for k in range(5):
+        hyps = {i: r[k] for i, r in refs.items()}
+        others = {i: r[:k] + r[k + 1 :] for i, r in refs.items()}
+        leave_one_out.append(score_captions(hyps, others))
+    rows["one reference vs the other four (mean of 5)"] = {
+        m: sum(s[m] for s in leave_one_out) / len(leave_one_out) for m in METRICS
+    }
+    canon = {im["imgid"]: canonical(im["scene"]) for im in images}
+    rows["canonical description from the scene"] = score_captions(canon, refs)
+    most_common = Counter(canon.values()).most_common(1)[0][0]
+    rows[f"one constant caption ('{most_common}')"] = score_captions({i: most_common for i in refs}, refs)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--num-images", type=int, default=3000)
+    parser.add_argument("--no-append", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = json.loads(generate_shapes(Path(tmp), num_images=args.num_images).read_text())
+    test = [im for im in data["images"] if im["split"] == "test"]
+    rows = reference_points(test)
+    lines = ["| reference point | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+    lines += [f"| {name} | " + " | ".join(f"{s[m]:.3f}" for m in METRICS) + " |" for name, s in rows.items()]
+    text = (
+        f"\n### Shapes reference points ({time.strftime('%Y-%m-%d')}, {len(test)} test images)\n\n"
+        f"`python benchmarks/shapes_reference_points.py {' '.join(sys.argv[1:])}`\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+    print(text)
+    if not args.no_append:
+        with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+if __name__ == "__main__":
+    main()
