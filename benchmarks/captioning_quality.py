@@ -80,7 +80,7 @@ def main() -> None:
         results = [run(name, Path(tmp)) for name in names]
     text = (
         f"\n### Captioning on shapes ({time.strftime('%Y-%m-%d')}, {machine()})\n\n"
-        f"`python benchmarks/captioning_quality.py {' '.join(sys.argv[1:])}`; test split, beam 3.\n\n"
+        f"`{' '.join(['python benchmarks/captioning_quality.py', *sys.argv[1:]])}`; test split, beam 3.\n\n"
         f"{table(results)}\n"
     )
     print(text)

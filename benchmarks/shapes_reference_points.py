@@ -69,7 +69,7 @@ def main() -> None:
     lines += [f"| {name} | " + " | ".join(f"{s[m]:.3f}" for m in METRICS) + " |" for name, s in rows.items()]
     text = (
         f"\n### Shapes reference points ({time.strftime('%Y-%m-%d')}, {len(test)} test images)\n\n"
-        f"`python benchmarks/shapes_reference_points.py {' '.join(sys.argv[1:])}`\n\n"
+        f"`{' '.join(['python benchmarks/shapes_reference_points.py', *sys.argv[1:]])}`\n\n"
         + "\n".join(lines)
         + "\n"
     )

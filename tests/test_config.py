@@ -110,3 +110,14 @@ def test_scientific_notation_is_a_float():
     assert parse_yaml("1e-3") == pytest.approx(1e-3)
     assert parse_yaml("-2.5E+2") == pytest.approx(-250.0)
     assert named_config_path("captioning").is_file()
+
+
+def test_switching_a_component_starts_its_section_afresh():
+    data = {"data": {"name": "shapes", "num_images": 10, "batch_size": 4}, "seed": 1}
+    apply_overrides(data, ["data.annotations=x.json", "data.name=karpathy", "seed=2"])
+    assert data == {"data": {"name": "karpathy", "annotations": "x.json"}, "seed": 2}
+    same = {"data": {"name": "shapes", "num_images": 10}}
+    apply_overrides(same, ["data.name=shapes"])
+    assert same == {"data": {"name": "shapes", "num_images": 10}}
+    cfg = load_task_config("captioning", overrides=["data.name=karpathy", "data.annotations=a.json"])
+    assert cfg.data["name"] == "karpathy" and cfg.data["annotations"] == "a.json"

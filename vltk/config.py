@@ -15,6 +15,7 @@ Rules, checked when the config is loaded (before anything is built or trained):
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,7 @@ from vltk.errors import ConfigError, closest
 from vltk.registry import describe_type, type_matches
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 SpecValidator = Callable[[Mapping[str, Any], str], dict[str, Any]]
 
 
@@ -68,17 +70,15 @@ def spec_field(validator: SpecValidator, default: Mapping[str, Any] | None = Non
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a nested dict, in place; returns it."""
-    for override in overrides:
-        if "=" not in override:
-            raise ConfigError(
-                f"override '{override}' must look like key.path=value (e.g. trainer.max_epochs=5)"
-            )
-        dotted, raw_value = override.split("=", 1)
-        keys = dotted.strip().split(".")
-        if not all(keys):
-            raise ConfigError(f"override '{override}' has an empty key")
-        value = parse_yaml(raw_value, f"--set {override}")
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a nested dict, in place; returns it.
+
+    Setting a section's ``name`` to another component (``--set data.name=karpathy``) starts that section
+    afresh: the file's options were written for the old component, so only ``name`` and the section's
+    other ``--set`` overrides are kept (``name`` overrides are applied first, whatever their order).
+    """
+    parsed = [_parse_override(override) for override in overrides]
+    parsed.sort(key=lambda item: item[0][-1] != "name")  # stable: switches first
+    for keys, value, override in parsed:
         node = data
         for depth, key in enumerate(keys[:-1]):
             child = node.get(key)
@@ -88,8 +88,29 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
                 where = ".".join(keys[: depth + 1])
                 raise ConfigError(f"override '{override}': '{where}' is a value, not a section")
             node = child
+        if keys[-1] == "name" and len(keys) > 1 and node.get("name") not in (None, value):
+            dropped = sorted(k for k in node if k != "name")
+            if dropped:
+                logger.warning(
+                    "--set %s: %s changes component, so %s from the config file are not used: %s",
+                    override,
+                    ".".join(keys),
+                    ".".join(keys[:-1]),
+                    ", ".join(dropped),
+                )
+            node.clear()
         node[keys[-1]] = value
     return data
+
+
+def _parse_override(override: str) -> tuple[list[str], Any, str]:
+    if "=" not in override:
+        raise ConfigError(f"override '{override}' must look like key.path=value (e.g. trainer.max_epochs=5)")
+    dotted, raw_value = override.split("=", 1)
+    keys = dotted.strip().split(".")
+    if not all(keys):
+        raise ConfigError(f"override '{override}' has an empty key")
+    return keys, parse_yaml(raw_value, f"--set {override}"), override
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
