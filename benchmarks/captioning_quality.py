@@ -3,7 +3,7 @@
 Runs the CLI exactly as a user would, each in a fresh dataset cache (so generation time is included):
 
     python benchmarks/captioning_quality.py                      # default + image-blind ablation
-    python benchmarks/captioning_quality.py --long               # also a longer run (more epochs)
+    python benchmarks/captioning_quality.py --long               # also a longer run (6,000 images, 30 epochs)
     python benchmarks/captioning_quality.py --runs default       # just one
 
 Each run's test metrics come from its run directory's metrics.json.

@@ -8,8 +8,8 @@ Two entry points:
   gathers every rank's captions, drops the duplicates that distributed samplers add to even out the
   ranks (by image id, keeping the first), and scores the whole split once. CIDEr-D depends on the
   document frequencies of the whole evaluated corpus, so it is never averaged over batches or ranks.
-* :func:`score_captions` for captions on disk (``vltk score``): ``{image_id: hypothesis}`` and
-  ``{image_id: [references]}``.
+* :func:`score_captions` for captions without a model (e.g. a predictions file):
+  ``{image_id: hypothesis}`` and ``{image_id: [references]}``.
 
 Strings are tokenised with :func:`~vltk.metrics.caption_tokenizer.tokenize_caption` (COCO's PTB
 tokenisation, approximated in Python), then scored with scorers that reproduce ``pycocoevalcap``'s
