@@ -94,3 +94,18 @@ def test_captioner_spec_errors_name_the_key():
         build_captioner({"name": "show_tel"}, vocab_size=10)
     with pytest.raises(ConfigError, match=r"model.blind"):
         resolve_captioner_spec({"name": "show_tell", "blind": "yes"})
+
+
+def test_predict_without_attention_model_explains_attention_maps(tmp_path):
+    from PIL import Image
+
+    from vltk.errors import VltkError
+    from vltk.tasks.predict import predict_captions
+
+    system = _tiny_system("show_tell", ["decoding.max_length=4"]).eval()
+    image = tmp_path / "x.png"
+    Image.new("RGB", (40, 30), "red").save(image)
+    (prediction,) = predict_captions(system, [image], beam_size=2)
+    assert isinstance(prediction.caption, str) and len(prediction.caption.split()) <= 4
+    with pytest.raises(VltkError, match="no attention over image regions"):
+        predict_captions(system, [image], attention_map=tmp_path / "att.png")
