@@ -241,8 +241,16 @@ def data_synth(
     console.print(f"wrote {path}")
 
 
+class _DropAdverts(logging.Filter):
+    """Lightning logs product tips at INFO level on every run; they are not about the user's run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
 def main() -> None:
     """Console-script entry point."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdverts())
     logging.basicConfig(
         level=os.environ.get("VLTK_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
     )
