@@ -92,9 +92,8 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             dropped = sorted(k for k in node if k != "name")
             if dropped:
                 logger.warning(
-                    "--set %s: %s changes component, so %s from the config file are not used: %s",
+                    "--set %s switches component; these %s options from the config file are not used: %s",
                     override,
-                    ".".join(keys),
                     ".".join(keys[:-1]),
                     ", ".join(dropped),
                 )
