@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+from _report import invocation, machine, publish
 
-ROOT = Path(__file__).resolve().parents[1]
 RUNS = {
     "default": ["vltk", "train", "captioning"],
     "image_blind": ["vltk", "train", "captioning", "--config", "image_blind"],
@@ -38,10 +35,6 @@ RUNS = {
     ],
 }
 METRICS = ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr")
-
-
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def run(name: str, work: Path) -> dict:
@@ -80,13 +73,9 @@ def main() -> None:
         results = [run(name, Path(tmp)) for name in names]
     text = (
         f"\n### Captioning on shapes ({time.strftime('%Y-%m-%d')}, {machine()})\n\n"
-        f"`{' '.join(['python benchmarks/captioning_quality.py', *sys.argv[1:]])}`; test split, beam 3.\n\n"
-        f"{table(results)}\n"
+        f"`{invocation()}`; test split, beam 3.\n\n{table(results)}\n"
     )
-    print(text)
-    if not args.no_append:
-        with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as handle:
-            handle.write(text)
+    publish(text, append=not args.no_append)
 
 
 if __name__ == "__main__":

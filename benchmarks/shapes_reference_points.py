@@ -15,25 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from vltk.data.shapes import generate_shapes
+from _report import invocation, publish
+
+from vltk.data.shapes import ShapeObject, canonical_description, generate_shapes
 from vltk.metrics import score_captions
 
-ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr")
-
-
-def canonical(scene: dict) -> str:
-    parts = []
-    for obj in sorted(scene["objects"], key=lambda o: o["x"]):
-        phrase = f"{obj['size']} {obj['colour']} {obj['shape']}"
-        parts.append(("an " if phrase[0] in "aeiou" else "a ") + phrase)
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def reference_points(images: list[dict]) -> dict[str, dict[str, float]]:
@@ -47,7 +39,10 @@ def reference_points(images: list[dict]) -> dict[str, dict[str, float]]:
     rows["one reference vs the other four (mean of 5)"] = {
         m: sum(s[m] for s in leave_one_out) / len(leave_one_out) for m in METRICS
     }
-    canon = {im["imgid"]: canonical(im["scene"]) for im in images}
+    canon = {
+        im["imgid"]: canonical_description([ShapeObject(**o) for o in im["scene"]["objects"]])
+        for im in images
+    }
     rows["canonical description from the scene"] = score_captions(canon, refs)
     most_common = Counter(canon.values()).most_common(1)[0][0]
     rows[f"one constant caption ('{most_common}')"] = score_captions({i: most_common for i in refs}, refs)
@@ -69,14 +64,9 @@ def main() -> None:
     lines += [f"| {name} | " + " | ".join(f"{s[m]:.3f}" for m in METRICS) + " |" for name, s in rows.items()]
     text = (
         f"\n### Shapes reference points ({time.strftime('%Y-%m-%d')}, {len(test)} test images)\n\n"
-        f"`{' '.join(['python benchmarks/shapes_reference_points.py', *sys.argv[1:]])}`\n\n"
-        + "\n".join(lines)
-        + "\n"
+        f"`{invocation()}`\n\n" + "\n".join(lines) + "\n"
     )
-    print(text)
-    if not args.no_append:
-        with open(ROOT / "BENCHMARKS.md", "a", encoding="utf-8") as handle:
-            handle.write(text)
+    publish(text, append=not args.no_append)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from vltk.text.vocab import tokenize
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "v2"
+GENERATOR_VERSION = "v3"
 CAPTIONS_PER_IMAGE = 5
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -182,6 +183,13 @@ def _article(phrase: str) -> str:
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
 
+def canonical_description(objects: Sequence[ShapeObject]) -> str:
+    """Every object with its size, colour and shape, named from left to right ("a small red circle and
+    a large blue square"); one reference of every image starts from this."""
+    ordered = sorted(objects, key=lambda o: o.x)
+    return _join([_article(f"{o.size} {o.colour} {o.shape}") for o in ordered])
+
+
 def _join(parts: list[str]) -> str:
     if len(parts) == 1:
         return parts[0]
@@ -252,9 +260,7 @@ class _Captioner:
         Every image gets one, so the references share a consensus a model can learn (as most COCO
         references name the main objects); reading objects left to right also tests where they are.
         """
-        order = sorted(self.objects, key=lambda o: o.x)
-        parts = [_article(f"{o.size} {o.colour} {o.shape}") for o in order]
-        return self.pick(_CANONICAL_INTROS) + _join(parts)
+        return self.pick(_CANONICAL_INTROS) + canonical_description(self.objects)
 
     def counting(self) -> str:
         objects, n = self.objects, len(self.objects)
@@ -334,20 +340,28 @@ class _Captioner:
 def describe_scene(
     rng: np.random.Generator, objects: list[ShapeObject], image_size: int, count: int = CAPTIONS_PER_IMAGE
 ) -> list[str]:
-    """``count`` different captions for a scene, drawn from the sentence families in turn."""
+    """``count`` different captions for a scene: the canonical enumeration once, then the varied
+    families in turn. Two captions that differ only by a leading "there is/are" count as the same."""
     captioner = _Captioner(rng, objects, image_size)
-    families = [captioner.enumeration, captioner.counting, captioner.relation, captioner.position,
-                captioner.size_comparison]  # fmt: skip
-    # The canonical enumeration comes first (and always); the other families follow in random order.
-    order = [families[0]] + [families[1 + i] for i in rng.permutation(len(families) - 1)]
-    captions: list[str] = []
+    varied = [captioner.counting, captioner.relation, captioner.position, captioner.size_comparison]
+    order = [varied[i] for i in rng.permutation(len(varied))]
+    captions = [captioner.enumeration()]
+    seen = {_without_intro(captions[0])}
     for attempt in range(200):
+        if len(captions) >= count:
+            break
         caption = order[attempt % len(order)]()
-        if caption is not None and caption not in captions:
+        if caption is not None and _without_intro(caption) not in seen:
             captions.append(caption)
-            if len(captions) == count:
-                break
-    return captions
+            seen.add(_without_intro(caption))
+    return captions[:count]
+
+
+def _without_intro(caption: str) -> str:
+    for intro in ("there is ", "there are "):
+        if caption.startswith(intro):
+            return caption[len(intro) :]
+    return caption
 
 
 def _check_params(num_images: int, image_size: int, val_fraction: float, test_fraction: float) -> None:
