@@ -1,8 +1,9 @@
 """The image-captioning system: teacher-forced training, decoding for evaluation, caption metrics.
 
 Loss: token cross-entropy (optional label smoothing) plus, for attention decoders, the doubly stochastic
-attention regulariser of Xu et al. 2015 (Show, Attend and Tell, eq. 14): ``alpha_c * sum_i (1 - sum_t
-alpha_ti)^2``, which pushes the model to look at every region over the course of a caption.
+attention regulariser of Xu et al. 2015 (Show, Attend and Tell, eq. 14), ``alpha_c * (1 - sum_t
+alpha_ti)^2`` averaged over regions i and images (the paper sums over regions; the mean keeps alpha_c
+independent of the grid size), which pushes the model to look at every region over a caption.
 """
 
 from __future__ import annotations

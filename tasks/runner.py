@@ -152,6 +152,18 @@ def resolve_resume(task: str, resume: str | None, run_dir: Path) -> str | None:
     return str(path)
 
 
+def keep_earlier_csv_log(path: Path) -> Path | None:
+    """Lightning's CSVLogger rewrites ``metrics.csv`` when a run resumes; keep the earlier rows beside it
+    as ``metrics.part-1.csv``, ``metrics.part-2.csv``, ... (oldest first)."""
+    if not path.is_file():
+        return None
+    part = 1
+    while (target := path.with_name(f"{path.stem}.part-{part}{path.suffix}")).exists():
+        part += 1
+    path.rename(target)
+    return target
+
+
 def train(cfg: Any, *, run_dir: str | Path | None = None, resume: str | None = None) -> RunResult:
     """Train ``cfg.task`` as configured, then test the best checkpoint; everything lands in the run dir."""
     entry = task_entry(cfg.task)
@@ -165,6 +177,8 @@ def train(cfg: Any, *, run_dir: str | Path | None = None, resume: str | None = N
     datamodule.image_transform = system.model.encoder.transforms()
     if global_rank() == 0:
         dump_yaml(cfg, run_path / "config.yaml")
+        if ckpt_path is not None:
+            keep_earlier_csv_log(run_path / "logs" / "metrics.csv")
     checkpoint = ModelCheckpoint(
         dirpath=str(run_path / "checkpoints"),
         filename="best",

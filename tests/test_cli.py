@@ -144,8 +144,14 @@ def test_resume_last_continues_the_run(trained_run: Path, tmp_path: Path):
         ],
     )
     assert result.exit_code == 0, result.output
-    epochs = {line.split(",")[0] for line in (run_dir / "logs/metrics.csv").read_text().splitlines()[1:]}
-    assert "1" in epochs  # the second epoch ran, after the first restored from last.ckpt
+
+    def epochs(name: str) -> set[str]:
+        return {line.split(",")[0] for line in (run_dir / "logs" / name).read_text().splitlines()[1:]}
+
+    # The resumed process trained only the second epoch (a fresh start would log epoch 0 again); the
+    # first process's rows are kept beside the new log.
+    assert "1" in epochs("metrics.csv") and "0" not in epochs("metrics.csv")
+    assert "0" in epochs("metrics.part-1.csv")
     result = runner.invoke(
         app, ["train", "captioning", "--run-dir", str(tmp_path / "none"), "--resume", "last"]
     )
