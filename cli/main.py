@@ -88,16 +88,21 @@ def print_metrics(split: str, metrics: dict[str, float], title: str | None = Non
     console.print(table)
 
 
-def print_samples(samples: list[Any]) -> None:
-    if not samples:
+def print_samples(rows: list[dict[str, str]], title: str = "samples") -> None:
+    """A table of a few evaluated examples (``system.sample_rows()``: the same columns in every row)."""
+    if not rows:
         return
-    table = Table(title="sample captions", show_lines=True)
-    table.add_column("image")
-    table.add_column("generated")
-    table.add_column("references")
-    for sample in samples:
-        table.add_row(str(sample.image_id), sample.caption, "\n".join(sample.references[:3]))
+    table = Table(title=title, show_lines=True)
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
     console.print(table)
+
+
+def write_json_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
 
 
 @app.command()
@@ -145,7 +150,8 @@ def evaluate(
     overrides: SetOption = None,
     output: Annotated[Path | None, typer.Option(help="Write {split, metrics} JSON here.")] = None,
     predictions: Annotated[
-        Path | None, typer.Option(help="Write predictions here (COCO results format).")
+        Path | None,
+        typer.Option(help="Write predictions here, in the task's official results format."),
     ] = None,
     accelerator: Annotated[str | None, typer.Option(help="cpu | gpu | auto (Lightning).")] = None,
     devices: Annotated[str | None, typer.Option(help="Number of devices (Lightning).")] = None,
@@ -162,39 +168,124 @@ def evaluate(
         write_metrics(output, split, result.metrics)
         console.print(f"metrics written to {output}")
     if predictions is not None:
-        rows = [
-            {"image_id": image_id, "caption": caption}
-            for image_id, caption in sorted(result.predictions.items())
-        ]
-        predictions.parent.mkdir(parents=True, exist_ok=True)
-        predictions.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
-        console.print(f"{len(rows)} predictions written to {predictions}")
+        write_json_rows(predictions, result.predictions)
+        console.print(f"{len(result.predictions)} predictions written to {predictions}")
+
+
+PREDICT_OPTION_NAMES = {
+    "inputs": "INPUT arguments",
+    "question": "--question",
+    "beam_size": "--beam-size",
+    "max_length": "--max-length",
+    "attention_map": "--attention-map",
+    "prime": "--prime",
+    "length": "--length",
+    "temperature": "--temperature",
+    "level": "--level",
+    "seed": "--seed",
+    "gif": "--gif",
+}
 
 
 @app.command()
 @user_errors
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `vltk train`.")],
-    inputs: Annotated[list[Path], typer.Argument(help="Image file(s) to caption.")],
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="Input file(s): images for captioning and VQA.")
+    ] = None,
+    question: Annotated[str | None, typer.Option(help="vqa: the question to ask about the image.")] = None,
     beam_size: Annotated[
         int | None, typer.Option(help="Beam size (1 = greedy; default: the checkpoint's).")
     ] = None,
-    max_length: Annotated[int | None, typer.Option(help="Maximum caption length in words.")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Maximum output length in words.")] = None,
     attention_map: Annotated[
-        Path | None, typer.Option(help="Write a picture of the attention per word.")
+        Path | None, typer.Option(help="Write a picture of the attention (per word / per glimpse).")
+    ] = None,
+    prime: Annotated[str | None, typer.Option(help="lm: text to start sampling from.")] = None,
+    length: Annotated[int | None, typer.Option(help="lm: number of characters/words to sample.")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="lm: sampling temperature (lower = more conservative).")
+    ] = None,
+    level: Annotated[str | None, typer.Option(help="navigation: BabyAI level id.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="navigation/lm: random seed of the episode/sample.")
+    ] = None,
+    gif: Annotated[
+        Path | None, typer.Option(help="navigation: write the episode as an animated GIF.")
     ] = None,
 ) -> None:
-    """Caption image files with a trained model."""
-    from vltk.tasks.predict import predict_captions
-    from vltk.tasks.runner import load_system
+    """Run a trained model on new input: caption images, answer a question, sample text, play an episode."""
+    from vltk.tasks.common import PredictRequest
+    from vltk.tasks.runner import load_system, task_entry
 
+    request = PredictRequest(
+        inputs=list(inputs or []),
+        question=question,
+        beam_size=beam_size,
+        max_length=max_length,
+        attention_map=attention_map,
+        prime=prime,
+        length=length,
+        temperature=temperature,
+        level=level,
+        seed=seed,
+        gif=gif,
+    )
     system = load_system(checkpoint)
-    for prediction in predict_captions(
-        system, inputs, beam_size=beam_size, max_length=max_length, attention_map=attention_map
-    ):
-        console.print(f"{prediction.image}: [bold]{prediction.caption}[/]", highlight=False)
-        if prediction.attention_map is not None:
-            console.print(f"  attention map: {prediction.attention_map}", highlight=False)
+    task = system.config.task
+    entry = task_entry(task)
+    if entry.predict is None:
+        raise VltkError(f"`vltk predict` does not support {task} checkpoints yet")
+    default = PredictRequest()
+    unused = [
+        PREDICT_OPTION_NAMES[name]
+        for name in PREDICT_OPTION_NAMES
+        if name not in entry.predict_options and getattr(request, name) != getattr(default, name)
+    ]
+    if unused:
+        raise VltkError(f"{', '.join(unused)} do(es) not apply to a {task} checkpoint")
+    for line in entry.predict(system, request):
+        console.print(line, highlight=False)
+
+
+@app.command()
+@user_errors
+def score(
+    task: Annotated[str, typer.Argument(help="Task whose metrics to compute: captioning | vqa | ...")],
+    predictions: Annotated[
+        Path, typer.Option(help="Predictions in the task's official results format (JSON).")
+    ],
+    references: Annotated[
+        Path | None,
+        typer.Option(help="captioning: COCO captions_*.json or Karpathy dataset JSON (with --split)."),
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split of a Karpathy JSON to score against.")] = None,
+    questions: Annotated[Path | None, typer.Option(help="vqa: questions JSON (VQA v2 layout).")] = None,
+    annotations: Annotated[Path | None, typer.Option(help="vqa: annotations JSON (VQA v2 layout).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write {split, metrics} JSON here.")] = None,
+) -> None:
+    """Score a predictions file against references, without a model (e.g. re-score a submission)."""
+    from vltk.tasks.common import ScoreRequest
+    from vltk.tasks.runner import task_entry, write_metrics
+
+    entry = task_entry(task)
+    if entry.score is None:
+        raise VltkError(f"`vltk score` does not support {task} yet")
+    request = ScoreRequest(predictions, references, split, questions, annotations)
+    given = {"references": references, "split": split, "questions": questions, "annotations": annotations}
+    unused = [
+        f"--{name}" for name, value in given.items() if value is not None and name not in entry.score_options
+    ]
+    if unused:
+        raise VltkError(f"{', '.join(unused)} do(es) not apply to `vltk score {task}`")
+    result = entry.score(request)
+    for note in result.notes:
+        err_console.print(note, highlight=False)
+    print_metrics(split or "scored", result.metrics, title=f"{task} metrics: {predictions}")
+    if output is not None:
+        write_metrics(output, split or "scored", result.metrics)
+        console.print(f"metrics written to {output}")
 
 
 @app.command("list")

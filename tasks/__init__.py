@@ -1,23 +1,46 @@
-"""Lightning systems, one per task, and the registry the CLI reads (``vltk list``, ``vltk train TASK``)."""
+"""Lightning systems, one per task, and the registry the CLI reads (``vltk list``, ``vltk train TASK``).
+
+Adding a task means: a config dataclass (with ``task``, ``seed``, ``data``, ``trainer``, ``monitor`` and
+optionally ``monitor_mode``), a LightningModule following :class:`vltk.tasks.common.TaskSystem`, a dataset
+registry, optionally ``predict``/``score`` functions, shipped configs in ``configs/<task>/`` and one entry
+below. The runner (train/evaluate) and the CLI need nothing else.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from vltk.data import CAPTION_DATASETS
 from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
+from vltk.tasks.predict import predict_captions_lines
 
 
 @dataclass(frozen=True)
 class TaskEntry:
-    """What the runner needs to know about a task: its config schema, its system and its datasets."""
+    """What the runner and the CLI need to know about a task.
+
+    Attributes:
+        config: the config dataclass (``vltk.config.from_dict`` validates YAML against it).
+        system: the LightningModule class; ``system.from_data(cfg, datamodule)`` builds it for training and
+            ``system(**checkpoint["hyper_parameters"])`` rebuilds it from a checkpoint.
+        datasets: the dataset registry (``data.name`` picks one).
+        description: one line for ``vltk list``.
+        predict: ``predict(system, request: PredictRequest) -> list[str]`` (lines to print, Rich markup).
+        predict_options: the ``PredictRequest`` fields the task reads; the CLI refuses the others by name.
+        score: ``score(request: ScoreRequest) -> ScoreResult``: metrics on prediction files, no model.
+        score_options: the ``ScoreRequest`` fields the task reads.
+    """
 
     config: type
     system: type
     datasets: Mapping[str, Any]
     description: str
+    predict: Callable[..., list[str]] | None = None
+    predict_options: frozenset[str] = field(default_factory=frozenset)
+    score: Callable[..., Any] | None = None
+    score_options: frozenset[str] = field(default_factory=frozenset)
 
 
 TASKS: dict[str, TaskEntry] = {
@@ -26,6 +49,8 @@ TASKS: dict[str, TaskEntry] = {
         CaptioningTask,
         CAPTION_DATASETS,
         "image -> sentence (Show and Tell, Show, Attend and Tell)",
+        predict=predict_captions_lines,
+        predict_options=frozenset({"inputs", "beam_size", "max_length", "attention_map"}),
     ),
 }
 

@@ -16,10 +16,11 @@ import pytorch_lightning as pl
 import torch.nn.functional as F
 from torch import Tensor
 
-from vltk.config import from_dict, spec_field
+from vltk.config import from_dict, spec_field, to_dict
 from vltk.data import CAPTION_DATASETS
 from vltk.decoding import BeamResult
 from vltk.metrics import CaptionMetrics
+from vltk.metrics.caption import METRIC_NAMES, score_records
 from vltk.models.captioner import build_captioner, resolve_captioner_spec
 from vltk.registry import resolved_spec
 from vltk.tasks.common import DecodingConfig, OptimConfig, TrainerConfig, build_optimizer, build_scheduler
@@ -95,6 +96,32 @@ class CaptioningTask(pl.LightningModule):
         self.predictions: dict[int, str] = {}
         self.results: dict[str, dict[str, float]] = {}
 
+    @classmethod
+    def from_data(cls, cfg: CaptioningConfig, datamodule: Any) -> CaptioningTask:
+        """The system for training on ``datamodule`` (set up for ``fit``): its vocabulary goes in, and the
+        encoder's preprocessing goes back to the datamodule."""
+        system = cls(config=to_dict(cfg), vocab=datamodule.vocab.to_json())
+        datamodule.image_transform = system.model.encoder.transforms()
+        return system
+
+    def attach_data(self, datamodule: Any) -> None:
+        """Evaluate with the checkpoint's vocabulary and the encoder's preprocessing."""
+        datamodule.vocab = self.vocab
+        datamodule.image_transform = self.model.encoder.transforms()
+
+    def sample_rows(self) -> list[dict[str, str]]:
+        return [
+            {"image": str(s.image_id), "generated": s.caption, "references": "\n".join(s.references[:3])}
+            for s in self.samples
+        ]
+
+    def prediction_rows(self) -> list[dict[str, Any]]:
+        """The last evaluation's captions in the COCO results format, every rank's, one per image."""
+        return [
+            {"image_id": image_id, "caption": caption}
+            for image_id, caption in sorted(self.predictions.items())
+        ]
+
     # ----------------------------------------------------------------------------------------------- loss
     def _loss(self, batch: CaptionBatch) -> tuple[Tensor, Tensor, Tensor]:
         features = self.model.encode(batch.images)  # grid [B, N, D]
@@ -130,7 +157,6 @@ class CaptioningTask(pl.LightningModule):
         ids = batch.image_ids.tolist()
         self.metrics[stage].update(ids, captions, batch.references)
         for image_id, caption, refs in zip(ids, captions, batch.references):
-            self.predictions[image_id] = caption
             if len(self.samples) < self.config.num_samples:
                 self.samples.append(CaptionSample(image_id, caption, list(refs)))
 
@@ -160,7 +186,9 @@ class CaptioningTask(pl.LightningModule):
         self.predictions = {}
 
     def _end_eval(self, stage: str) -> None:
-        scores = self.metrics[stage].compute()
+        records = self.metrics[stage].records()  # the whole split, gathered over ranks, de-duplicated
+        self.predictions = {record.image_id: record.hypothesis for record in records}
+        scores = score_records(records).metrics if records else {name: 0.0 for name in METRIC_NAMES}
         self.results[stage] = scores
         for name, value in scores.items():  # identical on every rank: compute() gathered the whole split,
             # so sync_dist averages equal values; it keeps Lightning's epoch-level bookkeeping consistent.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from dataclasses import field as dataclass_field
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -108,3 +110,69 @@ def build_scheduler(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return {"scheduler": scheduler, "interval": "step"}
+
+
+# ------------------------------------------------------------------------------------ the task contract
+@dataclass
+class PredictRequest:
+    """Everything ``vltk predict`` can be asked; each task reads the fields it lists in ``predict_options``
+    (``vltk.tasks.TaskEntry``) and the CLI refuses the others by their option name."""
+
+    inputs: list[Path] = dataclass_field(default_factory=list)
+    question: str | None = None
+    beam_size: int | None = None
+    max_length: int | None = None
+    attention_map: Path | None = None
+    prime: str | None = None
+    length: int | None = None
+    temperature: float | None = None
+    level: str | None = None
+    seed: int | None = None
+    gif: Path | None = None
+
+
+@dataclass
+class ScoreRequest:
+    """Everything ``vltk score TASK`` can be given (files only, no model)."""
+
+    predictions: Path
+    references: Path | None = None
+    split: str | None = None
+    questions: Path | None = None
+    annotations: Path | None = None
+
+
+@dataclass
+class ScoreResult:
+    """Metrics from ``vltk score``, and lines worth telling the user (e.g. 'METEOR unavailable: ...')."""
+
+    metrics: dict[str, float]
+    notes: list[str] = dataclass_field(default_factory=list)
+
+
+class TaskSystem(Protocol):
+    """What ``vltk.tasks.runner`` needs from a task's LightningModule (besides Lightning's hooks).
+
+    - ``from_data(cfg, datamodule)`` (classmethod): build the system for training once the datamodule is
+      set up for ``fit``, wiring data facts in (vocabulary, number of answers) and system facts back into the
+      datamodule (e.g. the image transform that matches the encoder's weights).
+    - ``attach_data(datamodule)``: before evaluating a loaded checkpoint, give the datamodule what it must
+      take from the model (vocabulary, transform) instead of rebuilding it.
+    - ``results[stage]``: the metrics of the last ``val``/``test`` epoch, gathered over all ranks.
+    - ``sample_rows()``: a few examples of the last evaluation as ``{column: text}`` for a table.
+    - ``prediction_rows()``: every prediction of the last evaluation in the task's official results format
+      (captioning: ``[{"image_id", "caption"}]``), gathered over ranks, one row per example id.
+    - ``config``: the typed config.
+    """
+
+    results: dict[str, dict[str, float]]
+    config: Any
+
+    @classmethod
+    def from_data(cls, cfg: Any, datamodule: Any) -> TaskSystem: ...
+
+    def attach_data(self, datamodule: Any) -> None: ...
+
+    def sample_rows(self) -> list[dict[str, str]]: ...
+
+    def prediction_rows(self) -> list[dict[str, Any]]: ...

@@ -10,6 +10,7 @@ import torch
 from vltk.data.images import load_image
 from vltk.decoding import BeamResult
 from vltk.errors import VltkError
+from vltk.tasks.common import PredictRequest
 from vltk.viz import save_attention_map
 
 
@@ -77,3 +78,21 @@ def predict_captions(
             )
         predictions.append(prediction)
     return predictions
+
+
+def predict_captions_lines(system, request: PredictRequest) -> list[str]:
+    """``vltk predict`` for captioning checkpoints: one line per image (and its attention map)."""
+    if not request.inputs:
+        raise VltkError("captioning: name at least one image file to caption")
+    lines = []
+    for prediction in predict_captions(
+        system,
+        request.inputs,
+        beam_size=request.beam_size,
+        max_length=request.max_length,
+        attention_map=request.attention_map,
+    ):
+        lines.append(f"{prediction.image}: [bold]{prediction.caption}[/]")
+        if prediction.attention_map is not None:
+            lines.append(f"  attention map: {prediction.attention_map}")
+    return lines

@@ -37,8 +37,8 @@ class RunResult:
     run_dir: Path | None
     split: str
     metrics: dict[str, float]
-    samples: list[Any] = field(default_factory=list)
-    predictions: dict[int, str] = field(default_factory=dict)
+    samples: list[dict[str, str]] = field(default_factory=list)
+    predictions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def task_entry(task: str) -> TaskEntry:
@@ -173,8 +173,7 @@ def train(cfg: Any, *, run_dir: str | Path | None = None, resume: str | None = N
     datamodule = build_datamodule(entry, cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    system = entry.system(config=to_dict(cfg), vocab=datamodule.vocab.to_json())
-    datamodule.image_transform = system.model.encoder.transforms()
+    system = entry.system.from_data(cfg, datamodule)
     if global_rank() == 0:
         dump_yaml(cfg, run_path / "config.yaml")
         if ckpt_path is not None:
@@ -183,7 +182,7 @@ def train(cfg: Any, *, run_dir: str | Path | None = None, resume: str | None = N
         dirpath=str(run_path / "checkpoints"),
         filename="best",
         monitor=f"val/{cfg.monitor}",
-        mode="max",
+        mode=getattr(cfg, "monitor_mode", "max"),
         save_last=True,
         save_top_k=1,
         auto_insert_metric_name=False,
@@ -196,7 +195,7 @@ def train(cfg: Any, *, run_dir: str | Path | None = None, resume: str | None = N
     metrics = system.results.get("test", {})
     if trainer.is_global_zero:
         write_metrics(run_path / "metrics.json", "test", metrics)
-    return RunResult(run_path, "test", metrics, list(system.samples), dict(system.predictions))
+    return RunResult(run_path, "test", metrics, system.sample_rows(), system.prediction_rows())
 
 
 def load_system(checkpoint: str | Path) -> Any:
@@ -211,7 +210,7 @@ def load_system(checkpoint: str | Path) -> Any:
     except (RuntimeError, KeyError, TypeError, EOFError, OSError) as error:
         raise VltkError(f"{path} is not a vltk checkpoint ({type(error).__name__}: {error})") from None
     entry = task_entry(task)
-    system = entry.system(config=hparams["config"], vocab=hparams["vocab"])
+    system = entry.system(**hparams)
     system.load_state_dict(payload["state_dict"])
     system.eval()
     return system
@@ -236,12 +235,11 @@ def evaluate(
     cfg = from_dict(entry.config, data)
     system.config = cfg
     datamodule = build_datamodule(entry, cfg)
-    datamodule.vocab = system.vocab
-    datamodule.image_transform = system.model.encoder.transforms()
+    system.attach_data(datamodule)
     datamodule.prepare_data()
     datamodule.setup("test")
     trainer = build_trainer(cfg, None)
     system.results = {}
     trainer.test(system, dataloaders=datamodule.dataloader_for(split), verbose=False)
     metrics = system.results.get("test", {})
-    return RunResult(None, split, metrics, list(system.samples), dict(system.predictions))
+    return RunResult(None, split, metrics, system.sample_rows(), system.prediction_rows())

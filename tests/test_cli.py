@@ -163,3 +163,14 @@ def test_evaluate_refuses_model_overrides(trained_run: Path):
         app, ["evaluate", str(trained_run / "checkpoints/best.ckpt"), "--set", "model.decoder.hidden_dim=8"]
     )
     assert result.exit_code == 2 and "cannot override model.decoder.hidden_dim" in result.output
+
+
+def test_predict_refuses_options_of_other_tasks_by_name(trained_run: Path, tmp_path: Path):
+    image = tmp_path / "img.png"
+    Image.new("RGB", (32, 32)).save(image)
+    checkpoint = str(trained_run / "checkpoints/best.ckpt")
+    result = runner.invoke(app, ["predict", checkpoint, str(image), "--question", "what?", "--prime", "a"])
+    assert result.exit_code == 2
+    assert "--question" in result.output and "--prime" in result.output and "captioning" in result.output
+    result = runner.invoke(app, ["predict", checkpoint])
+    assert result.exit_code == 2 and "image" in result.output
