@@ -33,15 +33,18 @@ err_console = Console(stderr=True)
 
 
 def user_errors(command):
-    """Turn a :class:`VltkError` into one red line and exit status 2."""
+    """Turn a :class:`VltkError` into one red line and exit status 2 (a run stopped by SIGTERM/SIGINT after
+    saving its checkpoint exits 143/130, the shell's convention for those signals)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except VltkError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            exit_code = getattr(error, "exit_code", 2)  # TrainingInterrupted: 128 + the signal's number
+            label = "[bold yellow]stopped:[/]" if exit_code != 2 else "[bold red]error:[/]"
+            err_console.print(f"{label} {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exit_code) from None
 
     return wrapper
 

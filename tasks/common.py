@@ -34,7 +34,11 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    """Arguments passed to ``pytorch_lightning.Trainer`` (the CLI's device flags override these)."""
+    """Arguments passed to ``pytorch_lightning.Trainer`` (the CLI's device flags override these).
+
+    ``on_nonfinite_loss``: ``raise`` stops at the first NaN/inf loss naming the step and batch; ``skip`` skips
+    such batches and counts them (single process only). ``deterministic`` is Lightning's deterministic mode.
+    """
 
     max_epochs: int = 10
     max_steps: int = -1
@@ -52,6 +56,7 @@ class TrainerConfig:
     num_sanity_val_steps: int = 0
     deterministic: bool = False
     enable_progress_bar: bool = True
+    on_nonfinite_loss: Literal["raise", "skip"] = "raise"
 
 
 @dataclass

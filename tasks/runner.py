@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,11 +22,21 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vltk.config import apply_overrides, dump_yaml, from_dict, load_config, to_dict
 from vltk.errors import ConfigError, VltkError, unknown_choice_message
 from vltk.registry import build
 from vltk.tasks import TASKS, TaskEntry
+from vltk.tasks.reliability import (
+    AtomicCheckpointIO,
+    Provenance,
+    ResumeState,
+    SaveOnSignal,
+    TrainingInterrupted,
+    check_provenance,
+    guard_nonfinite_loss,
+)
 
 log = logging.getLogger(__name__)
 RUN_DIR_ENV = "VLTK_RUN_DIR"
@@ -127,6 +139,7 @@ def build_trainer(cfg: Any, run_dir: Path | None, callbacks: list | None = None)
         enable_progress_bar=t.enable_progress_bar,
         gradient_clip_val=grad_clip,
         callbacks=callbacks or [],
+        plugins=[AtomicCheckpointIO()],
         logger=_loggers(run_dir) if run_dir is not None else False,
         default_root_dir=str(run_dir) if run_dir is not None else None,
         enable_checkpointing=bool(callbacks),
@@ -164,13 +177,27 @@ def keep_earlier_csv_log(path: Path) -> Path | None:
     return target
 
 
-def train(cfg: Any, *, run_dir: str | Path | None = None, resume: str | None = None) -> RunResult:
-    """Train ``cfg.task`` as configured, then test the best checkpoint; everything lands in the run dir."""
+def train(
+    cfg: Any,
+    *,
+    run_dir: str | Path | None = None,
+    resume: str | None = None,
+    extra_callbacks: list[pl.Callback] | tuple = (),
+) -> RunResult:
+    """Train ``cfg.task`` as configured, then test the best checkpoint; everything lands in the run dir.
+
+    Raises:
+        TrainingInterrupted: on SIGTERM/SIGINT, after writing ``checkpoints/last.ckpt`` (resume with
+            ``resume="last"``).
+        NonFiniteLossError: on a NaN/inf loss when ``trainer.on_nonfinite_loss`` is ``raise``.
+    """
     entry = task_entry(cfg.task)
     run_path = choose_run_dir(cfg.task, run_dir)
     ckpt_path = resolve_resume(cfg.task, resume, run_path)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(entry, cfg)
+    if hasattr(datamodule, "shuffle_seed"):
+        datamodule.shuffle_seed = cfg.seed
     datamodule.prepare_data()
     datamodule.setup("fit")
     system = entry.system.from_data(cfg, datamodule)
@@ -178,18 +205,30 @@ def train(cfg: Any, *, run_dir: str | Path | None = None, resume: str | None = N
         dump_yaml(cfg, run_path / "config.yaml")
         if ckpt_path is not None:
             keep_earlier_csv_log(run_path / "logs" / "metrics.csv")
-    checkpoint = ModelCheckpoint(
+    guard_nonfinite_loss(system, cfg.trainer.on_nonfinite_loss)
+    checkpoint = ModelCheckpoint(  # best.ckpt: the best validation score so far
         dirpath=str(run_path / "checkpoints"),
         filename="best",
         monitor=f"val/{cfg.monitor}",
         mode=getattr(cfg, "monitor_mode", "max"),
-        save_last=True,
         save_top_k=1,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
-    trainer = build_trainer(cfg, run_path, callbacks=[checkpoint])
-    trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
+    # last.ckpt: after every epoch. (A separate callback: Lightning's save_last only refreshes last.ckpt when
+    # the monitored score improved, which would make `--resume last` go back to the best epoch.)
+    latest = ModelCheckpoint(
+        dirpath=str(run_path / "checkpoints"), filename="last", save_top_k=1, enable_version_counter=False
+    )
+    on_signal = SaveOnSignal(run_path / "checkpoints" / "last.ckpt")
+    callbacks = [ResumeState(), Provenance(), on_signal, checkpoint, latest, *extra_callbacks]
+    if hasattr(datamodule, "resume_train_order"):  # ResumeState restores the order; Lightning can't tell
+        warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+    trainer = build_trainer(cfg, run_path, callbacks=callbacks)
+    try:
+        trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        raise TrainingInterrupted(on_signal.signum or signal.SIGTERM, on_signal.saved, run_path) from None
     best = checkpoint.best_model_path or None
     trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False)
     metrics = system.results.get("test", {})
@@ -209,6 +248,7 @@ def load_system(checkpoint: str | Path) -> Any:
         task = hparams["config"]["task"]
     except (RuntimeError, KeyError, TypeError, EOFError, OSError) as error:
         raise VltkError(f"{path} is not a vltk checkpoint ({type(error).__name__}: {error})") from None
+    check_provenance(payload, path)
     entry = task_entry(task)
     system = entry.system(**hparams)
     system.load_state_dict(payload["state_dict"])

@@ -28,6 +28,7 @@ from vltk.data.collate import collate_captions
 from vltk.data.hf_captions import read_hf_captions
 from vltk.data.images import ImageTransform, default_image_transform
 from vltk.data.karpathy import CaptionEvalDataset, CaptionRecord, CaptionTrainDataset, read_karpathy
+from vltk.data.resumable import ResumableRandomSampler
 from vltk.data.shapes import ensure_shapes
 from vltk.errors import ConfigError, DataError
 from vltk.text.vocab import Vocabulary
@@ -74,6 +75,9 @@ class CaptionsDataModule(pl.LightningDataModule):
         self.in_memory = in_memory
         self.max_images = max_images
         self.image_transform: ImageTransform | None = None
+        self.shuffle_seed = 0  # the runner sets the run's seed; the training order depends on it alone
+        self.train_sampler: ResumableRandomSampler | None = None
+        self._resume_order: tuple[int, int] | None = None
         self._vocab: Vocabulary | None = None
         self._splits: dict[str, list[CaptionRecord]] | None = None  # by split name, and by role
         self._datasets: dict[tuple[str, bool], CaptionTrainDataset | CaptionEvalDataset] = {}
@@ -119,6 +123,12 @@ class CaptionsDataModule(pl.LightningDataModule):
             ", ".join(f"{role}={len(splits[role])} images" for role in ROLES),
             len(self._vocab),
         )
+
+    def resume_train_order(self, epoch: int, items_done: int) -> None:
+        """Continue the training order of ``epoch`` after ``items_done`` items (called on resume)."""
+        self._resume_order = (epoch, items_done)
+        if self.train_sampler is not None:
+            self.train_sampler.resume_at(epoch, items_done)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", training=True)
@@ -220,10 +230,18 @@ class CaptionsDataModule(pl.LightningDataModule):
             )
             self._datasets[key] = dataset
         dataset.transform = self._transform()
+        sampler = None
+        if training:  # an order that a resumed run can continue mid-epoch (vltk.data.resumable)
+            sampler = ResumableRandomSampler(len(dataset), seed=self.shuffle_seed)
+            if self._resume_order is not None:
+                sampler.resume_at(*self._resume_order)
+            self.train_sampler = sampler
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=training,
+            sampler=sampler,
+            # worker seeds come from this generator, not from the global RNG the model's dropout uses
+            generator=torch.Generator().manual_seed(self.shuffle_seed),
             drop_last=False,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -1,0 +1,336 @@
+"""What makes a run survive pre-emption, crashes and bad numbers, and come back to the same weights.
+
+- :class:`ResumeState` stores the RNG states (torch, CUDA, numpy, Python) and the position in the training
+  order in every checkpoint, and puts them back on resume, so a resumed run continues bit for bit (Lightning's
+  checkpoints hold weights, optimiser, scheduler and loop counters, but neither RNG states nor the position
+  inside an epoch).
+- :class:`SaveOnSignal` turns SIGTERM (cluster pre-emption) and SIGINT (Ctrl+C) into "finish this batch,
+  write ``last.ckpt``, stop"; the runner then raises :class:`TrainingInterrupted` and the CLI exits 143 / 130.
+  A second Ctrl+C aborts at once.
+- :class:`AtomicCheckpointIO` writes a checkpoint to a temporary file, flushes it to disk and renames it over
+  the old one, so a process killed while writing leaves the previous checkpoint intact.
+- :func:`guard_nonfinite_loss` stops a run at the first NaN/inf loss, naming the step and the batch, before
+  the bad gradients reach the weights (or skips such batches and counts them).
+- :class:`Provenance` records the versions and the git commit a checkpoint was made with.
+
+Everything stored in a checkpoint is tensors and primitives, so ``torch.load(weights_only=True)`` reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from vltk.errors import VltkError
+
+log = logging.getLogger(__name__)
+RESUME_KEY = "vltk_resume"
+PROVENANCE_KEY = "vltk_provenance"
+
+
+class TrainingInterrupted(VltkError):
+    """Training stopped on a signal after writing a checkpoint that resumes."""
+
+    def __init__(self, signum: int, checkpoint: Path | None, run_dir: Path):
+        self.signum = signum
+        self.checkpoint = checkpoint
+        self.exit_code = 128 + signum  # the shell's convention: 143 for SIGTERM, 130 for SIGINT
+        name = signal.Signals(signum).name
+        saved = f"checkpoint written to {checkpoint}" if checkpoint else "no checkpoint written"
+        super().__init__(f"interrupted by {name}; {saved}; continue with --run-dir {run_dir} --resume last")
+
+
+class NonFiniteLossError(VltkError):
+    """The loss became NaN or infinite."""
+
+
+# ------------------------------------------------------------------------------------------- RNG states
+def capture_rng_states() -> dict[str, Any]:
+    """Every global RNG a training step may draw from, as tensors and primitives."""
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    version, python_state, gauss_next = random.getstate()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gauss": float(cached_gauss),
+        },
+        "python": {"version": version, "state": list(python_state), "gauss_next": gauss_next},
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    numpy_state = states["numpy"]
+    np.random.set_state(
+        (
+            numpy_state["kind"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gauss"],
+        )
+    )
+    python_state = states["python"]
+    random.setstate((python_state["version"], tuple(python_state["state"]), python_state["gauss_next"]))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# ------------------------------------------------------------------------------------------ exact resume
+class ResumeState(pl.Callback):
+    """Saves and restores the RNG states and the position in the training order.
+
+    The datamodule takes part through ``resume_train_order(epoch, items_done)`` (see
+    ``vltk.data.resumable.ResumableRandomSampler``); without it a mid-epoch resume restarts the epoch's
+    order (Lightning warns) but the RNG states are still restored.
+    """
+
+    def __init__(self) -> None:
+        self.batches_done = 0  # optimiser steps' batches finished in the current epoch
+        self._pending_rng: dict[str, Any] | None = None
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.batches_done = 0  # not called when Lightning restarts in the middle of an epoch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._pending_rng is not None:  # first batch after a resume: continue the interrupted stream
+            restore_rng_states(self._pending_rng)
+            self._pending_rng = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.batches_done += 1
+
+    def _position(self, trainer: pl.Trainer) -> tuple[int, int]:
+        epoch = trainer.current_epoch
+        if self.batches_done >= trainer.num_training_batches:
+            return epoch + 1, 0
+        return epoch, self.batches_done
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        epoch, batches = self._position(trainer)
+        checkpoint[RESUME_KEY] = {
+            "epoch": epoch,
+            "batches_done": batches,
+            "world_size": trainer.world_size,
+            "rng": capture_rng_states(),
+        }
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(RESUME_KEY)
+        if state is None:
+            log.warning(
+                "this checkpoint has no RNG/data-order state (older vltk?): the resumed run will differ"
+            )
+            return
+        self.batches_done = state["batches_done"]
+        self._pending_rng = state["rng"]
+        datamodule = trainer.datamodule
+        if hasattr(datamodule, "resume_train_order"):
+            batch_size = int(getattr(datamodule, "batch_size", 1))
+            items = state["batches_done"] * batch_size * state["world_size"]
+            datamodule.resume_train_order(state["epoch"], items)
+
+
+# --------------------------------------------------------------------------------------------- signals
+class SaveOnSignal(pl.Callback):
+    """SIGTERM/SIGINT: finish the current batch, write ``last.ckpt`` and stop (see module docstring).
+
+    Lightning already turns SIGTERM into a stop after the current batch (``SIGTERMException``); this callback
+    routes SIGINT the same way, remembers which signal came, and writes the checkpoint when the stop happens.
+    """
+
+    def __init__(self, checkpoint_path: Path) -> None:
+        self.checkpoint_path = Path(checkpoint_path)
+        self.signum: int | None = None
+        self.saved: Path | None = None
+        self._previous: dict[int, Any] = {}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning has installed its SIGTERM handler by now (it sets trainer.received_sigterm; it is
+        # registered after on_fit_start), so route both signals through it.
+        lightning_sigterm = signal.getsignal(signal.SIGTERM)
+
+        def handle(signum: int, frame: Any) -> None:
+            if self.signum == signal.SIGINT and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl+C: stop now, without a checkpoint
+            self.signum = signum
+            log.warning(
+                "%s received: finishing this batch, then saving and stopping", signal.Signals(signum).name
+            )
+            if callable(lightning_sigterm):
+                lightning_sigterm(signal.SIGTERM, frame)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[signum] = signal.signal(signum, handle)
+            except ValueError:  # not the main thread: leave the handlers alone
+                pass
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, SIGTERMException):
+            self.signum = self.signum or int(signal.SIGTERM)
+            trainer.save_checkpoint(str(self.checkpoint_path))
+            self.saved = self.checkpoint_path
+        self._restore_handlers()
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore_handlers()
+
+
+# ------------------------------------------------------------------------------------ atomic checkpoints
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` into ``.<name>.tmp-<pid>`` beside the target, fsync, then ``os.replace`` over it.
+
+    A rename within one directory is atomic on POSIX file systems: a reader (or a resumed run) sees either
+    the old checkpoint or the new one, never a half-written file, whenever the writer is killed.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO does not take storage_options")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        try:
+            with open(temporary, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        finally:
+            if temporary.exists():
+                temporary.unlink()
+        for stale in target.parent.glob(f".{target.name}.tmp-*"):  # left by writers that were killed
+            stale.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------------- bad numbers
+def _example_ids(batch: Any) -> str:
+    for name in ("image_ids", "question_ids", "example_ids", "ids"):
+        ids = getattr(batch, name, None)
+        if ids is not None:
+            values = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+            shown = ", ".join(str(v) for v in values[:8])
+            return f" ({name}: {shown}{', ...' if len(values) > 8 else ''})"
+    return ""
+
+
+def guard_nonfinite_loss(system: pl.LightningModule, policy: str) -> None:
+    """Wrap ``system.training_step``: a NaN/inf loss stops the run (``raise``) or skips the batch (``skip``).
+
+    The check runs before the backward pass, so the weights (and the checkpoints on disk) stay those of the
+    last good step. Skipped batches are counted in ``system.skipped_nonfinite_batches`` and logged as
+    ``train/skipped_nonfinite``. (Skipping returns ``None`` from the step, which Lightning supports on one
+    process; under DDP use ``raise``.)
+    """
+    if policy not in ("raise", "skip"):
+        raise VltkError(f"trainer.on_nonfinite_loss must be 'raise' or 'skip', got '{policy}'")
+    step = system.training_step
+    system.skipped_nonfinite_batches = 0
+
+    def guarded(batch: Any, batch_idx: int, *args: Any, **kwargs: Any) -> Any:
+        output = step(batch, batch_idx, *args, **kwargs)
+        loss = output["loss"] if isinstance(output, dict) else output
+        if loss is None or bool(torch.isfinite(loss.detach()).all()):
+            return output
+        where = f"step {system.trainer.global_step}, epoch {system.current_epoch}, batch {batch_idx}"
+        if policy == "skip":
+            system.skipped_nonfinite_batches += 1
+            log.warning(
+                "non-finite loss (%s) at %s%s: batch skipped", loss.item(), where, _example_ids(batch)
+            )
+            system.log("train/skipped_nonfinite", float(system.skipped_nonfinite_batches), batch_size=1)
+            return None
+        raise NonFiniteLossError(
+            f"the loss is {loss.item()} at {where}{_example_ids(batch)}; the weights are those of the last "
+            "good step and the last checkpoint on disk is intact. Lower optim.lr, check the data, or set "
+            "trainer.on_nonfinite_loss=skip to skip such batches."
+        )
+
+    system.training_step = guarded
+
+
+# ------------------------------------------------------------------------------------------- provenance
+def git_commit(directory: Path | None = None) -> str | None:
+    """The commit of the vltk source tree (None outside a git checkout)."""
+    directory = directory or Path(__file__).resolve().parent
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def provenance() -> dict[str, Any]:
+    import pytorch_lightning
+    import torchvision
+
+    import vltk
+
+    return {
+        "vltk": vltk.__version__,
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "pytorch_lightning": str(pytorch_lightning.__version__),
+        "python": platform.python_version(),
+        "git_commit": git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+class Provenance(pl.Callback):
+    """Stores :func:`provenance` in every checkpoint (``checkpoint["vltk_provenance"]``)."""
+
+    def __init__(self) -> None:
+        self.record = provenance()
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[PROVENANCE_KEY] = dict(self.record)
+
+
+def check_provenance(payload: dict[str, Any], path: Path) -> None:
+    """Warn when a checkpoint was written by another vltk version (its behaviour may differ)."""
+    import vltk
+
+    record = payload.get(PROVENANCE_KEY)
+    if record is None:
+        log.warning("%s carries no provenance (written before vltk recorded it)", path)
+    elif record.get("vltk") != vltk.__version__:
+        log.warning(
+            "%s was written by vltk %s (commit %s); this is vltk %s: results may differ",
+            path,
+            record.get("vltk"),
+            record.get("git_commit"),
+            vltk.__version__,
+        )

@@ -1,0 +1,201 @@
+"""Faults and bad numbers: exact resume, signals, atomic checkpoints, non-finite losses, provenance.
+
+Each test here is a row of docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from conftest import TINY_CAPTIONING
+
+from vltk.data.resumable import ResumableRandomSampler
+from vltk.tasks.reliability import NonFiniteLossError, TrainingInterrupted
+from vltk.tasks.runner import load_system, load_task_config, train
+
+TWO_EPOCHS = ["trainer.max_epochs=2", "trainer.log_every_n_steps=1"]
+
+
+def _config(overrides: list[str], seed: int = 5):
+    return load_task_config("captioning", None, [*overrides, *TWO_EPOCHS, f"seed={seed}"])
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+def _assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [name for name in a if not torch.equal(a[name], b[name])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+class SignalAtStep(pl.Callback):
+    """Sends ``signum`` to this process after the optimiser step ``step`` (as a cluster would)."""
+
+    def __init__(self, step: int, signum: int = signal.SIGTERM) -> None:
+        self.step, self.signum = step, signum
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, _isolated_cache) -> Path:
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    train(_config(TINY_CAPTIONING), run_dir=run_dir)
+    return run_dir
+
+
+def test_same_seed_twice_gives_identical_weights(uninterrupted: Path, tmp_path: Path):
+    train(_config(TINY_CAPTIONING), run_dir=tmp_path)
+    _assert_bitwise_equal(_weights(uninterrupted), _weights(tmp_path))
+
+
+def _steps_per_epoch(run_dir: Path) -> int:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] // 2
+
+
+@pytest.mark.parametrize("where", ["mid-epoch-0", "epoch-boundary", "mid-epoch-1"])
+def test_resume_after_sigterm_is_bitwise_identical(uninterrupted: Path, tmp_path: Path, where: str):
+    steps_per_epoch = _steps_per_epoch(uninterrupted)
+    stop_after_step = {
+        "mid-epoch-0": 2,
+        "epoch-boundary": steps_per_epoch,
+        "mid-epoch-1": steps_per_epoch + 3,
+    }
+    cfg = _config(TINY_CAPTIONING)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(cfg, run_dir=tmp_path, extra_callbacks=[SignalAtStep(stop_after_step[where])])
+    assert stopped.value.exit_code == 143
+    assert stopped.value.checkpoint == tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(stopped.value.checkpoint, weights_only=True)["global_step"] == stop_after_step[where]
+    train(cfg, run_dir=tmp_path, resume="last")
+    _assert_bitwise_equal(_weights(uninterrupted), _weights(tmp_path))
+
+
+def test_sigint_saves_and_reports_130(tmp_path: Path):
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(_config(TINY_CAPTIONING), run_dir=tmp_path, extra_callbacks=[SignalAtStep(1, signal.SIGINT)])
+    assert stopped.value.exit_code == 130 and "SIGINT" in str(stopped.value)
+    assert "--resume last" in str(stopped.value)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_cli_exits_143_on_sigterm_and_the_checkpoint_resumes(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    overrides = [*TINY_CAPTIONING, "trainer.max_epochs=1000", "data.num_images=200"]
+    command = [sys.executable, "-m", "vltk.cli.main", "train", "captioning", "--run-dir", str(run_dir)]
+    command += [arg for value in overrides for arg in ("--set", value)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "logs" / "metrics.csv").is_file() and time.time() < deadline:  # training started
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 143, output
+    assert "SIGTERM" in output and "--resume last" in output
+    assert load_system(run_dir / "checkpoints" / "last.ckpt") is not None
+
+
+KILLED_WHILE_WRITING = textwrap.dedent(
+    """
+    import os, signal, sys, torch
+    from vltk.tasks.reliability import AtomicCheckpointIO
+    target = sys.argv[1]
+    os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)  # dies after writing, before the rename
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.zeros(1000)}}, target)
+    """
+)
+
+
+def test_a_kill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_path: Path):
+    from vltk.tasks.reliability import AtomicCheckpointIO
+
+    target = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}}, target)
+    result = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(target)], capture_output=True)
+    assert result.returncode == -signal.SIGKILL
+    assert list(tmp_path.glob(".last.ckpt.tmp-*"))  # the half-done write is beside it, not over it
+    assert torch.equal(torch.load(target, weights_only=True)["state_dict"]["w"], torch.ones(3))
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, target)
+    assert not list(tmp_path.glob(".last.ckpt.tmp-*"))  # the next save cleans up
+
+
+def _nan_after(monkeypatch, step: int) -> None:
+    from vltk.tasks.captioning import CaptioningTask
+
+    original = CaptioningTask._loss
+
+    def loss(self, batch):
+        total, cross_entropy, regulariser = original(self, batch)
+        if self.training and self.trainer.global_step >= step:
+            total = total * float("nan")
+        return total, cross_entropy, regulariser
+
+    monkeypatch.setattr(CaptioningTask, "_loss", loss)
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(
+    uninterrupted: Path, monkeypatch, tmp_path
+):
+    steps_per_epoch = _steps_per_epoch(uninterrupted)
+    _nan_after(monkeypatch, step=steps_per_epoch + 1)  # epoch 1's second batch; epoch 0 saved a checkpoint
+    expected = rf"step {steps_per_epoch + 1}, epoch 1, batch 1 \(image_ids: "
+    with pytest.raises(NonFiniteLossError, match=expected):
+        train(_config(TINY_CAPTIONING), run_dir=tmp_path)
+    weights = _weights(tmp_path)
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == steps_per_epoch
+
+
+def test_skip_policy_skips_and_counts_nan_batches(monkeypatch, tmp_path):
+    _nan_after(monkeypatch, step=4)  # every batch from step 4 on is skipped
+    cfg = _config([*TINY_CAPTIONING, "trainer.on_nonfinite_loss=skip"])
+    result = train(cfg, run_dir=tmp_path)
+    assert result.metrics  # the run finished and was tested
+    weights = _weights(tmp_path)
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+    log = (tmp_path / "logs" / "metrics.csv").read_text()
+    assert "train/skipped_nonfinite" in log.splitlines()[0]
+
+
+def test_checkpoints_carry_provenance_and_a_version_change_warns(uninterrupted: Path, tmp_path, caplog):
+    import vltk
+
+    payload = torch.load(uninterrupted / "checkpoints" / "last.ckpt", weights_only=True)
+    record = payload["vltk_provenance"]
+    assert record["vltk"] == vltk.__version__ and record["torch"] == str(torch.__version__)
+    assert {"pytorch_lightning", "git_commit", "python"} <= set(record)
+    payload["vltk_provenance"]["vltk"] = "0.0.1"
+    older = tmp_path / "older.ckpt"
+    torch.save(payload, older)
+    with caplog.at_level(logging.WARNING):
+        load_system(older)
+    assert "written by vltk 0.0.1" in caplog.text
+
+
+def test_the_resumable_order_depends_on_seed_and_epoch_only_and_resumes_mid_epoch():
+    sampler = ResumableRandomSampler(10, seed=1)
+    first = list(sampler)
+    assert sorted(first) == list(range(10)) and list(ResumableRandomSampler(10, seed=1)) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first and list(ResumableRandomSampler(10, seed=2)) != first
+    sampler.resume_at(1, 4)
+    assert list(sampler) == sampler.permutation(1)[4:] and list(sampler) == sampler.permutation(1)[4:]
+    assert len(sampler) == 10  # Lightning counts the batches already done itself
+    sampler.set_epoch(2)
+    assert list(sampler) == sampler.permutation(2)

@@ -1,0 +1,74 @@
+"""A training order that a resumed run can continue exactly where the interrupted one stopped.
+
+PyTorch's ``RandomSampler`` draws its permutation from the global RNG when the epoch's iterator is created,
+so a run resumed in the middle of an epoch would see a different order, and re-see the examples it had
+already trained on. :class:`ResumableRandomSampler` draws each epoch's permutation from ``(seed, epoch)``
+alone and can start that permutation part-way through (``resume_at``), which is all a resumed run needs:
+the step counters, weights, optimiser and RNG states come from the checkpoint
+(``vltk.tasks.reliability.ResumeState`` saves and restores the position).
+
+Under DDP, Lightning wraps this sampler in ``DistributedSamplerWrapper``, which forwards ``set_epoch`` and
+shards the order by rank; skipping ``batches * batch_size * world_size`` items of the global order then gives
+every rank the rest of its shard (the padding of the last, uneven batch may differ).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+logger = logging.getLogger(__name__)
+
+
+class ResumableRandomSampler(Sampler[int]):
+    """A fresh random permutation per epoch, a function of ``(seed, epoch)`` only, resumable mid-epoch.
+
+    Args:
+        num_items: size of the dataset.
+        seed: base seed; epoch ``e`` uses the permutation of ``torch.Generator().manual_seed(seed + e)``
+            (scrambled so that neighbouring seeds do not give related orders).
+    """
+
+    def __init__(self, num_items: int, *, seed: int = 0) -> None:
+        if num_items < 0:
+            raise ValueError(f"num_items must be >= 0, got {num_items}")
+        self.num_items = num_items
+        self.seed = seed
+        self.epoch = 0
+        self._resume: tuple[int, int] | None = None  # (epoch, items of that epoch already consumed)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every epoch (directly, or through its DDP wrapper)."""
+        self.epoch = epoch
+
+    def resume_at(self, epoch: int, items_done: int) -> None:
+        """Start epoch ``epoch`` after its first ``items_done`` items (they were trained on before)."""
+        if not 0 <= items_done <= self.num_items:
+            raise ValueError(f"items_done must be in [0, {self.num_items}], got {items_done}")
+        self.epoch = epoch
+        self._resume = (epoch, items_done)
+        logger.info("training order resumes at epoch %d after %d items", epoch, items_done)
+
+    def permutation(self, epoch: int) -> list[int]:
+        """The full order of ``epoch`` (the same on every call, every process, every run)."""
+        generator = torch.Generator()
+        generator.manual_seed((self.seed * 1_000_003 + epoch * 7_919) % (2**63 - 1))
+        return torch.randperm(self.num_items, generator=generator).tolist()
+
+    def _items_to_skip(self) -> int:
+        if self._resume is not None and self._resume[0] == self.epoch:
+            return self._resume[1]
+        return 0
+
+    def __iter__(self) -> Iterator[int]:
+        # Re-iterating the same epoch (Lightning may create the iterator twice on a restart) skips the same
+        # items again; the skip only ever applies to the epoch it was recorded for.
+        yield from self.permutation(self.epoch)[self._items_to_skip() :]
+
+    def __len__(self) -> int:
+        # The full epoch, even when resuming: Lightning counts the batches already done itself and stops the
+        # epoch after len(loader) batches in all.
+        return self.num_items
