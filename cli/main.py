@@ -193,7 +193,9 @@ PREDICT_OPTION_NAMES = {
 @app.command()
 @user_errors
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `vltk train`.")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A checkpoint from `vltk train`, or a `vltk export` directory.")
+    ],
     inputs: Annotated[
         list[Path] | None, typer.Argument(help="Input file(s): images for captioning and VQA.")
     ] = None,
@@ -289,6 +291,19 @@ def score(
     if output is not None:
         write_metrics(output, split or "scored", result.metrics)
         console.print(f"metrics written to {output}")
+
+
+@app.command()
+@user_errors
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `vltk train`.")],
+    directory: Annotated[Path, typer.Argument(help="Output directory (Hugging Face layout).")],
+) -> None:
+    """Write model.safetensors + config.json + tokenizer files; load with vltk.from_pretrained(DIR)."""
+    from vltk.export import export_checkpoint
+
+    out = export_checkpoint(checkpoint, directory)
+    console.print(f"exported to [bold]{out}[/]: " + ", ".join(sorted(p.name for p in out.iterdir())))
 
 
 @app.command("list")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import signal
 import time
 import warnings
@@ -26,6 +27,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vltk.config import apply_overrides, dump_yaml, from_dict, load_config, to_dict
 from vltk.errors import ConfigError, VltkError, unknown_choice_message
+from vltk.export import read_export
 from vltk.registry import build
 from vltk.tasks import TASKS, TaskEntry
 from vltk.tasks.reliability import (
@@ -238,15 +240,21 @@ def train(
 
 
 def load_system(checkpoint: str | Path) -> Any:
-    """The Lightning system stored in ``checkpoint`` (its config and vocabulary come with it)."""
+    """The Lightning system stored in ``checkpoint`` (its config and vocabulary come with it), or in a
+    ``vltk export`` directory."""
     path = Path(checkpoint)
+    if path.is_dir():  # a `vltk export` directory
+        exported = read_export(path)
+        system = task_entry(exported.task).system(**exported.hyper_parameters)
+        system.load_state_dict(exported.state_dict)
+        return system.eval()
     if not path.is_file():
         raise VltkError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         hparams = payload["hyper_parameters"]
         task = hparams["config"]["task"]
-    except (RuntimeError, KeyError, TypeError, EOFError, OSError) as error:
+    except (RuntimeError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError) as error:
         raise VltkError(f"{path} is not a vltk checkpoint ({type(error).__name__}: {error})") from None
     check_provenance(payload, path)
     entry = task_entry(task)

@@ -199,3 +199,63 @@ def test_the_resumable_order_depends_on_seed_and_epoch_only_and_resumes_mid_epoc
     assert len(sampler) == 10  # Lightning counts the batches already done itself
     sampler.set_epoch(2)
     assert list(sampler) == sampler.permutation(2)
+
+
+def test_export_round_trip_gives_identical_outputs(uninterrupted: Path, tmp_path: Path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    import vltk
+    from vltk.cli.main import app
+    from vltk.models.pretrained import load_captioner
+
+    checkpoint = uninterrupted / "checkpoints" / "last.ckpt"
+    out = tmp_path / "export"
+    result = CliRunner().invoke(app, ["export", str(checkpoint), str(out)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    }
+    images = [Image.new("RGB", (40, 30), color) for color in ("red", "navy", "white")]
+    exported, original = vltk.from_pretrained(out), load_captioner(checkpoint)
+    assert exported.caption(images, beam_size=2) == original.caption(images, beam_size=2)
+    batch = torch.stack([original.model.encoder.transforms()(image) for image in images])
+    with torch.no_grad():
+        a = original.model.encode(batch).grid
+        b = exported.model.encode(batch).grid
+    assert torch.equal(a, b)
+    # the CLI's predict takes the directory wherever it takes a checkpoint
+    image = tmp_path / "red.png"
+    images[0].save(image)
+    predicted = [CliRunner().invoke(app, ["predict", str(path), str(image)]) for path in (checkpoint, out)]
+    assert predicted[0].exit_code == 0 and predicted[0].output == predicted[1].output
+
+
+def test_exported_tokenizer_loads_in_transformers(uninterrupted: Path, tmp_path: Path):
+    transformers = pytest.importorskip("transformers", reason="transformers is a test extra")
+    from vltk.export import export_checkpoint
+    from vltk.text import Vocabulary
+
+    out = export_checkpoint(uninterrupted / "checkpoints" / "last.ckpt", tmp_path / "export")
+    tokenizer = transformers.PreTrainedTokenizerFast.from_pretrained(str(out))
+    vocab = Vocabulary.load(out / "tokenizer.json")
+    sentence = vocab.decode(list(range(4, 10)))
+    assert tokenizer(sentence)["input_ids"] == vocab.encode(sentence)
+    assert tokenizer.pad_token == "<pad>" and tokenizer.eos_token == "<end>"
+
+
+def test_export_errors_name_the_problem(tmp_path: Path):
+    from vltk.errors import VltkError
+    from vltk.export import export_checkpoint, read_export
+
+    with pytest.raises(VltkError, match="checkpoint not found"):
+        export_checkpoint(tmp_path / "missing.ckpt", tmp_path / "out")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(VltkError, match="junk.ckpt is not a vltk checkpoint"):
+        export_checkpoint(tmp_path / "junk.ckpt", tmp_path / "out")
+    with pytest.raises(VltkError, match="config.json is missing"):
+        read_export(tmp_path)

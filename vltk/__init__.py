@@ -7,3 +7,10 @@ The Lightning systems live in ``vltk.tasks`` and the command line in ``vltk.cli`
 """
 
 __version__ = "0.1.0"
+
+
+def from_pretrained(directory):
+    """A model ready for inference from a ``vltk export`` directory (:func:`vltk.export.from_pretrained`)."""
+    from vltk.export import from_pretrained as load
+
+    return load(directory)

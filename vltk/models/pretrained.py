@@ -46,11 +46,22 @@ def load_captioner(checkpoint: str | Path, map_location: str | torch.device = "c
     payload = torch.load(path, map_location=map_location, weights_only=True)
     try:
         config = payload["hyper_parameters"]["config"]
-        vocab = Vocabulary.from_json(payload["hyper_parameters"]["vocab"])
+        payload["hyper_parameters"]["vocab"]
     except KeyError as error:
         raise VltkError(f"{path} is not a vltk checkpoint (missing {error})") from None
     if config.get("task") != "captioning":
         raise VltkError(f"{path} holds a '{config.get('task')}' model, not a captioner")
+    model, vocab = captioner_from_parts(
+        config, payload["hyper_parameters"]["vocab"], payload["state_dict"], path
+    )
+    return PretrainedCaptioner(model, vocab)
+
+
+def captioner_from_parts(
+    config: dict, vocab_json: str, state_dict: dict[str, torch.Tensor], source: str | Path
+) -> tuple[Captioner, Vocabulary]:
+    """Build the captioner a config describes and load the ``model.*`` weights of a system state dict."""
+    vocab = Vocabulary.from_json(vocab_json)
     model = build_captioner(
         config["model"],
         vocab_size=len(vocab),
@@ -58,8 +69,9 @@ def load_captioner(checkpoint: str | Path, map_location: str | torch.device = "c
         end_id=vocab.end_id,
         pad_id=vocab.pad_id,
     )
-    state = {
-        k[len(STATE_PREFIX) :]: v for k, v in payload["state_dict"].items() if k.startswith(STATE_PREFIX)
-    }
-    model.load_state_dict(state)
-    return PretrainedCaptioner(model.eval(), vocab)
+    state = {k[len(STATE_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(STATE_PREFIX)}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise VltkError(f"{source}: the weights do not fit the configured model ({error})") from None
+    return model.eval(), vocab
