@@ -158,13 +158,16 @@ def evaluate(
     ] = None,
     accelerator: Annotated[str | None, typer.Option(help="cpu | gpu | auto (Lightning).")] = None,
     devices: Annotated[str | None, typer.Option(help="Number of devices (Lightning).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="auto | ddp | ... (Lightning).")] = None,
 ) -> None:
-    """Evaluate a checkpoint on a split and print the metrics."""
+    """Evaluate a checkpoint on a split and print the metrics (several processes give the same numbers)."""
     from vltk.tasks.runner import evaluate as run_evaluation
-    from vltk.tasks.runner import write_metrics
+    from vltk.tasks.runner import global_rank, write_metrics
 
-    extra = device_overrides(accelerator, devices, None, None, None, None, None)
+    extra = device_overrides(accelerator, devices, strategy, None, None, None, None)
     result = run_evaluation(checkpoint, split=split, overrides=list(overrides or []) + extra)
+    if global_rank() != 0:  # DDP: every rank evaluates its shard; the metrics are gathered; one prints
+        return
     print_metrics(split, result.metrics)
     print_samples(result.samples)
     if output is not None:
