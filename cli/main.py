@@ -353,6 +353,53 @@ def data_synth(
     console.print(f"wrote {path}")
 
 
+@data_app.command("validate")
+@user_errors
+def data_validate(
+    dataset: Annotated[
+        str, typer.Argument(help="A Karpathy-split JSON file, or a built-in dataset name (shapes).")
+    ],
+    image_root: Annotated[
+        Path | None, typer.Option(help="Folder of the entries' filepath/filename (default: the JSON's).")
+    ] = None,
+    show: Annotated[int, typer.Option(help="How many problems of each kind to list.")] = 20,
+) -> None:
+    """Read every annotation entry and decode every image once; list malformed entries and bad images.
+
+    Exits 1 when anything is wrong, so scripts can stop before a long run.
+    """
+    from rich.progress import track
+
+    from vltk.data.shapes import ensure_shapes
+    from vltk.data.validate import validate_karpathy
+
+    path = Path(dataset)
+    if not path.is_file():
+        if dataset != "shapes":
+            raise VltkError(f"{dataset}: neither a file nor a built-in dataset (built-in: shapes)")
+        path = ensure_shapes()
+
+    def progress(items):
+        return track(items, description=f"validating {path.name}", console=err_console, transient=True)
+
+    report = validate_karpathy(path, image_root, progress=progress)
+    splits = ", ".join(f"{name}={count}" for name, count in sorted(report.splits.items()))
+    console.print(f"{report.source}: {report.entries} entries, {report.images} images read ({splits})")
+    for kind, problems in (
+        ("malformed entries", report.bad_entries),
+        ("unreadable images", report.bad_images),
+    ):
+        if problems:
+            console.print(f"[bold red]{len(problems)} {kind}[/]:", highlight=False)
+            for problem in problems[:show]:
+                console.print(f"  {problem}", highlight=False, soft_wrap=True)
+            if len(problems) > show:
+                console.print(f"  ... and {len(problems) - show} more (--show N lists more)")
+    if not report.ok:
+        raise typer.Exit(1)
+    console.print("[bold green]no problems found[/]")
+
+
 class _DropAdverts(logging.Filter):
     """Lightning logs product tips at INFO level on every run; they are not about the user's run."""
 

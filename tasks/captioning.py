@@ -147,6 +147,10 @@ class CaptioningTask(pl.LightningModule):
         self.log("train/cross_entropy", cross_entropy, batch_size=len(batch))
         if regulariser.item() != 0.0:
             self.log("train/attention_reg", regulariser, batch_size=len(batch))
+        if batch.skipped:  # unreadable samples dropped by the dataset (data.on_bad_sample=skip)
+            self.log(
+                "train/skipped_samples", float(batch.skipped), reduce_fx="sum", on_step=False, on_epoch=True
+            )
         return loss
 
     # ----------------------------------------------------------------------------------------- evaluation

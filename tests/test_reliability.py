@@ -259,3 +259,20 @@ def test_export_errors_name_the_problem(tmp_path: Path):
         export_checkpoint(tmp_path / "junk.ckpt", tmp_path / "out")
     with pytest.raises(VltkError, match="config.json is missing"):
         read_export(tmp_path)
+
+
+def test_deterministic_flag_reaches_lightning(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from vltk.cli.main import app, device_overrides
+    from vltk.tasks.runner import build_trainer
+
+    assert "trainer.deterministic=true" in device_overrides(None, None, None, None, None, None, True)
+    cfg = load_task_config("captioning", None, [*TINY_CAPTIONING, "trainer.deterministic=true"])
+    try:
+        build_trainer(cfg, tmp_path)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    result = CliRunner().invoke(app, ["train", "--help"])
+    assert "--deterministic" in result.output

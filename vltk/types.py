@@ -63,6 +63,7 @@ class CaptionBatch:
         caption_mask: ``[B, T]`` bool, ``True`` = real token (``<start>`` and ``<end>`` included).
         image_ids: ``[B]`` long, the dataset's image id (Karpathy ``cocoid`` or ``imgid``).
         references: per image, every reference caption as a raw string (for metrics).
+        skipped: examples of this batch dropped because they could not be read (``on_bad_sample: skip``).
     """
 
     images: Tensor
@@ -70,6 +71,7 @@ class CaptionBatch:
     caption_mask: Tensor
     image_ids: Tensor
     references: list[list[str]]
+    skipped: int = 0
 
     def to(self, device: torch.device | str) -> CaptionBatch:
         moved = {f.name: _move(getattr(self, f.name), device) for f in fields(self)}

@@ -48,6 +48,8 @@ class CaptionsDataModule(pl.LightningDataModule):
         max_caption_length: captions are cut to this many words (``<end>`` kept).
         in_memory: keep transformed image tensors in memory after the first read (per worker process).
         max_images: debugging: keep at most this many images of each of train / val / test.
+        on_bad_sample: ``raise`` stops at an unreadable image, naming its path; ``skip`` drops it from its
+            batch with a warning and counts it (``train/skipped_samples`` in the logs).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class CaptionsDataModule(pl.LightningDataModule):
         max_caption_length: int = 20,
         in_memory: bool = False,
         max_images: int | None = None,
+        on_bad_sample: str = "raise",
     ) -> None:
         super().__init__()
         for key, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
@@ -66,6 +69,8 @@ class CaptionsDataModule(pl.LightningDataModule):
                                 ("max_caption_length", max_caption_length, 1)):  # fmt: skip
             if value < low:
                 raise ConfigError(f"data.{key} must be >= {low}, got {value}")
+        if on_bad_sample not in ("raise", "skip"):
+            raise ConfigError(f"data.on_bad_sample must be 'raise' or 'skip', got '{on_bad_sample}'")
         if max_images is not None and max_images < 1:
             raise ConfigError(f"data.max_images must be >= 1 or null, got {max_images}")
         self.batch_size = batch_size
@@ -74,6 +79,7 @@ class CaptionsDataModule(pl.LightningDataModule):
         self.max_caption_length = max_caption_length
         self.in_memory = in_memory
         self.max_images = max_images
+        self.on_bad_sample = on_bad_sample
         self.image_transform: ImageTransform | None = None
         self.shuffle_seed = 0  # the runner sets the run's seed; the training order depends on it alone
         self.train_sampler: ResumableRandomSampler | None = None
@@ -227,6 +233,7 @@ class CaptionsDataModule(pl.LightningDataModule):
                 transform=self._transform(),
                 max_length=self.max_caption_length,
                 in_memory=self.in_memory,
+                on_bad_sample=self.on_bad_sample,
             )
             self._datasets[key] = dataset
         dataset.transform = self._transform()
@@ -260,7 +267,7 @@ class KarpathyCaptionsDataModule(CaptionsDataModule):
         train_splits: splits trained on (COCO: ``train`` and ``restval``).
         val_split: split for validation.
         test_split: split for the final test.
-        batch_size, num_workers, min_word_count, max_caption_length, in_memory, max_images: see
+        batch_size, num_workers, min_word_count, max_caption_length, in_memory, max_images, on_bad_sample: see
             :class:`CaptionsDataModule`.
     """
 
@@ -278,10 +285,11 @@ class KarpathyCaptionsDataModule(CaptionsDataModule):
         test_split: str = "test",
         in_memory: bool = False,
         max_images: int | None = None,
+        on_bad_sample: str = "raise",
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, min_word_count=min_word_count,
                          max_caption_length=max_caption_length, in_memory=in_memory,
-                         max_images=max_images)  # fmt: skip
+                         max_images=max_images, on_bad_sample=on_bad_sample)  # fmt: skip
         if not train_splits:
             raise ConfigError("data.train_splits must name at least one split")
         self.annotations = annotations
@@ -318,7 +326,7 @@ class ShapesCaptionsDataModule(KarpathyCaptionsDataModule):
         test_fraction: share of images in ``test``.
         cache_dir: parent folder of the generated data (default: ``$VLTK_CACHE/datasets`` or
             ``~/.cache/vltk/datasets``).
-        batch_size, num_workers, min_word_count, max_caption_length, in_memory, max_images: see
+        batch_size, num_workers, min_word_count, max_caption_length, in_memory, max_images, on_bad_sample: see
             :class:`CaptionsDataModule`.
     """
 
@@ -337,10 +345,11 @@ class ShapesCaptionsDataModule(KarpathyCaptionsDataModule):
         max_caption_length: int = 20,
         in_memory: bool = True,
         max_images: int | None = None,
+        on_bad_sample: str = "raise",
     ) -> None:
         super().__init__("", batch_size=batch_size, num_workers=num_workers, min_word_count=min_word_count,
                          max_caption_length=max_caption_length, train_splits=["train"], in_memory=in_memory,
-                         max_images=max_images)  # fmt: skip
+                         max_images=max_images, on_bad_sample=on_bad_sample)  # fmt: skip
         self.generator_params = {"num_images": num_images, "image_size": image_size, "seed": seed,
                                  "val_fraction": val_fraction, "test_fraction": test_fraction}  # fmt: skip
         self.cache_dir = cache_dir
@@ -366,7 +375,7 @@ class HFCaptionsDataModule(CaptionsDataModule):
         val_split: split for validation.
         test_split: split for the final test.
         cache_dir: the ``datasets`` cache used when building an ``imagefolder`` (default: HF's).
-        batch_size, num_workers, min_word_count, max_caption_length, in_memory, max_images: see
+        batch_size, num_workers, min_word_count, max_caption_length, in_memory, max_images, on_bad_sample: see
             :class:`CaptionsDataModule`.
     """
 
@@ -386,10 +395,11 @@ class HFCaptionsDataModule(CaptionsDataModule):
         max_caption_length: int = 20,
         in_memory: bool = False,
         max_images: int | None = None,
+        on_bad_sample: str = "raise",
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, min_word_count=min_word_count,
                          max_caption_length=max_caption_length, in_memory=in_memory,
-                         max_images=max_images)  # fmt: skip
+                         max_images=max_images, on_bad_sample=on_bad_sample)  # fmt: skip
         self.path = path
         self.image_column = image_column
         self.caption_column = caption_column

@@ -50,13 +50,19 @@ def truncate_caption(ids: Sequence[int], max_length: int, end_id: int) -> list[i
     return [*ids[: max_length + 1], end_id]
 
 
-def collate_captions(items: Sequence[CaptionItem], pad_id: int = 0) -> CaptionBatch:
+def collate_captions(items: Sequence[CaptionItem | None], pad_id: int = 0) -> CaptionBatch:
     """Stack images, pad captions to the longest in the batch and gather ids and references.
 
     Args:
-        items: caption items whose images share one size.
+        items: caption items whose images share one size; ``None`` items (unreadable samples skipped by
+            the dataset) are dropped and counted in ``CaptionBatch.skipped``.
         pad_id: id of ``<pad>`` (``Vocabulary.pad_id``; 0 in vltk vocabularies).
     """
+    readable = [item for item in items if item is not None]  # None: skipped (data.on_bad_sample=skip)
+    skipped = len(items) - len(readable)
+    if items and not readable:
+        raise DataError(f"every image of a batch of {len(items)} was unreadable (see the warnings above)")
+    items = readable
     if not items:
         raise DataError("cannot collate an empty list of caption items")
     sizes = {tuple(item.image.shape) for item in items}
@@ -79,4 +85,5 @@ def collate_captions(items: Sequence[CaptionItem], pad_id: int = 0) -> CaptionBa
         caption_mask=caption_mask,
         image_ids=image_ids,
         references=[list(item.references) for item in items],
+        skipped=skipped,
     )

@@ -75,7 +75,8 @@ class CaptionRecord:
         return load_image(self.path)
 
 
-def _parse_entry(entry: Any, where: str, image_root: Path) -> tuple[str, CaptionRecord]:
+def parse_karpathy_entry(entry: Any, where: str, image_root: Path) -> tuple[str, CaptionRecord]:
+    """One entry of a Karpathy JSON as ``(split, record)``; ``DataError`` naming ``where`` and the key."""
     if not isinstance(entry, dict):
         raise DataError(f"{where}: expected an object, got {type(entry).__name__}")
     for key in ("filename", "split"):
@@ -140,7 +141,7 @@ def read_karpathy(
     first_index: dict[int, int] = {}
     for index, entry in enumerate(document["images"]):
         where = f"{path}: images[{index}]"
-        split, record = _parse_entry(entry, where, root)
+        split, record = parse_karpathy_entry(entry, where, root)
         if record.image_id in first_index:
             raise DataError(
                 f"{where}: duplicate image id {record.image_id} (also images[{first_index[record.image_id]}])"
@@ -166,8 +167,10 @@ class _CaptionDataset(Dataset[CaptionItem]):
         transform: ImageTransform | None = None,
         max_length: int = 20,
         in_memory: bool = False,
+        on_bad_sample: str = "raise",
     ) -> None:
         self.records = list(records)
+        self.on_bad_sample = on_bad_sample
         self.vocab = vocab
         self.max_length = max_length
         self.in_memory = in_memory
@@ -193,6 +196,16 @@ class _CaptionDataset(Dataset[CaptionItem]):
         if self.in_memory:
             self._cache[record_index] = image
         return image
+
+    def readable_image(self, record_index: int) -> Tensor | None:
+        """:meth:`image`, or ``None`` for an unreadable image when ``on_bad_sample`` is ``skip``."""
+        try:
+            return self.image(record_index)
+        except DataError as error:
+            if self.on_bad_sample != "skip":
+                raise DataError(f"{error} (data.on_bad_sample=skip skips unreadable samples)") from None
+            logger.warning("skipping an unreadable sample (data.on_bad_sample=skip): %s", error)
+            return None
 
     def _encode(self, token_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
         """Encoded, truncated captions as one flat id array plus offsets (compact, fork-friendly)."""
@@ -227,8 +240,9 @@ class CaptionTrainDataset(_CaptionDataset):
         transform: ImageTransform | None = None,
         max_length: int = 20,
         in_memory: bool = False,
+        on_bad_sample: str = "raise",
     ) -> None:
-        super().__init__(records, vocab, transform, max_length, in_memory)
+        super().__init__(records, vocab, transform, max_length, in_memory, on_bad_sample)
         counts = np.array([len(r.tokens) for r in self.records], dtype=np.int64)
         self._record_of = np.repeat(np.arange(len(self.records)), counts)  # pair -> record index
         self._flat, self._offsets = self._encode([t for r in self.records for t in r.tokens])
@@ -236,11 +250,14 @@ class CaptionTrainDataset(_CaptionDataset):
     def __len__(self) -> int:
         return len(self._record_of)
 
-    def __getitem__(self, index: int) -> CaptionItem:
+    def __getitem__(self, index: int) -> CaptionItem | None:
         record_index = int(self._record_of[index])
         record = self.records[record_index]
+        image = self.readable_image(record_index)
+        if image is None:
+            return None
         return CaptionItem(
-            image=self.image(record_index),
+            image=image,
             caption=self._caption(self._flat, self._offsets, index),
             image_id=record.image_id,
             references=record.raws,
@@ -256,6 +273,8 @@ class CaptionEvalDataset(_CaptionDataset):
         transform: PIL image -> ``[3, H, W]`` tensor (default: :func:`default_image_transform`).
         max_length: the first caption is cut to this many words (``<end>`` kept).
         in_memory: keep transformed image tensors after the first read.
+        on_bad_sample: ``raise`` (default) or ``skip``: an unreadable image gives ``None``, which
+            :func:`vltk.data.collate.collate_captions` drops and counts.
     """
 
     def __init__(
@@ -265,17 +284,21 @@ class CaptionEvalDataset(_CaptionDataset):
         transform: ImageTransform | None = None,
         max_length: int = 20,
         in_memory: bool = False,
+        on_bad_sample: str = "raise",
     ) -> None:
-        super().__init__(records, vocab, transform, max_length, in_memory)
+        super().__init__(records, vocab, transform, max_length, in_memory, on_bad_sample)
         self._flat, self._offsets = self._encode([r.tokens[0] for r in self.records])
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> CaptionItem:
+    def __getitem__(self, index: int) -> CaptionItem | None:
         record = self.records[index]
+        image = self.readable_image(index)
+        if image is None:
+            return None
         return CaptionItem(
-            image=self.image(index),
+            image=image,
             caption=self._caption(self._flat, self._offsets, index),
             image_id=record.image_id,
             references=record.raws,

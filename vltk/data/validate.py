@@ -1,0 +1,106 @@
+"""``vltk data validate``: read every annotation and every image of a dataset once, and list what is wrong.
+
+Training stops at the first bad sample (``on_bad_sample: raise``) or skips it (``skip``); validating first
+finds all of them in one pass, by entry and path, so they can be fixed before a long run starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vltk.data.images import load_image
+from vltk.data.karpathy import parse_karpathy_entry
+from vltk.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ValidationReport:
+    """What one pass over a dataset found.
+
+    Attributes:
+        source: the annotation file checked.
+        entries: annotation entries read.
+        images: image files read.
+        bad_entries: ``"images[12]: ... "`` messages for malformed annotation entries.
+        bad_images: ``"path: problem"`` messages for unreadable or missing images.
+        splits: number of good entries per split.
+    """
+
+    source: Path
+    entries: int = 0
+    images: int = 0
+    bad_entries: list[str] = field(default_factory=list)
+    bad_images: list[str] = field(default_factory=list)
+    splits: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.bad_entries or self.bad_images)
+
+
+def _read_document(path: Path) -> list:
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read annotation file ({error})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("images"), list):
+        raise DataError(f"{path}: expected a Karpathy-split JSON object with an 'images' list")
+    return document["images"]
+
+
+def validate_karpathy(
+    annotations: str | Path,
+    image_root: str | Path | None = None,
+    *,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> ValidationReport:
+    """Check every entry of a Karpathy-split JSON and decode every image it names.
+
+    Args:
+        annotations: the JSON file.
+        image_root: folder the entries' ``filepath/filename`` are relative to (default: the JSON's folder).
+        progress: wraps the entry iterator (the CLI passes a progress bar).
+
+    Raises:
+        DataError: only when the file itself cannot be read as a Karpathy JSON; problems with entries and
+            images are collected in the report instead.
+    """
+    path = Path(annotations)
+    entries = _read_document(path)
+    root = Path(image_root).expanduser() if image_root is not None else path.parent
+    report = ValidationReport(source=path)
+    seen: dict[int, int] = {}
+    for index, entry in (progress or iter)(list(enumerate(entries))):
+        report.entries += 1
+        where = f"images[{index}]"
+        try:
+            split, record = parse_karpathy_entry(entry, f"{path}: {where}", root)
+        except DataError as error:
+            report.bad_entries.append(str(error).removeprefix(f"{path}: "))
+            continue
+        if record.image_id in seen:
+            report.bad_entries.append(
+                f"{where}: duplicate image id {record.image_id} (also images[{seen[record.image_id]}])"
+            )
+            continue
+        seen[record.image_id] = index
+        report.splits[split] = report.splits.get(split, 0) + 1
+        report.images += 1
+        try:
+            load_image(record.path)
+        except DataError as error:
+            report.bad_images.append(str(error))
+    logger.info("validated %s: %d entries, %d images", path, report.entries, report.images)
+    return report
