@@ -25,5 +25,10 @@ def test_readme_python_block_runs(index: int, trained_run: Path, tmp_path: Path,
         "runs/captioning/RUN/checkpoints/best.ckpt", str(trained_run / "checkpoints/best.ckpt")
     )
     code = code.replace('"image.png"', repr(str(image)))
+    if "runs/captioning/RUN/exported" in code:
+        from vltk.export import export_checkpoint
+
+        exported = export_checkpoint(trained_run / "checkpoints/best.ckpt", tmp_path / "exported")
+        code = code.replace('"runs/captioning/RUN/exported"', repr(str(exported)))
     exec(compile(code, f"README.md block {index}", "exec"), {"__name__": "readme"})
     assert capsys.readouterr().out.strip(), "every README example prints something"
