@@ -353,6 +353,39 @@ def data_synth(
     console.print(f"wrote {path}")
 
 
+@data_app.command("cache-features")
+@user_errors
+def data_cache_features(
+    out: Annotated[Path, typer.Option(help="Cache directory (features.npy + manifest.json).")],
+    config: Annotated[
+        str | None, typer.Option(help="Captioning config whose encoder and data to use.")
+    ] = None,
+    overrides: SetOption = None,
+    batch_size: Annotated[int, typer.Option(help="Images encoded at once.")] = 64,
+) -> None:
+    """Run the config's image encoder once over its dataset and store the grids (float16, memory-mapped).
+
+    Resumable: run it again after an interruption and it continues. Train from the cache with
+    --set model.encoder.name=cached --set model.encoder.path=OUT (see docs/captioning.md).
+    """
+    from rich.progress import track
+
+    from vltk.tasks.feature_cache import cache_caption_features
+    from vltk.tasks.runner import load_task_config
+
+    cfg = load_task_config("captioning", config, list(overrides or []))
+
+    def progress(batches, total):
+        return track(batches, total=total, description="caching features", console=err_console)
+
+    manifest = cache_caption_features(cfg, out, batch_size=batch_size, progress=progress)
+    console.print(
+        f"{out}: {manifest.num_images} grids {manifest.grid} from {manifest.encoder['name']} "
+        f"(sha256 {manifest.checksum[:12]}...)"
+    )
+    console.print(f"train from it: --set model.encoder.name=cached --set model.encoder.path={out}")
+
+
 @data_app.command("validate")
 @user_errors
 def data_validate(

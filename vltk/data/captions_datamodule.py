@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vltk.data.collate import collate_captions
+from vltk.data.feature_cache import FeatureStore
 from vltk.data.hf_captions import read_hf_captions
 from vltk.data.images import ImageTransform, default_image_transform
 from vltk.data.karpathy import CaptionEvalDataset, CaptionRecord, CaptionTrainDataset, read_karpathy
@@ -237,6 +238,17 @@ class CaptionsDataModule(pl.LightningDataModule):
             )
             self._datasets[key] = dataset
         dataset.transform = self._transform()
+        if isinstance(dataset.transform, FeatureStore):
+            store = dataset.transform
+            missing = store.missing(record.image_id for record in self._splits[split])
+            if missing:
+                examples = ", ".join(map(str, missing[:5]))
+                raise DataError(
+                    f"{len(missing)} image(s) of split '{split}' are not in the feature cache "
+                    f"{store.directory} "
+                    f"(e.g. ids {examples}); it was made from {store.manifest.dataset}: cache this dataset "
+                    "with `vltk data cache-features`"
+                )
         sampler = None
         if training:  # an order that a resumed run can continue mid-epoch (vltk.data.resumable)
             sampler = ResumableRandomSampler(len(dataset), seed=self.shuffle_seed)

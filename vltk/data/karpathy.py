@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from vltk.data.collate import CaptionItem, truncate_caption
+from vltk.data.feature_cache import FeatureStore
 from vltk.data.images import ImageTransform, default_image_transform, load_image, to_rgb
 from vltk.errors import DataError
 from vltk.text.vocab import Vocabulary, tokenize
@@ -188,7 +189,10 @@ class _CaptionDataset(Dataset[CaptionItem]):
         self._transform = transform
 
     def image(self, record_index: int) -> Tensor:
-        """The transformed image ``[3, H, W]`` of record ``record_index`` (cached when ``in_memory``)."""
+        """The transformed image ``[3, H, W]`` of record ``record_index`` (cached when ``in_memory``), or its
+        cached grid ``[N, D]`` when the transform is a :class:`FeatureStore`."""
+        if isinstance(self._transform, FeatureStore):  # a feature cache replaces decoding + the CNN
+            return self._transform.lookup(self.records[record_index].image_id)  # [N, D]
         cached = self._cache.get(record_index)
         if cached is not None:
             return cached

@@ -8,6 +8,7 @@ wired from the vocabulary.
 
 from __future__ import annotations
 
+from vltk.encoders.cached import CachedFeatureEncoder
 from vltk.encoders.small_cnn import SmallCNNEncoder
 from vltk.encoders.text import RNNTextEncoder
 from vltk.encoders.torchvision_encoder import (
@@ -20,7 +21,6 @@ from vltk.encoders.torchvision_encoder import (
     vgg16_encoder,
 )
 
-# A cached-features encoder (precomputed grids read from disk) will join this registry.
 IMAGE_ENCODERS = {
     "small_cnn": SmallCNNEncoder,
     "resnet18": resnet18_encoder,
@@ -29,12 +29,14 @@ IMAGE_ENCODERS = {
     "resnet101": resnet101_encoder,
     "resnet152": resnet152_encoder,
     "vgg16": vgg16_encoder,
+    "cached": CachedFeatureEncoder,  # grids precomputed by `vltk data cache-features`
 }
 
 TEXT_ENCODERS = {"rnn": RNNTextEncoder}
 
 __all__ = [
     "IMAGE_ENCODERS",
+    "CachedFeatureEncoder",
     "TEXT_ENCODERS",
     "RNNTextEncoder",
     "SmallCNNEncoder",
