@@ -159,6 +159,27 @@ def test_batched_beam_equals_beam_per_image(length_penalty: float) -> None:
         assert torch.allclose(alone.scores[0], batched.scores[image])
 
 
+def test_finished_images_leave_the_computation() -> None:
+    # Image 0 ends at once (its <end> is nearly certain); image 1 never ends: after image 0 is done, only
+    # image 1's beams are fed to the step function, and both results equal their one-image searches.
+    tables = torch.stack(
+        [table({BOS: {EOS: 0.99, 4: 0.01}}), table({BOS: {4: 1.0}, 4: {5: 1.0}, 5: {4: 1.0}})]
+    )
+    rows_per_step: list[int] = []
+    base = table_step(tables)
+
+    def counting_step(tokens, state):
+        rows_per_step.append(tokens.shape[0])
+        return base(tokens, state)
+
+    batched = beam_search(counting_step, toy_state(2), **common(2, max_length=6), beam_size=3)
+    assert rows_per_step[0] == 6 and rows_per_step[-1] == 3 and len(rows_per_step) == 6
+    for image in range(2):
+        alone = beam_search(base, ToyState(torch.tensor([image])), **common(1, max_length=6), beam_size=3)
+        assert alone.to_lists()[0] == batched.to_lists()[image]
+        assert torch.allclose(alone.scores[0], batched.scores[image])
+
+
 def test_scores_are_log_probabilities_with_the_length_penalty() -> None:
     tables = random_tables(3, eos_bias=0.5, seed=4)
     alpha = 0.6

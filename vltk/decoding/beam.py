@@ -122,22 +122,24 @@ def beam_search(
     best_possible_lp = length_penalty_factor(L, length_penalty)
 
     state = state.expand(K)
-    tokens = torch.full((B * K,), bos_id, dtype=torch.long, device=device)  # [B*K]
-    offsets = torch.arange(B, device=device).unsqueeze(1) * K  # [B, 1]
+    tokens = torch.full((B * K,), bos_id, dtype=torch.long, device=device)  # [A*K]
     live_words = torch.full((B, K, L), pad_id, dtype=torch.long, device=device)  # [B, K, L]
     live_attention: Tensor | None = None  # [B, K, L, N]
     pool_words = torch.full((B, n_best, L), pad_id, dtype=torch.long, device=device)  # [B, n_best, L]
     pool_lengths = torch.zeros(B, n_best, dtype=torch.long, device=device)  # [B, n_best]
     pool_attention: Tensor | None = None  # [B, n_best, L, N]
     done = torch.zeros(B, dtype=torch.bool, device=device)  # [B]
+    # The images still searching (A of them): only their K beams are fed to ``step``. A finished image
+    # leaves the decoder state, so its beams are never computed again.
+    active = torch.arange(B, device=device)  # [A]
     live_sums = pool_scores = torch.empty(0)
     finished_all = False
 
     for t in range(L):
-        logprobs, state = step(tokens, state)  # [B*K, V]
-        V = logprobs.shape[-1]
-        logprobs = logprobs.reshape(B, K, V)  # [B, K, V]
-        attention = getattr(state, "attention", None)  # [B*K, N] or None
+        logprobs, state = step(tokens, state)  # [A*K, V]
+        A, V = active.numel(), logprobs.shape[-1]
+        logprobs = logprobs.reshape(A, K, V)  # [A, K, V]
+        attention = getattr(state, "attention", None)  # [A*K, N] or None
         if t == 0:
             # Only the first copy of each image starts live, so the first step expands one hypothesis.
             live_sums = torch.zeros(B, K, dtype=logprobs.dtype, device=device)  # [B, K]
@@ -147,60 +149,76 @@ def beam_search(
                 N = attention.shape[-1]
                 live_attention = attention.new_zeros(B, K, L, N)  # [B, K, L, N]
                 pool_attention = attention.new_zeros(B, n_best, L, N)  # [B, n_best, L, N]
+        words_so_far = live_words[active]  # [A, K, L]
         if t < min_length:
-            logprobs = logprobs.index_fill(-1, torch.tensor([eos_id], device=device), NEG_INF)  # [B, K, V]
+            logprobs = logprobs.index_fill(-1, torch.tensor([eos_id], device=device), NEG_INF)  # [A, K, V]
         if block_trigrams:
-            banned = repeated_trigram_mask(live_words[..., :t], V)  # [B, K, V]
+            banned = repeated_trigram_mask(words_so_far[..., :t], V)  # [A, K, V]
             if banned is not None:
-                logprobs = logprobs.masked_fill(banned, NEG_INF)  # [B, K, V]
+                logprobs = logprobs.masked_fill(banned, NEG_INF)  # [A, K, V]
 
         # 1. the best 2K of the K*V continuations (a beam contributes at most one <end>).
-        candidates = (live_sums.unsqueeze(-1) + logprobs).reshape(B, K * V)  # [B, K*V]
+        sums = live_sums[active]  # [A, K]
+        candidates = (sums.unsqueeze(-1) + logprobs).reshape(A, K * V)  # [A, K*V]
         C = min(2 * K, K * V)
-        top_sums, top_index = candidates.topk(C, dim=1)  # [B, C], [B, C]
-        parents = torch.div(top_index, V, rounding_mode="floor")  # [B, C]
-        words = top_index % V  # [B, C]
-        is_eos = words == eos_id  # [B, C]
+        top_sums, top_index = candidates.topk(C, dim=1)  # [A, C], [A, C]
+        parents = torch.div(top_index, V, rounding_mode="floor")  # [A, C]
+        words = top_index % V  # [A, C]
+        is_eos = words == eos_id  # [A, C]
 
         # 2. finish the <end> candidates ranked among the first K (the history excludes <end>).
         first = slice(0, K)  # C >= K always
-        finishing = is_eos[:, first] & ~done.unsqueeze(1) & (top_sums[:, first] > NEG_INF)  # [B, K]
-        finish_scores = top_sums[:, first] / length_penalty_factor(t + 1, length_penalty)  # [B, K]
-        finish_scores = finish_scores.masked_fill(~finishing, NEG_INF)  # [B, K]
-        merged = torch.cat([pool_scores, finish_scores], dim=1)  # [B, n_best + K]
-        pool_scores, keep = merged.topk(n_best, dim=1)  # [B, n_best], [B, n_best]
-        new_words = _gather_beams(live_words, parents[:, first])  # [B, K, L]
-        pool_words = _gather_beams(torch.cat([pool_words, new_words], dim=1), keep)  # [B, n_best, L]
-        new_lengths = torch.full_like(finish_scores, t, dtype=torch.long)  # [B, K]
-        pool_lengths = torch.cat([pool_lengths, new_lengths], dim=1).gather(1, keep)  # [B, n_best]
+        finishing = is_eos[:, first] & (top_sums[:, first] > NEG_INF)  # [A, K]
+        finish_scores = top_sums[:, first] / length_penalty_factor(t + 1, length_penalty)  # [A, K]
+        finish_scores = finish_scores.masked_fill(~finishing, NEG_INF)  # [A, K]
+        merged = torch.cat([pool_scores[active], finish_scores], dim=1)  # [A, n_best + K]
+        active_pool_scores, keep = merged.topk(n_best, dim=1)  # [A, n_best], [A, n_best]
+        pool_scores[active] = active_pool_scores
+        new_words = _gather_beams(words_so_far, parents[:, first])  # [A, K, L]
+        merged_words = torch.cat([pool_words[active], new_words], dim=1)  # [A, n_best + K, L]
+        pool_words[active] = _gather_beams(merged_words, keep)  # [A, n_best, L]
+        new_lengths = torch.full_like(finish_scores, t, dtype=torch.long)  # [A, K]
+        pool_lengths[active] = torch.cat([pool_lengths[active], new_lengths], dim=1).gather(1, keep)
         if live_attention is not None and pool_attention is not None:
-            new_attention = _gather_beams(live_attention, parents[:, first])  # [B, K, L, N]
-            merged_attention = torch.cat([pool_attention, new_attention], dim=1)  # [B, n_best + K, L, N]
-            pool_attention = _gather_beams(merged_attention, keep)  # [B, n_best, L, N]
+            new_attention = _gather_beams(live_attention[active], parents[:, first])  # [A, K, L, N]
+            merged_attention = torch.cat(
+                [pool_attention[active], new_attention], dim=1
+            )  # [A, n_best + K, L, N]
+            pool_attention[active] = _gather_beams(merged_attention, keep)  # [A, n_best, L, N]
 
         # 3. the best K candidates that do not end in <end> stay live (stable order by rank).
-        rank = torch.arange(C, device=device).unsqueeze(0) + is_eos.long() * C  # [B, C]
-        chosen = rank.argsort(dim=1)[:, :K]  # [B, K]
-        parents = parents.gather(1, chosen)  # [B, K]
-        words = words.gather(1, chosen)  # [B, K]
-        live_sums = top_sums.gather(1, chosen).masked_fill(words == eos_id, NEG_INF)  # [B, K]
-        live_words = _gather_beams(live_words, parents)  # [B, K, L]
-        live_words[:, :, t] = words  # [B, K]
+        rank = torch.arange(C, device=device).unsqueeze(0) + is_eos.long() * C  # [A, C]
+        chosen = rank.argsort(dim=1)[:, :K]  # [A, K]
+        parents = parents.gather(1, chosen)  # [A, K]
+        words = words.gather(1, chosen)  # [A, K]
+        live_sums[active] = top_sums.gather(1, chosen).masked_fill(words == eos_id, NEG_INF)  # [A, K]
+        words_so_far = _gather_beams(words_so_far, parents)  # [A, K, L]
+        words_so_far[:, :, t] = words  # [A, K]
+        live_words[active] = words_so_far
         if live_attention is not None and attention is not None:
-            live_attention = _gather_beams(live_attention, parents)  # [B, K, L, N]
-            live_attention[:, :, t] = _gather_beams(attention.reshape(B, K, -1), parents)  # [B, K, N]
+            traces = _gather_beams(live_attention[active], parents)  # [A, K, L, N]
+            traces[:, :, t] = _gather_beams(attention.reshape(A, K, -1), parents)  # [A, K, N]
+            live_attention[active] = traces
+        offsets = torch.arange(A, device=device).unsqueeze(1) * K  # [A, 1]
         state = state.select((offsets + parents).view(-1))  # rows stay within their image's group
-        tokens = words.view(-1)  # [B*K]
+        tokens = words.view(-1)  # [A*K]
 
         # 4. an image is done when no live beam can reach its pool's worst score (log-probs only decrease,
-        # and with alpha >= 0 the most favourable penalty is the one at max_length).
+        # and with alpha >= 0 the most favourable penalty is the one at max_length); done images leave.
         if t + 1 < L:
-            bound = live_sums.max(dim=1).values / best_possible_lp  # [B]
-            worst = pool_scores[:, -1]  # [B]
-            done = done | ((worst > NEG_INF) & (worst >= bound))  # [B]
-            if bool(done.all()):
-                finished_all = True
-                break
+            bound = live_sums[active].max(dim=1).values / best_possible_lp  # [A]
+            worst = pool_scores[active, -1]  # [A]
+            finished = (worst > NEG_INF) & (worst >= bound)  # [A]
+            if bool(finished.any()):
+                done[active[finished]] = True
+                if bool(finished.all()):
+                    finished_all = True
+                    break
+                still = (~finished).nonzero().squeeze(1)  # [A']
+                rows = (still.unsqueeze(1) * K + torch.arange(K, device=device)).view(-1)  # [A'*K]
+                state = state.select(rows)
+                tokens = tokens[rows]  # [A'*K]
+                active = active[still]  # [A']
 
     if not finished_all:
         # max_length reached: finalise every live beam of the images still searching.
