@@ -10,15 +10,17 @@ expressions:
   Runs such as ``!!!`` or ``?!`` stay one token (and, not being in COCO's list, are kept).
 * A final period is split off (and then dropped) except after abbreviations that keep it: single
   letters and acronyms (``b.`` ``u.s.`` ``a.m.`` ``e.g.``), titles, months, days, states and company
-  words (``mr.`` ``st.`` ``jan.`` ``calif.`` ``inc.``, ...), ``no.``/``fig.`` before a number, and any
-  word whose period is followed by ``,`` ``;`` or ``:`` (then it is not a full stop).
+  words (``mr.`` ``st.`` ``jan.`` ``calif.`` ``inc.``, ...), ``no.``/``fig.`` one space before a number,
+  and any word whose period is followed by ``,`` ``;`` or ``:`` (then it is not a full stop).
 * Contractions are split the PTB way: ``man's`` → ``man 's``, ``don't`` → ``do n't``, ``can't`` →
   ``ca n't``, ``i'm`` → ``i 'm``, ``cannot`` → ``can not``, ``gonna`` → ``gon na``, ``'tis`` → ``'t is``;
-  a trailing apostrophe (``dogs'``) is split off and dropped. ``'cause``, ``'em``, ``'til``, ``'n'``,
-  decades (``'90s``) and two-digit years (``'05``) keep their apostrophe.
-* Hyphenated words, numbers (``3.5`` ``1,000`` ``5:30`` ``3/4`` ``-5``), words with an internal period,
-  slash or apostrophe (``o'clock`` ``hello.world`` ``and/or``), ``@handles``, ``#tags``, URLs and e-mail
-  addresses stay one token; a decimal number glued to a unit is split (``2.5kg`` → ``2.5 kg``).
+  ``don'ts`` → ``do n'ts``; a trailing apostrophe (``dogs'``) is split off and dropped. ``'cause``,
+  ``'em``, ``'til``, ``'n'``, decades (``'90s``) and two-digit years (``'05``) keep their apostrophe, and
+  so do ``o'clock``/``d'arcy``/``l'amour`` and vowel-apostrophe-vowel words (``shi'ite``); any other
+  inner apostrophe is a quote of its own (``x'y`` → ``x ' y``).
+* Hyphenated words, numbers (``3.5`` ``1,000`` ``5:30`` ``3/4`` ``-5`` ``.3.5``), words with an internal
+  period, slash or underscore (``hello.world`` ``and/or`` ``a_b``), ``@handles``, ``#tags``, URLs and
+  e-mail addresses stay one token; a decimal number glued to a unit is split (``2.5kg`` → ``2.5 kg``).
 * Brackets become ``-lrb-`` ``-rrb-`` ``-lsb-`` ``-rsb-`` ``-lcb-`` ``-rcb-``. COCO's list holds the
   upper-case ``-LRB-``/``-RRB-`` but compares them with lower-cased tokens, so these tokens are **kept**
   in COCO scores; they are kept here too.
@@ -27,9 +29,9 @@ expressions:
 Also as in Java: characters the lexer cannot tokenize (emoji and other non-BMP characters, control and
 zero-width characters; see :mod:`vltk.metrics._ptb_untokenizable`) are deleted and end the token
 before them; currency signs are normalised (``£`` -> ``#``, ``€`` -> ``$``, ``¢`` -> ``cents``);
-``½`` -> ``1/2``;
-emoticons stay whole (``:)`` -> ``:-rrb-``); SGML tags (``<b>``) are one token; ``AT&T`` (upper case)
-is one token; 5 or more hyphens stay one token; ``US$`` is one token; a single letter keeps its period
+``½`` -> ``1/2``; emoticons stay whole (``:)`` -> ``:-rrb-``); SGML tags (``<b>``) are one token;
+``AT&T`` (upper case) is one token; 5 or more hyphens stay one token; ``US$`` is one token; a single
+letter keeps its period
 unless the next word is a capitalised sentence start ("I. The" -> ``i .``).
 
 Agreement, measured against the Java tool with ``benchmarks/ptb_tokenizer_parity.py`` on the captions of
