@@ -198,3 +198,17 @@ def test_unreadable_files_and_wrong_options(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "expected a COCO captions file" in result.output
     result = score("--predictions", str(predictions), "--references", str(references), "--questions", "q")
     assert result.exit_code == 2 and "--questions do(es) not apply" in result.output
+
+
+def test_final_test_metrics_get_meteor_or_a_warning(no_java: None, caplog: pytest.LogCaptureFixture) -> None:
+    from vltk.metrics.caption import CaptionRecord
+    from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
+
+    assert CaptioningConfig().metrics.meteor == "auto"
+    records = [CaptionRecord(i, PREDICTIONS[i], tuple(REFERENCES[i])) for i in REFERENCES]
+    task = CaptioningTask.__new__(CaptioningTask)  # only the scoring helpers, no model
+    with caplog.at_level("WARNING"):
+        metrics = task._score(records, meteor=True)
+    assert "METEOR" not in metrics and metrics["CIDEr"] > 0
+    assert "METEOR unavailable: java is not on PATH" in caplog.text
+    assert task._score(records, meteor=False) == metrics
