@@ -241,3 +241,19 @@ def test_tokenizer_and_string_pipeline_match_java() -> None:
     expected = {f"BLEU-{n + 1}": coco["bleu"][0][n] for n in range(4)}
     expected |= {"ROUGE-L": coco["rouge"][0], "CIDEr": coco["cider"][0]}
     assert score_captions(hypotheses, references) == pytest.approx(expected, abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vectorised_scorers_equal_the_per_image_definitions(seed: int) -> None:
+    from vltk.metrics.bleu import BleuStats, corpus_stats, image_stats
+    from vltk.metrics.cider import reference_cider_d
+    from vltk.metrics.ngram_table import corpus_tables
+
+    hypotheses, references = random_corpus(300, seed)
+    tables = corpus_tables(hypotheses, references)
+    fast: list[BleuStats] = corpus_stats(tables)
+    assert fast == [image_stats(h, r) for h, r in zip(hypotheses, references, strict=True)]
+    cider, per_image = cider_d_scores(hypotheses, references, tables=tables)
+    slow, slow_per_image = reference_cider_d(hypotheses, references)
+    assert_close([cider], [slow], "corpus CIDEr-D")
+    assert_close(per_image, slow_per_image, "CIDEr-D per image")

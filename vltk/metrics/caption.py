@@ -33,6 +33,7 @@ from vltk.metrics.bleu import bleu_scores, check_corpus
 from vltk.metrics.caption_tokenizer import tokenize_caption
 from vltk.metrics.cider import cider_d_scores
 from vltk.metrics.meteor import MeteorUnavailable, meteor_scores, meteor_unavailable_reason
+from vltk.metrics.ngram_table import corpus_tables
 from vltk.metrics.rouge import rouge_l_scores
 
 logger = logging.getLogger(__name__)
@@ -87,9 +88,10 @@ def score_tokenized(
         ``(metrics, per_image)``: corpus metrics by name, and per image a dict with the same names.
     """
     check_corpus(hypotheses, references)
-    bleu, bleu_per_image = bleu_scores(hypotheses, references, max_n=4)
+    tables = corpus_tables(hypotheses, references, max_n=4)  # n-grams counted once for BLEU and CIDEr-D
+    bleu, bleu_per_image = bleu_scores(hypotheses, references, max_n=4, tables=tables)
     rouge, rouge_per_image = rouge_l_scores(hypotheses, references)
-    cider, cider_per_image = cider_d_scores(hypotheses, references)
+    cider, cider_per_image = cider_d_scores(hypotheses, references, tables=tables)
     metrics = {f"BLEU-{n}": float(bleu[n - 1]) for n in range(1, 5)}
     metrics["ROUGE-L"] = float(rouge)
     metrics["CIDEr"] = float(cider)
