@@ -147,8 +147,8 @@ _NUMBER_UNIT = re.compile(r"^(\d+(?:[.,:]\d+)+)([^\W\d_]\w*)$")
 _NUMBER_DOT_WORD = re.compile(r"^(\d+(?:[.,:]\d+)*)\.([^\W\d_].*)$")
 _ACRONYM = re.compile(r"^[^\W\d_](?:\.[^\W\d_])*$")
 _DIGIT_START = re.compile(r"^\d")
-# After a single letter and a period, one of these words (capitalised, then a space or the end) makes
-# the period a full stop: "I. The dog" -> "i ." but "I. the dog" -> "i."
+# After a single letter and a period, one of these words (capitalised, then a space or the end) or an
+# SGML tag makes the period a full stop: "I. The dog" -> "i ." but "I. the dog" -> "i."
 _SENTENCE_STARTS = re.compile(
     r"(?:A(?i:bout|ccording|dditionally|fter|n|s|t)?|B(?i:ut)|E(?i:arlier)|H(?i:e|er|ere|owever)"
     r"|I(?i:f|n|t)|L(?i:ast)|M(?i:any|ore|r\.|s\.)|N(?i:ow)|O(?i:nce|ne|ther|ur)"
@@ -160,7 +160,12 @@ def _keeps_period(word: str, after: str, next_chunk: str, single_space: bool) ->
     """Whether ``word`` followed by ``.`` (then ``after`` in the chunk) is an abbreviation that keeps it."""
     lower = word.lower()
     following = after or next_chunk
-    if len(word) == 1 and word.isalpha() and not after and _SENTENCE_STARTS.fullmatch(next_chunk):
+    if (
+        len(word) == 1
+        and word.isalpha()
+        and not after
+        and (_SENTENCE_STARTS.fullmatch(next_chunk) or _SGML.match(next_chunk))
+    ):
         return False
     if (
         _ACRONYM.match(word)
