@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from vltk.errors import DataError
 from vltk.metrics.caption import score_captions_detailed
 from vltk.metrics.caption_files import load_caption_files
 from vltk.metrics.meteor import SPICE_NOTE
@@ -31,8 +32,6 @@ def score_captioning(request: ScoreRequest) -> ScoreResult:
     Returns:
         The metrics, and notes on METEOR (when unavailable, and why) and SPICE (never available offline).
     """
-    from vltk.errors import DataError
-
     if request.references is None:
         raise DataError(
             "vltk score captioning needs --references: a COCO captions_*.json or a Karpathy-split JSON "

@@ -212,3 +212,28 @@ def test_final_test_metrics_get_meteor_or_a_warning(no_java: None, caplog: pytes
     assert "METEOR" not in metrics and metrics["CIDEr"] > 0
     assert "METEOR unavailable: java is not on PATH" in caplog.text
     assert task._score(records, meteor=False) == metrics
+
+
+def test_evaluate_predictions_rescore_to_the_same_metrics(
+    trained_run: Path, tmp_path: Path, no_java: None
+) -> None:
+    # `vltk evaluate --predictions` writes COCO results; `vltk score` on them gives the evaluation's numbers.
+    import yaml
+
+    from vltk.data.shapes import ensure_shapes
+
+    data = yaml.safe_load((trained_run / "config.yaml").read_text())["data"]
+    params = ("num_images", "image_size", "seed", "val_fraction", "test_fraction")
+    references = ensure_shapes(data["cache_dir"], **{key: data[key] for key in params})
+    predictions, output = tmp_path / "results.json", tmp_path / "m.json"
+    checkpoint = str(trained_run / "checkpoints/best.ckpt")
+    result = runner.invoke(
+        app, ["evaluate", checkpoint, "--split", "test", "--predictions", str(predictions)]
+    )
+    assert result.exit_code == 0, result.output
+    result = score("--predictions", str(predictions), "--references", str(references), "--split", "test",
+                   "--output", str(output))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rescored = json.loads(output.read_text())["metrics"]
+    expected = json.loads((trained_run / "metrics.json").read_text())["metrics"]
+    assert {name: rescored[name] for name in expected} == pytest.approx(expected, abs=1e-9)
