@@ -349,3 +349,14 @@ def test_tokenize_caption(text: str, tokens: list[str]) -> None:
 
 def test_ptb_tokenize_keeps_punctuation_in_ptb_form() -> None:
     assert ptb_tokenize('A "big" (red) dog.') == ["a", "``", "big", "''", "-lrb-", "red", "-rrb-", "dog", "."]
+
+
+def test_tokenizer_fast_path_equals_the_full_tokenizer() -> None:
+    from vltk.metrics.caption_tokenizer import PUNCTUATIONS
+    from vltk.metrics.ptb_parity import stress_captions
+
+    plain = "A man riding a horse.|a cat .|two dogs|I.|a dog Inc.|He went to Pa.|x.|cannot go.|We gonna"
+    plain += "|10 am.|a  b| a|a |Calif.|No.|A.|etc.|3 1/2"
+    for caption in plain.split("|") + stress_captions(3000, seed=4):
+        full = " ".join(t for t in ptb_tokenize(caption) if t not in PUNCTUATIONS).split()
+        assert tokenize_caption(caption) == full, caption

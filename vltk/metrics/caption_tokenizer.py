@@ -244,6 +244,10 @@ def _tokenize_chunk(chunk: str, next_chunk: str, single_space: bool) -> list[str
     return tokens
 
 
+# Most captions: ASCII letters and digits separated by single spaces, maybe a final period (" ." too).
+_PLAIN = re.compile(r"([A-Za-z0-9]+(?: [A-Za-z0-9]+)*) ?\.?")
+
+
 def _protect_sgml(match: re.Match) -> str:
     return match.group().replace(" ", "\u00a0")
 
@@ -274,6 +278,14 @@ def tokenize_caption(text: str) -> list[str]:
     Args:
         text: a caption (hypothesis or reference), any case, possibly with punctuation.
     """
+    plain = _PLAIN.fullmatch(text)
+    if plain is not None:  # fast path: ASCII words and single spaces, at most a final full stop
+        words = plain.group(1).split(" ")
+        last = words[-1]
+        if not any(word.lower() in _SPLIT_WORDS for word in words) and not (
+            text.endswith(".") and (last.isalpha() and _keeps_period(last, "", "", False))
+        ):
+            return [word.lower() for word in words]
     # COCO joins the kept tokens with spaces and its scorers split them again with str.split(), which
     # also splits at the no-break spaces of tokens such as "3\u00a01/2".
     return " ".join(token for token in ptb_tokenize(text) if token not in PUNCTUATIONS).split()
