@@ -14,6 +14,7 @@ from typing import Any
 
 from vltk.data import CAPTION_DATASETS
 from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
+from vltk.tasks.captioning_score import score_captioning
 from vltk.tasks.predict import predict_captions_lines
 
 
@@ -51,6 +52,8 @@ TASKS: dict[str, TaskEntry] = {
         "image -> sentence (Show and Tell, Show, Attend and Tell)",
         predict=predict_captions_lines,
         predict_options=frozenset({"inputs", "beam_size", "max_length", "attention_map"}),
+        score=score_captioning,
+        score_options=frozenset({"references", "split"}),
     ),
 }
 

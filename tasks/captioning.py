@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pytorch_lightning as pl
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -43,6 +44,18 @@ class CaptionLossConfig:
 
 
 @dataclass
+class CaptionEvalMetricsConfig:
+    """Optional caption metrics of the final test (``vltk train``'s test and ``vltk evaluate``).
+
+    ``meteor``: ``auto`` adds METEOR when Java and pycocoevalcap are installed (a note otherwise),
+    ``true`` asks for it (a warning when it cannot run), ``false`` skips it. Validation epochs never
+    compute METEOR: its Java scorer takes seconds to start.
+    """
+
+    meteor: bool | Literal["auto"] = "auto"
+
+
+@dataclass
 class CaptioningConfig:
     """A captioning run: ``model`` is a captioner spec (vltk.models.captioner), ``data`` a dataset spec."""
 
@@ -54,6 +67,7 @@ class CaptioningConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    metrics: CaptionEvalMetricsConfig = field(default_factory=CaptionEvalMetricsConfig)
     monitor: str = "CIDEr"
     num_samples: int = 5
 
@@ -192,7 +206,7 @@ class CaptioningTask(pl.LightningModule):
     def _end_eval(self, stage: str) -> None:
         records = self.metrics[stage].records()  # the whole split, gathered over ranks, de-duplicated
         self.predictions = {record.image_id: record.hypothesis for record in records}
-        scores = score_records(records).metrics if records else {name: 0.0 for name in METRIC_NAMES}
+        scores = self._score(records, meteor=self.config.metrics.meteor if stage == "test" else False)
         self.results[stage] = scores
         for name, value in scores.items():  # identical on every rank: compute() gathered the whole split,
             # so sync_dist averages equal values; it keeps Lightning's epoch-level bookkeeping consistent.
@@ -202,6 +216,23 @@ class CaptioningTask(pl.LightningModule):
                 prog_bar=stage == "val" and name == self.config.monitor,
                 sync_dist=True,
             )
+
+    def _score(self, records: list, meteor: bool | str) -> dict[str, float]:
+        """COCO metrics of the whole split; METEOR (Java) runs once, on rank 0, and is broadcast."""
+        if not records:
+            return {name: 0.0 for name in METRIC_NAMES}
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if meteor is False or not distributed:
+            return self._score_local(records, meteor)
+        payload = [self._score_local(records, meteor) if dist.get_rank() == 0 else None]
+        dist.broadcast_object_list(payload, src=0)
+        return payload[0]
+
+    def _score_local(self, records: list, meteor: bool | str) -> dict[str, float]:
+        scores = score_records(records, meteor=meteor)
+        for note in scores.notes:
+            log.warning("%s (captioning config: metrics.meteor=false skips it)", note)
+        return scores.metrics
 
     def on_validation_epoch_start(self) -> None:
         self._start_eval("val")

@@ -22,6 +22,7 @@ TINY_CAPTIONING = [
     "trainer.accelerator=cpu",
     "trainer.devices=1",
     "decoding.max_length=8",
+    "metrics.meteor=false",  # a METEOR JVM start per run costs seconds; see test_caption_score
 ]
 
 

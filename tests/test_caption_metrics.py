@@ -248,33 +248,54 @@ def test_caption_metrics_gathers_across_ranks(monkeypatch: pytest.MonkeyPatch) -
     assert CaptionMetrics(sync_across_ranks=False).records() == []
 
 
+# A split of 5 images over 2 ranks, as DistributedSampler deals it: rank 0 gets 0, 2, 4 and rank 1 gets
+# 1, 3 and a padded repeat of image 0 (with a different caption, as a second decode of it might give).
+DDP_REFERENCES = {
+    0: ["a dog runs on the grass", "a brown dog running"],
+    1: ["a cat naps on a sofa"],
+    2: ["a red bus on the street", "a bus parked by the road", "a red double decker bus"],
+    3: ["two birds fly over the sea"],
+    4: ["a man rides a horse", "someone riding a brown horse"],
+}
+DDP_SHARDS = {
+    0: ([0, 2, 4], ["a dog runs", "a red bus", "a man on a horse"]),
+    1: ([1, 3, 0], ["a cat", "two birds fly", "padded repeat"]),
+}
+
+
 def _ddp_worker(rank: int, world_size: int, init_file: str, results: dict) -> None:
+    torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
-        shards = {
-            0: ([0, 2, 0], ["a dog", "a red bus", "a dog"]),
-            1: ([1, 3, 0], ["a cat", "two birds", "x"]),
-        }
-        refs = {0: ["a dog runs"], 1: ["a cat naps"], 2: ["a red bus"], 3: ["two birds fly"]}
-        ids, hyps = shards[rank]
+        ids, hyps = DDP_SHARDS[rank]
         metrics = CaptionMetrics()
-        metrics.update(ids, hyps, [refs[i] for i in ids])
-        results[rank] = metrics.compute()
+        for start in range(0, len(ids), 2):  # two batches per rank
+            batch = ids[start : start + 2]
+            metrics.update(batch, hyps[start : start + 2], [DDP_REFERENCES[i] for i in batch])
+        records = metrics.records()
+        results[rank] = (metrics.compute(), sorted((r.image_id, r.hypothesis) for r in records))
     finally:
         dist.destroy_process_group()
 
 
-def test_caption_metrics_under_a_real_gloo_process_group(tmp_path) -> None:
+def test_caption_metrics_under_a_real_gloo_process_group(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # spawned ranks inherit it: 2 cores, no oversubscription
     with mp.Manager() as manager:
         results = manager.dict()
         mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), results), nprocs=2, join=True)
         results = dict(results)
-    expected = score_captions(
-        {0: "a dog", 2: "a red bus", 1: "a cat", 3: "two birds"},
-        {0: ["a dog runs"], 1: ["a cat naps"], 2: ["a red bus"], 3: ["two birds fly"]},
-    )
-    assert results[0] == pytest.approx(expected)
-    assert results[1] == results[0]
+    single = CaptionMetrics()
+    for rank in (0, 1):  # the same shards fed to one process, padded repeat included
+        ids, hyps = DDP_SHARDS[rank]
+        single.update(ids, hyps, [DDP_REFERENCES[i] for i in ids])
+    expected = single.compute()
+    assert len(single) == 5
+    metrics0, records0 = results[0]
+    assert metrics0 == pytest.approx(expected, abs=1e-12)
+    assert metrics0["CIDEr"] > 0  # a real corpus score, not the 0 of a one-image corpus
+    assert results[1] == results[0]  # every rank holds the whole split's numbers
+    assert [image_id for image_id, _ in records0] == [0, 1, 2, 3, 4]
+    assert dict(records0)[0] == "a dog runs"  # the padded repeat was dropped, not scored
 
 
 def test_score_captions_checks_ids(caplog: pytest.LogCaptureFixture) -> None:
@@ -328,3 +349,14 @@ def test_tokenize_caption(text: str, tokens: list[str]) -> None:
 
 def test_ptb_tokenize_keeps_punctuation_in_ptb_form() -> None:
     assert ptb_tokenize('A "big" (red) dog.') == ["a", "``", "big", "''", "-lrb-", "red", "-rrb-", "dog", "."]
+
+
+def test_tokenizer_fast_path_equals_the_full_tokenizer() -> None:
+    from vltk.metrics.caption_tokenizer import PUNCTUATIONS
+    from vltk.metrics.ptb_parity import stress_captions
+
+    plain = "A man riding a horse.|a cat .|two dogs|I.|a dog Inc.|He went to Pa.|x.|cannot go.|We gonna"
+    plain += "|10 am.|a  b| a|a |Calif.|No.|A.|etc.|3 1/2"
+    for caption in plain.split("|") + stress_captions(3000, seed=4):
+        full = " ".join(t for t in ptb_tokenize(caption) if t not in PUNCTUATIONS).split()
+        assert tokenize_caption(caption) == full, caption

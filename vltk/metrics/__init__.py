@@ -1,6 +1,7 @@
 """Evaluation metrics: pure Python/numpy/torch, no Java.
 
-Caption metrics (COCO definitions, equal to ``pycocoevalcap`` to 1e-6): BLEU-1..4, ROUGE-L, CIDEr-D.
+Caption metrics (COCO definitions, equal to ``pycocoevalcap`` to 1e-6): BLEU-1..4, ROUGE-L, CIDEr-D; METEOR
+through COCO's Java scorer when Java is installed; readers that check COCO results / references files.
 """
 
 from vltk.metrics.bleu import bleu_scores, corpus_bleu
@@ -9,21 +10,38 @@ from vltk.metrics.caption import (
     CaptionMetrics,
     CaptionRecord,
     CaptionScores,
+    add_meteor,
     merge_records,
     score_captions,
     score_captions_detailed,
     score_tokenized,
 )
+from vltk.metrics.caption_files import (
+    CaptionReferences,
+    load_caption_files,
+    parse_predictions,
+    parse_references,
+)
 from vltk.metrics.caption_tokenizer import PUNCTUATIONS, ptb_tokenize, tokenize_caption
 from vltk.metrics.cider import cider_d_scores, corpus_cider_d
+from vltk.metrics.meteor import SPICE_NOTE, MeteorUnavailable, meteor_scores, meteor_unavailable_reason
 from vltk.metrics.rouge import corpus_rouge_l, lcs_length, rouge_l, rouge_l_scores
 
 __all__ = [
     "METRIC_NAMES",
     "PUNCTUATIONS",
+    "SPICE_NOTE",
     "CaptionMetrics",
     "CaptionRecord",
+    "CaptionReferences",
     "CaptionScores",
+    "MeteorUnavailable",
+    "add_meteor",
+    "load_caption_files",
+    "meteor_scores",
+    "meteor_unavailable_reason",
+    "parse_predictions",
+    "parse_references",
     "bleu_scores",
     "cider_d_scores",
     "corpus_bleu",

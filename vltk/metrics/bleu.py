@@ -28,7 +28,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from vltk.errors import DataError
+from vltk.metrics.ngram_table import CorpusTables, corpus_tables
 
 # Smoothing constants of bleu_scorer.py; changing them changes the reported numbers.
 TINY = 1e-15
@@ -89,7 +92,8 @@ def closest_ref_length(hyp_len: int, ref_lengths: Sequence[int]) -> int:
 
 
 def image_stats(hypothesis: Sequence[str], references: Sequence[Sequence[str]], max_n: int = 4) -> BleuStats:
-    """BLEU statistics of one hypothesis against its references."""
+    """BLEU statistics of one hypothesis against its references (the readable, per-image definition;
+    :func:`bleu_scores` computes the same numbers for a whole corpus at once)."""
     hyp_len = len(hypothesis)
     matches = []
     for n in range(1, max_n + 1):
@@ -104,6 +108,41 @@ def image_stats(hypothesis: Sequence[str], references: Sequence[Sequence[str]], 
         matches=tuple(matches),
         totals=tuple(max(0, hyp_len - n + 1) for n in range(1, max_n + 1)),
     )
+
+
+def corpus_stats(tables: CorpusTables) -> list[BleuStats]:
+    """Per-image BLEU statistics of a whole corpus from its n-gram tables (numpy; see ngram_table)."""
+    table, num_images, max_n = tables.table, tables.num_images, tables.table.max_n
+    is_ref = table.sentence >= num_images
+    ref_image = tables.ref_image[table.sentence[is_ref] - num_images]  # [Mr]
+    # Clipping: the most occurrences of each n-gram in any single reference of the image.
+    keys = ref_image * table.num_grams + table.gram[is_ref]
+    unique_keys, inverse = np.unique(keys, return_inverse=True)
+    max_ref_counts = np.zeros(len(unique_keys), dtype=np.int64)
+    np.maximum.at(max_ref_counts, inverse, table.count[is_ref])
+    is_hyp = ~is_ref
+    hyp_image, hyp_counts = table.sentence[is_hyp], table.count[is_hyp]
+    hyp_keys = hyp_image * table.num_grams + table.gram[is_hyp]
+    index = np.minimum(np.searchsorted(unique_keys, hyp_keys), max(len(unique_keys) - 1, 0))
+    found = unique_keys[index] == hyp_keys if len(unique_keys) else np.zeros(len(hyp_keys), dtype=bool)
+    clipped = np.where(found, np.minimum(hyp_counts, max_ref_counts[index] if len(unique_keys) else 0), 0)
+    matches = np.bincount(
+        hyp_image * max_n + table.order[is_hyp] - 1, weights=clipped, minlength=num_images * max_n
+    ).reshape(num_images, max_n)  # [I, n]
+    # "Closest" reference length: nearest to the hypothesis length, the shorter one on a tie.
+    hyp_lengths = table.lengths[:num_images]  # [I]
+    ref_lengths = table.lengths[num_images:]  # [R]
+    distance = np.abs(ref_lengths - hyp_lengths[tables.ref_image])
+    order = np.lexsort((ref_lengths, distance, tables.ref_image))
+    first = np.unique(tables.ref_image[order], return_index=True)[1]
+    closest = ref_lengths[order[first]]  # [I]
+    stats = []
+    for hyp_len, ref_len, image_matches in zip(
+        hyp_lengths.tolist(), closest.tolist(), matches.astype(np.int64).tolist(), strict=True
+    ):
+        totals = tuple(max(0, hyp_len - n + 1) for n in range(1, max_n + 1))
+        stats.append(BleuStats(hyp_len, ref_len, tuple(image_matches), totals))
+    return stats
 
 
 def bleu_from_stats(stats: BleuStats) -> list[float]:
@@ -124,6 +163,8 @@ def bleu_scores(
     hypotheses: Sequence[Sequence[str]],
     references: Sequence[Sequence[Sequence[str]]],
     max_n: int = 4,
+    *,
+    tables: CorpusTables | None = None,
 ) -> tuple[list[float], list[list[float]]]:
     """Corpus BLEU-1..``max_n`` and the per-image scores, both as COCO computes them.
 
@@ -131,6 +172,7 @@ def bleu_scores(
         hypotheses: one token list per image.
         references: per image, one token list per reference caption (at least one).
         max_n: highest n-gram order.
+        tables: the corpus's n-gram tables when already counted (shared with CIDEr-D).
 
     Returns:
         ``(corpus, per_image)``: ``corpus[n - 1]`` is corpus BLEU-n; ``per_image[i][n - 1]`` is BLEU-n of
@@ -139,12 +181,19 @@ def bleu_scores(
     if max_n < 1:
         raise ValueError(f"max_n must be at least 1, got {max_n}")
     check_corpus(hypotheses, references)
-    per_image_stats = [
-        image_stats(hyp, refs, max_n) for hyp, refs in zip(hypotheses, references, strict=True)
-    ]
-    total = per_image_stats[0]
-    for stats in per_image_stats[1:]:
-        total = total + stats
+    if tables is None or tables.table.max_n < max_n:
+        tables = corpus_tables(hypotheses, references, max_n)
+    per_image_stats = corpus_stats(tables)
+    if tables.table.max_n > max_n:
+        per_image_stats = [
+            BleuStats(s.hyp_len, s.ref_len, s.matches[:max_n], s.totals[:max_n]) for s in per_image_stats
+        ]
+    total = BleuStats(
+        hyp_len=sum(s.hyp_len for s in per_image_stats),
+        ref_len=sum(s.ref_len for s in per_image_stats),
+        matches=tuple(map(sum, zip(*(s.matches for s in per_image_stats), strict=True))),
+        totals=tuple(map(sum, zip(*(s.totals for s in per_image_stats), strict=True))),
+    )
     return bleu_from_stats(total), [bleu_from_stats(stats) for stats in per_image_stats]
 
 

@@ -12,15 +12,18 @@ Two entry points:
   ``{image_id: hypothesis}`` and ``{image_id: [references]}``.
 
 Strings are tokenised with :func:`~vltk.metrics.caption_tokenizer.tokenize_caption` (COCO's PTB
-tokenisation, approximated in Python), then scored with scorers that reproduce ``pycocoevalcap``'s
-Bleu(4), Rouge and Cider to 1e-6. METEOR needs Java and SPICE a download; neither is computed here.
+tokenisation, reproduced in Python), then scored with scorers that reproduce ``pycocoevalcap``'s
+Bleu(4), Rouge and Cider to 1e-6. METEOR is added on request (``meteor=True`` or ``"auto"``) through
+COCO's Java scorer when Java is installed (:mod:`vltk.metrics.meteor`); otherwise the scores carry a
+note saying why it is missing. SPICE needs a download and is never computed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.distributed as dist
@@ -29,12 +32,15 @@ from vltk.errors import DataError, unknown_choice_message
 from vltk.metrics.bleu import bleu_scores, check_corpus
 from vltk.metrics.caption_tokenizer import tokenize_caption
 from vltk.metrics.cider import cider_d_scores
+from vltk.metrics.meteor import MeteorUnavailable, meteor_scores, meteor_unavailable_reason
+from vltk.metrics.ngram_table import corpus_tables
 from vltk.metrics.rouge import rouge_l_scores
 
 logger = logging.getLogger(__name__)
 
 ImageId = Hashable
 METRIC_NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr")
+MeteorSetting = bool | Literal["auto"]
 
 
 @dataclass(frozen=True)
@@ -54,15 +60,17 @@ class CaptionScores:
         metrics: ``{"BLEU-1": ..., "BLEU-4": ..., "ROUGE-L": ..., "CIDEr": ...}`` over the corpus.
         per_image: ``{image_id: {metric name: score}}`` (COCO's per-image BLEU, ROUGE-L and CIDEr-D;
             per-image CIDEr-D still uses the document frequencies of the whole corpus).
+        notes: what the user should know, e.g. ``"METEOR unavailable: java is not on PATH"``.
     """
 
     metrics: dict[str, float]
     per_image: dict[ImageId, dict[str, float]]
+    notes: list[str] = field(default_factory=list)
 
     def ranked(self, metric: str = "CIDEr") -> list[ImageId]:
         """Image ids from the worst to the best score on ``metric`` (to show failure cases)."""
-        if metric not in METRIC_NAMES:
-            raise ValueError(unknown_choice_message("caption metric", metric, METRIC_NAMES))
+        if metric not in self.metrics:
+            raise ValueError(unknown_choice_message("caption metric", metric, self.metrics))
         return sorted(self.per_image, key=lambda image_id: self.per_image[image_id][metric])
 
 
@@ -80,9 +88,10 @@ def score_tokenized(
         ``(metrics, per_image)``: corpus metrics by name, and per image a dict with the same names.
     """
     check_corpus(hypotheses, references)
-    bleu, bleu_per_image = bleu_scores(hypotheses, references, max_n=4)
+    tables = corpus_tables(hypotheses, references, max_n=4)  # n-grams counted once for BLEU and CIDEr-D
+    bleu, bleu_per_image = bleu_scores(hypotheses, references, max_n=4, tables=tables)
     rouge, rouge_per_image = rouge_l_scores(hypotheses, references)
-    cider, cider_per_image = cider_d_scores(hypotheses, references)
+    cider, cider_per_image = cider_d_scores(hypotheses, references, tables=tables)
     metrics = {f"BLEU-{n}": float(bleu[n - 1]) for n in range(1, 5)}
     metrics["ROUGE-L"] = float(rouge)
     metrics["CIDEr"] = float(cider)
@@ -93,17 +102,53 @@ def score_tokenized(
     return metrics, per_image
 
 
-def score_records(records: Sequence[CaptionRecord]) -> CaptionScores:
-    """Tokenise and score a list of records (one per image; ids are expected to be distinct)."""
+def add_meteor(
+    scores: CaptionScores,
+    hypotheses: Sequence[Sequence[str]],
+    references: Sequence[Sequence[Sequence[str]]],
+    image_ids: Sequence[ImageId],
+    meteor: MeteorSetting,
+) -> None:
+    """Add COCO's METEOR to ``scores`` (corpus and per image), or a note saying why it is missing.
+
+    ``meteor=True`` asks for it (a missing Java is logged as a warning), ``"auto"`` computes it when Java
+    is there (quietly noted otherwise), ``False`` skips it. Never raises for a missing Java.
+    """
+    if meteor is False:
+        return
+    reason = meteor_unavailable_reason()
+    if reason is None:
+        try:
+            value, per_image = meteor_scores(hypotheses, references)
+        except MeteorUnavailable as error:
+            reason = str(error).removeprefix("METEOR unavailable: ")
+        else:
+            scores.metrics["METEOR"] = value
+            for image_id, image_value in zip(image_ids, per_image, strict=True):
+                scores.per_image[image_id]["METEOR"] = image_value
+            return
+    note = f"METEOR unavailable: {reason}"
+    scores.notes.append(note)
+    (logger.warning if meteor is True else logger.info)(note)
+
+
+def score_records(records: Sequence[CaptionRecord], *, meteor: MeteorSetting = False) -> CaptionScores:
+    """Tokenise and score a list of records (one per image; ids are expected to be distinct).
+
+    Args:
+        records: the images, each with its hypothesis and references.
+        meteor: add METEOR (Java): ``True``, ``"auto"`` (when Java is available) or ``False``.
+    """
     for record in records:
         if len(record.references) == 0:
             raise DataError(f"image {record.image_id!r} has no reference captions")
     hypotheses = [tokenize_caption(record.hypothesis) for record in records]
     references = [[tokenize_caption(ref) for ref in record.references] for record in records]
     metrics, per_image = score_tokenized(hypotheses, references)
-    return CaptionScores(
-        metrics, {record.image_id: scores for record, scores in zip(records, per_image, strict=True)}
-    )
+    image_ids = [record.image_id for record in records]
+    scores = CaptionScores(metrics, dict(zip(image_ids, per_image, strict=True)))
+    add_meteor(scores, hypotheses, references, image_ids, meteor)
+    return scores
 
 
 def _records_from_mappings(
@@ -131,10 +176,13 @@ def _records_from_mappings(
 
 
 def score_captions_detailed(
-    hypotheses: Mapping[ImageId, str], references: Mapping[ImageId, Sequence[str]]
+    hypotheses: Mapping[ImageId, str],
+    references: Mapping[ImageId, Sequence[str]],
+    *,
+    meteor: MeteorSetting = False,
 ) -> CaptionScores:
-    """Like :func:`score_captions`, with the per-image scores as well."""
-    return score_records(_records_from_mappings(hypotheses, references))
+    """Like :func:`score_captions`, with the per-image scores and notes as well."""
+    return score_records(_records_from_mappings(hypotheses, references), meteor=meteor)
 
 
 def score_captions(
@@ -237,13 +285,18 @@ class CaptionMetrics:
         dist.all_gather_object(gathered, local)
         return merge_records(part or [] for part in gathered)
 
-    def compute_detailed(self) -> CaptionScores:
-        """Corpus metrics and per-image scores of the whole split (see :class:`CaptionScores`)."""
+    def compute_detailed(self, *, meteor: MeteorSetting = False) -> CaptionScores:
+        """Corpus metrics and per-image scores of the whole split (see :class:`CaptionScores`).
+
+        Args:
+            meteor: also METEOR through Java (``True``/``"auto"``); slow to start, so meant for a final
+                test, not every validation epoch. Under DDP every rank computes it.
+        """
         records = self.records()
         if not records:
             logger.warning("CaptionMetrics.compute() called before any update(); returning zeros")
             return CaptionScores({name: 0.0 for name in METRIC_NAMES}, {})
-        return score_records(records)
+        return score_records(records, meteor=meteor)
 
     def compute(self) -> dict[str, float]:
         """``{"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr"}`` over the whole split; every
