@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vltk.data import CAPTION_DATASETS
+from vltk.data.text import LM_DATASETS
 from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
+from vltk.tasks.lm import LmConfig, LmTask
+from vltk.tasks.lm_predict import predict_lm_lines
 from vltk.tasks.predict import predict_captions_lines
 
 
@@ -52,6 +55,14 @@ TASKS: dict[str, TaskEntry] = {
         predict=predict_captions_lines,
         predict_options=frozenset({"inputs", "beam_size", "max_length", "attention_map"}),
     ),
+    "lm": TaskEntry(
+        LmConfig,
+        LmTask,
+        LM_DATASETS,
+        "text -> next character/word (char-RNN: Elman RNN, LSTM, GRU, MUT1-3; bits per char, perplexity)",
+        predict=predict_lm_lines,
+        predict_options=frozenset({"prime", "length", "temperature", "seed"}),
+    ),
 }
 
-__all__ = ["TASKS", "TaskEntry", "CaptioningConfig", "CaptioningTask"]
+__all__ = ["TASKS", "TaskEntry", "CaptioningConfig", "CaptioningTask", "LmConfig", "LmTask"]
