@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vltk.cli.diagnose import diagnose_app
 from vltk.errors import VltkError
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Built-in datasets: synthesise, inspect.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(diagnose_app, name="diagnose")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -155,3 +155,12 @@ def test_cli_train_evaluate_predict(code_file, tmp_path):
     assert unknown.exit_code == 2 and "never saw" in unknown.output
     other = runner.invoke(app, ["predict", str(ckpt), "--question", "why?"])
     assert other.exit_code == 2 and "--question" in other.output
+
+    out = tmp_path / "acts"
+    acts = runner.invoke(
+        app,
+        ["diagnose", "activations", str(ckpt), "--text", str(code_file), "--out", str(out), "--chars", "300"],
+    )
+    assert acts.exit_code == 0, acts.output
+    assert (out / "activations.html").is_file() and list(out.glob("cell-in_quotes-*.png"))
+    assert "indentation" in acts.output
