@@ -76,3 +76,11 @@ def test_diagnose_cli(tmp_path):
     assert (out / "gradient_flow.png").stat().st_size > 1000 and "T-10" in result.output
     bad = runner.invoke(app, ["diagnose", "gradients", "--text", str(text), "--cells", "lstn"])
     assert bad.exit_code == 2 and "did you mean 'lstm'" in bad.output
+
+
+def test_text_features_c_comments_and_tabs():
+    text = "int a; /* x\n\ty */ b // z\n"
+    f = text_features(text)
+    assert f["in_comment"][text.index("x")] == 1 and f["in_comment"][text.index("y")] == 1
+    assert f["in_comment"][text.index("b")] == 0 and f["in_comment"][text.index("z")] == 1
+    assert f["indentation"][text.index("y")] == 8

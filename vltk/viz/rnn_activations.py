@@ -24,20 +24,22 @@ log = logging.getLogger(__name__)
 
 def text_features(text: str) -> dict[str, np.ndarray]:
     """Per character of ``text``: ``in_quotes`` (inside '...' or "..." on the line), ``line_position``
-    (column), ``indentation`` (leading spaces of the line), ``in_comment`` (after ``#`` on the line),
-    ``bracket_depth`` (open ``([{`` not yet closed)."""
+    (column), ``indentation`` (leading whitespace of the line, a tab counts 8), ``in_comment`` (Python ``#``
+    and C ``//`` to the end of the line, C ``/* ... */`` across lines), ``bracket_depth`` (open ``([{``)."""
     n = len(text)
     quotes, column, indent, comment, depth = (np.zeros(n) for _ in range(5))
     quote: str | None = None
-    col, line_indent, leading, in_comment, brackets, escaped = 0, 0, True, False, 0, False
+    col, line_indent, brackets = 0, 0, 0
+    leading, line_comment, block_comment, escaped = True, False, False, False
     for i, ch in enumerate(text):
+        nxt = text[i + 1] if i + 1 < n else ""
         if ch == "\n":
-            quote, in_comment, escaped = None, False, False
+            quote, line_comment, escaped = None, False, False
             col, line_indent, leading = 0, 0, True
-            quotes[i], column[i], comment[i], depth[i] = 0, 0, 0, brackets
+            comment[i], depth[i] = float(block_comment), brackets
             continue
-        if leading and ch == " ":
-            line_indent += 1
+        if leading and ch in " \t":
+            line_indent += 1 if ch == " " else 8  # a tab counts as a tab stop of 8
         elif leading:
             leading = False
         column[i] = col
@@ -47,13 +49,20 @@ def text_features(text: str) -> dict[str, np.ndarray]:
             if ch == quote and not escaped:
                 quote = None
             escaped = ch == "\\" and not escaped
-        elif in_comment:
+        elif block_comment:
+            comment[i] = 1
+            if ch == "/" and i > 0 and text[i - 1] == "*":
+                block_comment = False
+        elif line_comment:
             comment[i] = 1
         elif ch in "'\"":
             quote = ch
             quotes[i] = 1
-        elif ch == "#":
-            in_comment = True
+        elif ch == "#" or (ch == "/" and nxt == "/"):
+            line_comment = True
+            comment[i] = 1
+        elif ch == "/" and nxt == "*":
+            block_comment = True
             comment[i] = 1
         elif ch in "([{":
             brackets += 1
@@ -197,7 +206,7 @@ def save_activation_png(
         if col < columns:
             grid[line, col] = value / scale
             if ch != "\n":
-                chars.append((line, col, ch))
+                chars.append((line, col, "\u2192" if ch == "\t" else ch))  # a tab drawn as an arrow
         if ch == "\n":
             line, col = line + 1, 0
         else:
