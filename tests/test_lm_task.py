@@ -164,3 +164,12 @@ def test_cli_train_evaluate_predict(code_file, tmp_path):
     assert acts.exit_code == 0, acts.output
     assert (out / "activations.html").is_file() and list(out.glob("cell-in_quotes-*.png"))
     assert "indentation" in acts.output
+
+
+def test_word_level_training_reports_perplexity(code_file, tmp_path):
+    from vltk.tasks.runner import train
+
+    overrides = tiny_overrides(code_file) + ["data.level=word", "monitor=perplexity", "sample.prime=def "]
+    result = train(load_task_config("lm", "word", overrides), run_dir=tmp_path / "word")
+    assert 1 < result.metrics["perplexity"] < 100
+    assert result.samples and result.samples[0]["sample"]
