@@ -211,8 +211,9 @@ def save_activation_png(
             line, col = line + 1, 0
         else:
             col += 1
-    cmap = LinearSegmentedColormap.from_list("bwr", ["#3b4cc0", "#ffffff", "#d62728"])
-    cmap.set_bad("#f4f4f4")
+    cmap = LinearSegmentedColormap.from_list("bwr", ["#3b4cc0", "#ffffff", "#d62728"]).with_extremes(
+        bad="#f4f4f4"
+    )
     fig, ax = plt.subplots(figsize=(columns * 0.12, max_lines * 0.22 + 0.6))
     ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
     for y, x, ch in chars:
