@@ -71,7 +71,7 @@ def main() -> None:
                 print("picture:", png)
     load = os.getloadavg()
     text = f"""
-## char-RNN on C source: 2-layer LSTM vs 2-layer vanilla RNN, same parameter count
+### char-RNN on C source: 2-layer LSTM vs 2-layer vanilla RNN, same parameter count
 
 `{invocation()}` — {datetime.date.today().isoformat()}, {machine()}, torch threads {args.threads},
 load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (other engineers' work shared the 2 cores).

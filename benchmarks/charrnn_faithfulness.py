@@ -76,7 +76,7 @@ def main() -> None:
         rows.append(f"| {mark} | {_mean_std(r)} | {_mean_std(v)} | {diff:+.2f} | {verdict} |")
     load = os.getloadavg()
     text = f"""
-## char-RNN faithfulness: vltk `min_char_rnn` vs plain-numpy min-char-rnn
+### char-RNN faithfulness: vltk `min_char_rnn` vs plain-numpy min-char-rnn
 
 `{invocation()}` — {datetime.date.today().isoformat()}, {machine()}, torch threads {args.threads},
 load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (other engineers' work shared the 2 cores).

@@ -93,7 +93,7 @@ def main() -> None:
         else "the target was not reached"
     )
     text = f"""
-## char-RNN time to quality: vltk (batched, fused, Adam) vs numpy min-char-rnn after {args.updates} updates
+### char-RNN time to quality: vltk (batched, fused, Adam) vs numpy min-char-rnn after {args.updates} updates
 
 `{invocation()}` — {datetime.date.today().isoformat()}, {machine()}, torch threads {args.threads},
 load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (other engineers' work shared the 2 cores).

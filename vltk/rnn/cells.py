@@ -148,7 +148,8 @@ class _MutCell(RecurrentCell):
         if self.needs_square and input_dim != hidden_dim:
             raise ConfigError(
                 f"{type(self).__name__} adds the input to hidden-sized terms, so input_dim must equal "
-                f"hidden_dim (got input_dim={input_dim}, hidden_dim={hidden_dim})"
+                f"hidden_dim (got input_dim={input_dim}, hidden_dim={hidden_dim}; in an lm config set "
+                "model.embed_dim to model.hidden_dim)"
             )
         self.W_hh = nn.Linear(hidden_dim, hidden_dim, bias=True)  # its bias is b_h
 
