@@ -145,6 +145,19 @@ class LmTask(pl.LightningModule):
 
     @classmethod
     def from_data(cls, cfg: LmConfig, datamodule: Any) -> LmTask:
+        """The system for ``datamodule``'s vocabulary. A validation interval (in updates) longer than one pass
+        over a short text is shortened to one pass, where Lightning would refuse to start."""
+        interval = cfg.trainer.val_check_interval
+        if isinstance(interval, int) and not isinstance(interval, bool):
+            per_epoch = len(datamodule.train_dataloader().dataset)
+            if interval > per_epoch:
+                log.warning(
+                    "trainer.val_check_interval=%d is longer than one pass over the text (%d updates); "
+                    "validating once per pass instead",
+                    interval,
+                    per_epoch,
+                )
+                cfg.trainer.val_check_interval = per_epoch
         return cls(config=to_dict(cfg), vocab=datamodule.vocab.to_json())
 
     def attach_data(self, datamodule: Any) -> None:
