@@ -163,3 +163,18 @@ def test_unfused_stack_runs_mut_cells(name):
 def test_unknown_cell_names_the_choices():
     with pytest.raises(ConfigError, match="did you mean 'lstm'"):
         StackedRNN("lstn", IN, H)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_decoder_cells_are_vltk_cells_with_torch_parameter_names(name):
+    from vltk.decoders.base import cell_step, make_cell
+
+    cell = make_cell(name, IN, H)
+    torch_cell = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}[name](IN, H)
+    assert isinstance(cell, CELLS[name])
+    torch_cell.load_state_dict(cell.state_dict())  # old captioning checkpoints load unchanged
+    x, h, c = (t.float() for t in _x_h())
+    h1, c1 = cell_step(cell, x, h, c if name == "lstm" else None)
+    expected = torch_cell(x, (h, c))[0] if name == "lstm" else torch_cell(x, h)
+    torch.testing.assert_close(h1, expected)
+    assert (c1 is None) == (name == "gru")
