@@ -79,8 +79,9 @@ def test_diagnose_cli(tmp_path):
 
 
 def test_text_features_c_comments_and_tabs():
-    text = "int a; /* x\n\ty */ b // z\n"
+    text = "int a; /* x\n\ty */ b // z\n#define Q 1 # not python\n"
     f = text_features(text)
     assert f["in_comment"][text.index("x")] == 1 and f["in_comment"][text.index("y")] == 1
     assert f["in_comment"][text.index("b")] == 0 and f["in_comment"][text.index("z")] == 1
     assert f["indentation"][text.index("y")] == 8
+    assert f["in_comment"][text.index("Q")] == 0 and f["in_comment"][text.index("not")] == 1

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 def text_features(text: str) -> dict[str, np.ndarray]:
     """Per character of ``text``: ``in_quotes`` (inside '...' or "..." on the line), ``line_position``
     (column), ``indentation`` (leading whitespace of the line, a tab counts 8), ``in_comment`` (Python ``#``
-    and C ``//`` to the end of the line, C ``/* ... */`` across lines), ``bracket_depth`` (open ``([{``)."""
+    and C ``//`` to the end of the line, C ``/* ... */`` across lines; ``#define``/``#include`` are not
+    comments), ``bracket_depth`` (open ``([{``)."""
     n = len(text)
     quotes, column, indent, comment, depth = (np.zeros(n) for _ in range(5))
     quote: str | None = None
@@ -38,6 +39,7 @@ def text_features(text: str) -> dict[str, np.ndarray]:
             col, line_indent, leading = 0, 0, True
             comment[i], depth[i] = float(block_comment), brackets
             continue
+        first_on_line = leading and ch not in " \t"
         if leading and ch in " \t":
             line_indent += 1 if ch == " " else 8  # a tab counts as a tab stop of 8
         elif leading:
@@ -58,7 +60,7 @@ def text_features(text: str) -> dict[str, np.ndarray]:
         elif ch in "'\"":
             quote = ch
             quotes[i] = 1
-        elif ch == "#" or (ch == "/" and nxt == "/"):
+        elif (ch == "#" and not (first_on_line and nxt.isalpha())) or (ch == "/" and nxt == "/"):
             line_comment = True
             comment[i] = 1
         elif ch == "/" and nxt == "*":
