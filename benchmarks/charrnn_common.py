@@ -81,6 +81,7 @@ def fit(
     val_every: int | None = None,
     target: float | None = None,
     max_epochs: int = 1,
+    precision: str = "32-true",
 ) -> Record:
     recorder = Recorder(target)
     trainer = pl.Trainer(
@@ -97,6 +98,7 @@ def fit(
         val_check_interval=val_every,
         check_val_every_n_epoch=1 if val_every else None,
         callbacks=[recorder],
+        precision=precision,
     )
     trainer.fit(system, datamodule=dm)
     return recorder.record

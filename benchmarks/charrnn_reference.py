@@ -20,6 +20,7 @@ import numpy as np
 class ReferenceRun:
     params: dict[str, np.ndarray]
     smooth_losses: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -61,8 +62,10 @@ def train_reference(
     hidden: int = 100,
     seq_length: int = 25,
     lr: float = 0.1,
+    init: dict[str, np.ndarray] | None = None,
 ) -> ReferenceRun:
-    """``updates`` Adagrad updates of min-char-rnn on the id array ``data``; the wall time of the loop."""
+    """``updates`` Adagrad updates of min-char-rnn on the id array ``data``; the wall time of the loop.
+    ``init`` starts from given parameters (copied) instead of the seeded ``N(0, 0.01^2)`` draw."""
     rng = np.random.default_rng(seed)
     params = {
         "Wxh": rng.standard_normal((hidden, vocab_size)) * 0.01,
@@ -71,6 +74,8 @@ def train_reference(
         "bh": np.zeros((hidden, 1)),
         "by": np.zeros((vocab_size, 1)),
     }
+    if init is not None:
+        params = {k: np.array(v, dtype=np.float64) for k, v in init.items()}
     memory = {k: np.zeros_like(v) for k, v in params.items()}
     run = ReferenceRun(params)
     smooth = -np.log(1.0 / vocab_size) * seq_length
@@ -85,6 +90,7 @@ def train_reference(
         targets = data[p + 1 : p + seq_length + 1]
         loss, grads, hprev = _loss_and_grads(params, inputs, targets, hprev, vocab_size)
         smooth = smooth * 0.999 + loss * 0.001
+        run.losses.append(float(loss))
         run.smooth_losses.append(float(smooth))
         for k in params:
             memory[k] += grads[k] * grads[k]
@@ -92,6 +98,20 @@ def train_reference(
         p += seq_length
     run.seconds = time.perf_counter() - start
     return run
+
+
+def load_into_vltk(params: dict[str, np.ndarray], model) -> None:
+    """Copy min-char-rnn parameters into a one-hot, one-bias vltk ``RNNLanguageModel`` (cell ``rnn``)."""
+    import torch
+
+    rnn = model.rnn.rnn
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.from_numpy(params["Wxh"]))
+        rnn.weight_hh_l0.copy_(torch.from_numpy(params["Whh"]))
+        rnn.bias_ih_l0.copy_(torch.from_numpy(params["bh"][:, 0]))
+        rnn.bias_hh_l0.zero_()
+        model.output.weight.copy_(torch.from_numpy(params["Why"]))
+        model.output.bias.copy_(torch.from_numpy(params["by"][:, 0]))
 
 
 def heldout_nll(params: dict[str, np.ndarray], data: np.ndarray) -> float:

@@ -47,7 +47,9 @@ class LmOptimConfig:
 
     ``clip_value`` clips every gradient element to ``[-clip_value, clip_value]`` (min-char-rnn: 5);
     ``clip_norm`` rescales the gradients to a global L2 norm of at most ``clip_norm``; both may be set
-    (value first). ``eps`` is the optimiser's epsilon (``None``: torch's default).
+    (value first). ``eps`` is the optimiser's epsilon (``None``: torch's default). ``eps_inside_sqrt``
+    (Adagrad only) adds ``eps`` under the square root as min-char-rnn does, ``lr * g / sqrt(G + eps)``,
+    instead of torch's ``lr * g / (sqrt(G) + eps)``, which takes full-size steps on tiny gradients.
     """
 
     name: Literal["adam", "adamw", "adagrad", "rmsprop", "sgd"] = "adam"
@@ -55,6 +57,7 @@ class LmOptimConfig:
     weight_decay: float = 0.0
     momentum: float = 0.0
     eps: float | None = None
+    eps_inside_sqrt: bool = False
     clip_value: float | None = None
     clip_norm: float | None = 5.0
     scheduler: Literal["none", "cosine", "step"] = "none"
@@ -101,10 +104,46 @@ class LmConfig:
             raise ConfigError(f"task: this is an lm config, got task '{self.task}'")
 
 
+class SqrtEpsAdagrad(torch.optim.Optimizer):
+    """Adagrad as min-char-rnn writes it (Duchi et al. 2011): ``G += g * g; p -= lr * g / sqrt(G + eps)``.
+
+    Args:
+        params: the parameters (or groups).
+        lr: the learning rate.
+        eps: added to the accumulated squares under the square root.
+    """
+
+    def __init__(self, params: Any, lr: float = 0.1, eps: float = 1e-8):
+        super().__init__(params, {"lr": lr, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "sum" not in state:
+                    state["sum"] = torch.zeros_like(p)
+                state["sum"].addcmul_(p.grad, p.grad)
+                p.addcdiv_(p.grad, (state["sum"] + group["eps"]).sqrt(), value=-group["lr"])
+        return loss
+
+
 def build_lm_optimizer(config: LmOptimConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     """The optimiser named in ``config`` over the model's trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
     eps = {} if config.eps is None else {"eps": config.eps}
+    if config.eps_inside_sqrt and config.name != "adagrad":
+        raise ConfigError(f"optim.eps_inside_sqrt applies to optim.name=adagrad only, not '{config.name}'")
+    if config.name == "adagrad" and config.eps_inside_sqrt:
+        if config.weight_decay:
+            raise ConfigError("optim.eps_inside_sqrt does not support optim.weight_decay")
+        return SqrtEpsAdagrad(params, lr=config.lr, **eps)
     if config.name == "adagrad":
         return torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay, **eps)
     if config.name == "rmsprop":
@@ -192,8 +231,9 @@ class LmTask(pl.LightningModule):
         """Summed cross-entropy (nats) of every target in the chunk; the state is carried for the next one."""
         logits, state = self.model(batch.inputs, self._carried_state(stage, batch))  # [B, T, V]
         self._states[stage] = tuple(s.detach() for s in state)
+        dtype = torch.promote_types(logits.dtype, torch.float32)  # float32 at least, float64 kept
         return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(),  # [B*T, V]
+            logits.reshape(-1, logits.shape[-1]).to(dtype),  # [B*T, V]
             batch.targets.reshape(-1),
             reduction="sum",
         )

@@ -174,3 +174,23 @@ def test_word_level_training_reports_perplexity(code_file, tmp_path):
     result = train(load_task_config("lm", "word", overrides), run_dir=tmp_path / "word")
     assert 1 < result.metrics["perplexity"] < 100
     assert result.samples and result.samples[0]["sample"]
+
+
+def test_min_char_rnn_adagrad_puts_eps_under_the_square_root():
+    from vltk.tasks.lm import LmOptimConfig, build_lm_optimizer
+
+    model = torch.nn.Linear(3, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 1.0, 1.0]]))
+    optimizer = build_lm_optimizer(
+        LmOptimConfig(name="adagrad", lr=0.1, eps=1e-8, eps_inside_sqrt=True), model
+    )
+    grads = torch.tensor([[1e-5, 0.5, -2.0]])
+    for _ in range(2):
+        model.weight.grad = grads.clone()
+        optimizer.step()
+    expected = 1.0 - 0.1 * grads / (grads**2 + 1e-8).sqrt() - 0.1 * grads / (2 * grads**2 + 1e-8).sqrt()
+    torch.testing.assert_close(model.weight.detach(), expected)
+    assert model.weight[0, 0] > 0.97  # a tiny gradient, small steps (torch's Adagrad: 0.1 per step)
+    with pytest.raises(ConfigError, match="adagrad only"):
+        build_lm_optimizer(LmOptimConfig(name="adam", eps_inside_sqrt=True), model)
