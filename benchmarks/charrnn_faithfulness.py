@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--chars", type=int, default=400_000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--precision", default="32-true", help="vltk's precision (64-true: float64 as numpy)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -66,7 +67,7 @@ def main() -> None:
         ref_curves.append(ref.smooth_losses)
         ref_seconds.append(ref.seconds)
         system = lm_system("min_char_rnn", [], dm, seed)
-        record = fit(system, dm, max_steps=args.updates)
+        record = fit(system, dm, max_steps=args.updates, precision=args.precision)
         vltk_curves.append(smooth(record.losses, vocab, 25))
         vltk_seconds.append(record.train_seconds)
         print(
@@ -92,7 +93,8 @@ load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (other engineers' wor
 
 Text: the first {args.chars:,} characters of this Python's stdlib source (`python_source`, vocabulary
 {vocab} symbols), training split {len(data):,} characters. Both sides: vanilla RNN, hidden 100, one-hot
-input, seq 25, batch 1, summed loss, clip [-5, 5], Adagrad 0.1; seeds {args.seeds}. Smoothed loss =
+input, seq 25, batch 1, summed loss, clip [-5, 5], Adagrad 0.1; seeds {args.seeds}; vltk precision
+{args.precision}. Smoothed loss =
 min-char-rnn's `0.999 * smooth + 0.001 * loss` in nats per 25 characters (mean ± sd over seeds).
 
 | updates | numpy min-char-rnn | vltk (`--config min_char_rnn`) | vltk - numpy | within 2 sd |
