@@ -1,6 +1,7 @@
 """Evaluation metrics: pure Python/numpy/torch, no Java.
 
 Caption metrics (COCO definitions, equal to ``pycocoevalcap`` to 1e-6): BLEU-1..4, ROUGE-L, CIDEr-D.
+Language-model metrics: bits per character (symbol) and perplexity.
 """
 
 from vltk.metrics.bleu import bleu_scores, corpus_bleu
@@ -16,6 +17,7 @@ from vltk.metrics.caption import (
 )
 from vltk.metrics.caption_tokenizer import PUNCTUATIONS, ptb_tokenize, tokenize_caption
 from vltk.metrics.cider import cider_d_scores, corpus_cider_d
+from vltk.metrics.lm import LanguageModelMetrics, bits_per_symbol, perplexity
 from vltk.metrics.rouge import corpus_rouge_l, lcs_length, rouge_l, rouge_l_scores
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "CaptionMetrics",
     "CaptionRecord",
     "CaptionScores",
+    "LanguageModelMetrics",
+    "bits_per_symbol",
     "bleu_scores",
     "cider_d_scores",
     "corpus_bleu",
@@ -31,6 +35,7 @@ __all__ = [
     "corpus_rouge_l",
     "lcs_length",
     "merge_records",
+    "perplexity",
     "ptb_tokenize",
     "rouge_l",
     "rouge_l_scores",
