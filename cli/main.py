@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vltk.cli.diagnose import diagnose_app
 from vltk.errors import VltkError
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Built-in datasets: synthesise, inspect.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(diagnose_app, name="diagnose")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -315,6 +317,7 @@ def list_components() -> None:
     from vltk.attention import ATTENTIONS
     from vltk.decoders import DECODERS
     from vltk.encoders import IMAGE_ENCODERS, TEXT_ENCODERS
+    from vltk.rnn import CELLS
     from vltk.tasks import TASKS
     from vltk.tasks.runner import available_configs
 
@@ -329,6 +332,7 @@ def list_components() -> None:
     table.add_row("text encoders", ", ".join(TEXT_ENCODERS))
     table.add_row("attention", ", ".join(ATTENTIONS))
     table.add_row("decoders", ", ".join(DECODERS))
+    table.add_row("recurrent cells", ", ".join(CELLS))
     table.add_row("decoding", "greedy, sample, beam")
     console.print(table)
 

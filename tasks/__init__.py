@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vltk.data import CAPTION_DATASETS
+from vltk.data.text import LM_DATASETS
 from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
 from vltk.tasks.captioning_score import score_captioning
+from vltk.tasks.lm import LmConfig, LmTask
+from vltk.tasks.lm_predict import predict_lm_lines
 from vltk.tasks.predict import predict_captions_lines
 
 
@@ -55,6 +58,14 @@ TASKS: dict[str, TaskEntry] = {
         score=score_captioning,
         score_options=frozenset({"references", "split"}),
     ),
+    "lm": TaskEntry(
+        LmConfig,
+        LmTask,
+        LM_DATASETS,
+        "text -> next character/word (char-RNN: Elman RNN, LSTM, GRU, MUT1-3; bits per char, perplexity)",
+        predict=predict_lm_lines,
+        predict_options=frozenset({"prime", "length", "temperature", "seed"}),
+    ),
 }
 
-__all__ = ["TASKS", "TaskEntry", "CaptioningConfig", "CaptioningTask"]
+__all__ = ["TASKS", "TaskEntry", "CaptioningConfig", "CaptioningTask", "LmConfig", "LmTask"]

@@ -15,6 +15,7 @@ from vltk.data.hf_captions import read_hf_captions, records_from_hf
 from vltk.data.images import default_image_transform, load_image, to_rgb
 from vltk.data.karpathy import CaptionEvalDataset, CaptionRecord, CaptionTrainDataset, read_karpathy
 from vltk.data.shapes import default_cache_dir, ensure_shapes, generate_shapes
+from vltk.data.text import LM_DATASETS, LmBatch, PythonSourceDataModule, TextFilesDataModule
 
 CAPTION_DATASETS = {
     "shapes": ShapesCaptionsDataModule,
@@ -24,6 +25,10 @@ CAPTION_DATASETS = {
 
 __all__ = [
     "CAPTION_DATASETS",
+    "LM_DATASETS",
+    "LmBatch",
+    "PythonSourceDataModule",
+    "TextFilesDataModule",
     "CaptionEvalDataset",
     "CaptionItem",
     "CaptionRecord",

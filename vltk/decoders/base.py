@@ -27,6 +27,8 @@ from torch import Tensor, nn
 
 from vltk.decoders.state import DecoderState
 from vltk.errors import ConfigError, unknown_choice_message
+from vltk.rnn import CELLS as RNN_CELLS
+from vltk.rnn import RecurrentCell
 from vltk.types import ImageFeatures
 
 logger = logging.getLogger(__name__)
@@ -34,20 +36,22 @@ logger = logging.getLogger(__name__)
 CELLS = ("lstm", "gru")
 
 
-def make_cell(cell: str, input_dim: int, hidden_dim: int) -> nn.RNNCellBase:
-    """A fused torch ``LSTMCell`` or ``GRUCell`` by name; a :class:`ConfigError` lists the choices."""
-    if cell == "lstm":
-        return nn.LSTMCell(input_dim, hidden_dim)
-    if cell == "gru":
-        return nn.GRUCell(input_dim, hidden_dim)
-    raise ConfigError(unknown_choice_message("decoder cell", str(cell), CELLS))
+def make_cell(cell: str, input_dim: int, hidden_dim: int) -> RecurrentCell:
+    """A cell of :mod:`vltk.rnn` by name; ``lstm`` and ``gru`` step on torch's fused cell kernels and keep
+    ``nn.LSTMCell``/``nn.GRUCell``'s parameter names, so older checkpoints load unchanged. A
+    :class:`ConfigError` lists the choices."""
+    if cell not in CELLS:
+        raise ConfigError(unknown_choice_message("decoder cell", str(cell), CELLS))
+    return RNN_CELLS[cell](input_dim, hidden_dim)
 
 
-def cell_step(cell: nn.RNNCellBase, inputs: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, Any]:
-    """One step of an LSTM (``c`` is its memory) or GRU cell (``c`` is ``None``): ``(h [B, H], c [B, H])``."""
-    if isinstance(cell, nn.LSTMCell):
-        return cell(inputs, (h, c))  # [B, H], [B, H]
-    return cell(inputs, h), None  # [B, H]
+def cell_step(cell: RecurrentCell, inputs: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, Any]:
+    """One step: ``(h [B, H], c [B, H])`` for an LSTM (``c`` its memory), ``(h, None)`` otherwise."""
+    if cell.state_size == 2:
+        h, (h, c) = cell(inputs, (h, c))  # [B, H], [B, H]
+        return h, c
+    h, _ = cell(inputs, (h,))  # [B, H]
+    return h, None
 
 
 @dataclass

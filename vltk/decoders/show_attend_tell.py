@@ -53,7 +53,7 @@ class ShowAttendTellDecoder(CaptionDecoder):
         hidden_dim: ``H``, recurrent hidden size (the attention query size).
         attention: spec of the attention module, a key of :data:`vltk.attention.ATTENTIONS` with its own
             options (``query_dim``/``key_dim`` are wired); default ``{"name": "additive", "dim": 256}``.
-        cell: ``"lstm"`` (the paper) or ``"gru"``.
+        cell: ``"lstm"`` (the paper) or ``"gru"`` (cells of :mod:`vltk.rnn`).
         gating: scale the context by ``beta = sigmoid(f_beta(h_{t-1}))``; ``False`` uses the raw context.
         dropout: dropout on word embeddings, on ``h_t`` in the deep output, and before the vocabulary layer.
         pad_id: the padding token (zero embedding, no gradient).
@@ -93,7 +93,7 @@ class ShowAttendTellDecoder(CaptionDecoder):
         self.gating = gating
         self.rnn = make_cell(cell, embed_dim + feature_dim, hidden_dim)
         self.init_h = nn.Linear(feature_dim, hidden_dim)
-        self.init_c = nn.Linear(feature_dim, hidden_dim) if isinstance(self.rnn, nn.LSTMCell) else None
+        self.init_c = nn.Linear(feature_dim, hidden_dim) if self.rnn.state_size == 2 else None
         self.f_beta = nn.Linear(hidden_dim, 1) if gating else None
         self.hidden_to_output = nn.Linear(hidden_dim, embed_dim)  # L_h
         self.context_to_output = nn.Linear(feature_dim, embed_dim, bias=False)  # L_z

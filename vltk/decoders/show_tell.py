@@ -29,7 +29,7 @@ class ShowTellDecoder(CaptionDecoder):
         feature_dim: ``D`` of the pooled image vector (wired from the encoder's ``out_dim``).
         embed_dim: ``E``, size of the word embeddings and of the projected image.
         hidden_dim: ``H``, recurrent hidden size.
-        cell: ``"lstm"`` (the paper) or ``"gru"``.
+        cell: ``"lstm"`` (the paper) or ``"gru"`` (cells of :mod:`vltk.rnn`).
         dropout: dropout on the RNN inputs and on its outputs before the vocabulary projection.
         pad_id: the padding token (zero embedding, no gradient).
     """
@@ -62,7 +62,7 @@ class ShowTellDecoder(CaptionDecoder):
         pooled = features.pooled  # [B, D]
         image = self.dropout(self.image_proj(pooled))  # [B, E]
         h = pooled.new_zeros(pooled.shape[0], self.hidden_dim)  # [B, H]
-        c = h if isinstance(self.rnn, nn.LSTMCell) else None  # [B, H]
+        c = h if self.rnn.state_size == 2 else None  # [B, H]
         h, c = cell_step(self.rnn, image, h, c)  # [B, H], [B, H]
         return DecoderState(h=h, c=c)
 

@@ -2,6 +2,7 @@
 
 Caption metrics (COCO definitions, equal to ``pycocoevalcap`` to 1e-6): BLEU-1..4, ROUGE-L, CIDEr-D; METEOR
 through COCO's Java scorer when Java is installed; readers that check COCO results / references files.
+Language-model metrics: bits per character (symbol) and perplexity.
 """
 
 from vltk.metrics.bleu import bleu_scores, corpus_bleu
@@ -24,6 +25,7 @@ from vltk.metrics.caption_files import (
 )
 from vltk.metrics.caption_tokenizer import PUNCTUATIONS, ptb_tokenize, tokenize_caption
 from vltk.metrics.cider import cider_d_scores, corpus_cider_d
+from vltk.metrics.lm import LanguageModelMetrics, bits_per_symbol, perplexity
 from vltk.metrics.meteor import SPICE_NOTE, MeteorUnavailable, meteor_scores, meteor_unavailable_reason
 from vltk.metrics.rouge import corpus_rouge_l, lcs_length, rouge_l, rouge_l_scores
 
@@ -42,6 +44,8 @@ __all__ = [
     "meteor_unavailable_reason",
     "parse_predictions",
     "parse_references",
+    "LanguageModelMetrics",
+    "bits_per_symbol",
     "bleu_scores",
     "cider_d_scores",
     "corpus_bleu",
@@ -49,6 +53,7 @@ __all__ = [
     "corpus_rouge_l",
     "lcs_length",
     "merge_records",
+    "perplexity",
     "ptb_tokenize",
     "rouge_l",
     "rouge_l_scores",
