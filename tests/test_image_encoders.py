@@ -39,7 +39,8 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_registry_covers_every_backbone() -> None:
-    assert set(IMAGE_ENCODERS) == set(EXPECTED)
+    # "cached" reads precomputed grids instead of images: tests/test_feature_cache.py covers it.
+    assert set(IMAGE_ENCODERS) - {"cached"} == set(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
