@@ -1,6 +1,7 @@
 """Evaluation metrics: pure Python/numpy/torch, no Java.
 
 Caption metrics (COCO definitions, equal to ``pycocoevalcap`` to 1e-6): BLEU-1..4, ROUGE-L, CIDEr-D.
+VQA accuracy (the official normalisation and 10-choose-9 average): vltk.metrics.vqa.
 """
 
 from vltk.metrics.bleu import bleu_scores, corpus_bleu
@@ -17,8 +18,22 @@ from vltk.metrics.caption import (
 from vltk.metrics.caption_tokenizer import PUNCTUATIONS, ptb_tokenize, tokenize_caption
 from vltk.metrics.cider import cider_d_scores, corpus_cider_d
 from vltk.metrics.rouge import corpus_rouge_l, lcs_length, rouge_l, rouge_l_scores
+from vltk.metrics.vqa import (
+    VqaMetrics,
+    VqaRecord,
+    VqaScores,
+    normalize_answer,
+    score_vqa_records,
+    vqa_accuracy,
+)
 
 __all__ = [
+    "VqaMetrics",
+    "VqaRecord",
+    "VqaScores",
+    "normalize_answer",
+    "score_vqa_records",
+    "vqa_accuracy",
     "METRIC_NAMES",
     "PUNCTUATIONS",
     "CaptionMetrics",
