@@ -101,26 +101,29 @@ class EasyVqaDataModule(VqaDataModule):
 
     Args:
         val_images: training images held out (with all their questions) for validation.
-        batch_size: images per batch (each with all of its ~10 questions).
+        batch_size: questions per training batch (images per batch with ``group_by_image``, each with
+            its ~10 questions); evaluation batches hold ``batch_size`` images with all their questions.
         num_workers: dataloader worker processes.
         min_word_count: question words seen fewer times in training map to ``<unk>``.
         top_k_answers: size of the answer vocabulary (easy-VQA has 13 answers).
         max_question_length: questions are cut to this many words.
         in_memory: keep the transformed 64x64 images in memory (about 50 KB each).
         max_questions: debugging: keep at most this many questions of each split.
+        group_by_image: train on batches of images with all their questions.
     """
 
     def __init__(
         self,
         *,
         val_images: int = 500,
-        batch_size: int = 16,
+        batch_size: int = 64,
         num_workers: int = 0,
         min_word_count: int = 1,
         top_k_answers: int = 1000,
         max_question_length: int = 20,
         in_memory: bool = True,
         max_questions: int | None = None,
+        group_by_image: bool = False,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -130,6 +133,7 @@ class EasyVqaDataModule(VqaDataModule):
             max_question_length=max_question_length,
             in_memory=in_memory,
             max_questions=max_questions,
+            group_by_image=group_by_image,
         )
         self.val_images = val_images
 

@@ -34,13 +34,16 @@ class VqaDataModule(pl.LightningDataModule):
     """Shared behaviour of the VQA DataModules; subclasses only say how to read examples.
 
     Args:
-        batch_size: images per batch (each with all of its questions).
+        batch_size: questions per training batch; with ``group_by_image``, images per batch (each with all
+            of its questions). Evaluation batches always hold ``batch_size`` images with all their questions.
         num_workers: dataloader worker processes (0: load in the main process).
         min_word_count: question words seen fewer times in training map to ``<unk>``.
         top_k_answers: size of the answer vocabulary (the most frequent training answers).
         max_question_length: questions are cut to this many words.
         in_memory: keep transformed images in memory after the first read.
         max_questions: debugging: keep at most this many questions of each split.
+        group_by_image: train on batches of images with all their questions (see
+            :mod:`vltk.data.vqa_dataset`) instead of batches of questions.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class VqaDataModule(pl.LightningDataModule):
         max_question_length: int = 20,
         in_memory: bool = False,
         max_questions: int | None = None,
+        group_by_image: bool = False,
     ) -> None:
         super().__init__()
         for key, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
@@ -69,11 +73,12 @@ class VqaDataModule(pl.LightningDataModule):
         self.max_question_length = max_question_length
         self.in_memory = in_memory
         self.max_questions = max_questions
+        self.group_by_image = group_by_image
         self.image_transform: ImageTransform | None = None
         self._vocab: Vocabulary | None = None
         self._answer_vocab: AnswerVocabulary | None = None
         self._splits: dict[str, list[VqaExample]] | None = None
-        self._datasets: dict[str, VqaDataset] = {}
+        self._datasets: dict[tuple[str, bool], VqaDataset] = {}
 
     # ---- what subclasses provide ----------------------------------------------------------------------
 
@@ -175,9 +180,9 @@ class VqaDataModule(pl.LightningDataModule):
             raise DataError(f"unknown split '{split}' (available: {', '.join(sorted(self._splits))})")
         return self._splits[split]
 
-    def dataset(self, split: str) -> VqaDataset:
+    def dataset(self, split: str, grouped: bool = True) -> VqaDataset:
         """The (cached) dataset of a split; its ``issues`` count the bad input it found."""
-        dataset = self._datasets.get(split)
+        dataset = self._datasets.get((split, grouped))
         if dataset is None:
             dataset = VqaDataset(
                 self.examples(split),
@@ -186,15 +191,16 @@ class VqaDataModule(pl.LightningDataModule):
                 transform=self.image_transform or default_image_transform(),
                 max_question_length=self.max_question_length,
                 in_memory=self.in_memory,
+                group_by_image=grouped,
             )
-            self._datasets[split] = dataset
+            self._datasets[(split, grouped)] = dataset
         if self.image_transform is not None and dataset.transform is not self.image_transform:
             dataset.transform = self.image_transform
             dataset._cache.clear()
         return dataset
 
     def _loader(self, split: str, training: bool) -> DataLoader:
-        dataset = self.dataset(split)
+        dataset = self.dataset(split, grouped=self.group_by_image or not training)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

@@ -167,7 +167,7 @@ class VqaV2DataModule(VqaDataModule):
         test_questions, test_annotations, test_images: the test split (optional; default: validation).
         val_images: training images held out for validation when no ``val_*`` files are given.
         batch_size, num_workers, min_word_count, top_k_answers, max_question_length, in_memory,
-            max_questions: see :class:`~vltk.data.vqa_datamodule.VqaDataModule`.
+            max_questions, group_by_image: see :class:`~vltk.data.vqa_datamodule.VqaDataModule`.
     """
 
     def __init__(
@@ -190,6 +190,7 @@ class VqaV2DataModule(VqaDataModule):
         max_question_length: int = 14,
         in_memory: bool = False,
         max_questions: int | None = None,
+        group_by_image: bool = False,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -199,6 +200,7 @@ class VqaV2DataModule(VqaDataModule):
             max_question_length=max_question_length,
             in_memory=in_memory,
             max_questions=max_questions,
+            group_by_image=group_by_image,
         )
         for prefix, group in (("val", (val_questions, val_annotations, val_images_dir)),
                               ("test", (test_questions, test_annotations, test_images))):  # fmt: skip

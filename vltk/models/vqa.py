@@ -110,7 +110,10 @@ def resolve_vqa_spec(spec: Mapping[str, Any], path: str = "model") -> dict[str, 
         TEXT_ENCODERS, spec.get("text") or DEFAULT_TEXT, path=f"{path}.text", what="text encoder",
         wired=TEXT_WIRED,
     )  # fmt: skip
-    head_options = dict(spec.get("head") or {})
+    head_options = spec.get("head") or {}
+    if not isinstance(head_options, Mapping):
+        raise ConfigError(f"{path}.head: expected a mapping of the head's options, got {head_options!r}")
+    head_options = dict(head_options)
     if "name" in head_options:
         raise ConfigError(f"{path}.head.name: the head is chosen by {path}.name ('{name}')")
     head = resolved_spec(
