@@ -119,7 +119,7 @@ def test_vqa_v2_datamodule_batches_soft_targets_and_counts_bad_input(tmp_path, c
         train_questions=files["train_questions"], train_annotations=files["train_annotations"],
         train_images=files["train_images"], test_questions=files["val_questions"],
         test_annotations=files["val_annotations"], test_images=files["val_images"], val_images=0,
-        batch_size=2, num_workers=0, top_k_answers=5,
+        batch_size=2, num_workers=0, top_k_answers=5, group_by_image=True,
     )  # fmt: skip
     dm.setup("fit")
     # blue 15, red 9 ("Red." normalised), 1 8 (6 + "one" x2), navy 5, 2 2; "pink" 1 is left out
@@ -133,6 +133,9 @@ def test_vqa_v2_datamodule_batches_soft_targets_and_counts_bad_input(tmp_path, c
     assert batch.question_lengths[by_id[21]] == 0  # the empty question
     assert torch.equal(batch.image_index[by_id[10]], batch.image_index[by_id[11]])
     assert dm.dataset("train").issues["empty_questions"] == 1
+    dm.group_by_image = False  # one question per item: batch_size counts questions
+    flat = next(iter(dm.train_dataloader()))
+    assert len(flat) == 2 and flat.images.shape[0] == 2
     with caplog.at_level(logging.WARNING):
         test = dm.dataset("test")
     assert test.issues["unknown_word_questions"] == 1 and test.issues["unanswerable"] == 1
