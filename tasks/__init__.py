@@ -12,13 +12,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vltk.data import CAPTION_DATASETS
+from vltk.data import CAPTION_DATASETS, VQA_DATASETS
 from vltk.data.text import LM_DATASETS
 from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
 from vltk.tasks.captioning_score import score_captioning
 from vltk.tasks.lm import LmConfig, LmTask
 from vltk.tasks.lm_predict import predict_lm_lines
 from vltk.tasks.predict import predict_captions_lines
+from vltk.tasks.vqa import VqaConfig, VqaTask
+from vltk.tasks.vqa_predict import predict_vqa_lines
+from vltk.tasks.vqa_score import score_vqa
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,25 @@ TASKS: dict[str, TaskEntry] = {
         predict=predict_lm_lines,
         predict_options=frozenset({"prime", "length", "temperature", "seed"}),
     ),
+    "vqa": TaskEntry(
+        VqaConfig,
+        VqaTask,
+        VQA_DATASETS,
+        "image + question -> answer (CNN+LSTM, Show Ask Attend and Answer, stacked attention)",
+        predict=predict_vqa_lines,
+        predict_options=frozenset({"inputs", "question", "attention_map"}),
+        score=score_vqa,
+        score_options=frozenset({"questions", "annotations"}),
+    ),
 }
 
-__all__ = ["TASKS", "TaskEntry", "CaptioningConfig", "CaptioningTask", "LmConfig", "LmTask"]
+__all__ = [
+    "TASKS",
+    "TaskEntry",
+    "CaptioningConfig",
+    "CaptioningTask",
+    "LmConfig",
+    "LmTask",
+    "VqaConfig",
+    "VqaTask",
+]

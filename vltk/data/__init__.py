@@ -11,16 +11,26 @@ from vltk.data.captions_datamodule import (
     ShapesCaptionsDataModule,
 )
 from vltk.data.collate import CaptionItem, collate_captions, truncate_caption
+from vltk.data.easy_vqa import EasyVqaDataModule, read_easy_vqa
 from vltk.data.hf_captions import read_hf_captions, records_from_hf
 from vltk.data.images import default_image_transform, load_image, to_rgb
 from vltk.data.karpathy import CaptionEvalDataset, CaptionRecord, CaptionTrainDataset, read_karpathy
 from vltk.data.shapes import default_cache_dir, ensure_shapes, generate_shapes
 from vltk.data.text import LM_DATASETS, LmBatch, PythonSourceDataModule, TextFilesDataModule
+from vltk.data.vqa_datamodule import VqaDataModule
+from vltk.data.vqa_dataset import VqaBatch, VqaDataset, collate_vqa
+from vltk.data.vqa_records import AnswerVocabulary, VqaExample, soft_scores
+from vltk.data.vqa_v2 import VqaV2DataModule, read_vqa_v2, write_vqa_v2
 
 CAPTION_DATASETS = {
     "shapes": ShapesCaptionsDataModule,
     "karpathy": KarpathyCaptionsDataModule,
     "hf": HFCaptionsDataModule,
+}
+
+VQA_DATASETS = {
+    "easy_vqa": EasyVqaDataModule,
+    "vqa_v2": VqaV2DataModule,
 }
 
 __all__ = [
@@ -29,6 +39,19 @@ __all__ = [
     "LmBatch",
     "PythonSourceDataModule",
     "TextFilesDataModule",
+    "VQA_DATASETS",
+    "AnswerVocabulary",
+    "EasyVqaDataModule",
+    "VqaBatch",
+    "VqaDataModule",
+    "VqaDataset",
+    "VqaExample",
+    "VqaV2DataModule",
+    "collate_vqa",
+    "read_easy_vqa",
+    "read_vqa_v2",
+    "soft_scores",
+    "write_vqa_v2",
     "CaptionEvalDataset",
     "CaptionItem",
     "CaptionRecord",

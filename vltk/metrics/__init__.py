@@ -3,6 +3,7 @@
 Caption metrics (COCO definitions, equal to ``pycocoevalcap`` to 1e-6): BLEU-1..4, ROUGE-L, CIDEr-D; METEOR
 through COCO's Java scorer when Java is installed; readers that check COCO results / references files.
 Language-model metrics: bits per character (symbol) and perplexity.
+VQA accuracy (the official normalisation and 10-choose-9 average): vltk.metrics.vqa.
 """
 
 from vltk.metrics.bleu import bleu_scores, corpus_bleu
@@ -28,8 +29,22 @@ from vltk.metrics.cider import cider_d_scores, corpus_cider_d
 from vltk.metrics.lm import LanguageModelMetrics, bits_per_symbol, perplexity
 from vltk.metrics.meteor import SPICE_NOTE, MeteorUnavailable, meteor_scores, meteor_unavailable_reason
 from vltk.metrics.rouge import corpus_rouge_l, lcs_length, rouge_l, rouge_l_scores
+from vltk.metrics.vqa import (
+    VqaMetrics,
+    VqaRecord,
+    VqaScores,
+    normalize_answer,
+    score_vqa_records,
+    vqa_accuracy,
+)
 
 __all__ = [
+    "VqaMetrics",
+    "VqaRecord",
+    "VqaScores",
+    "normalize_answer",
+    "score_vqa_records",
+    "vqa_accuracy",
     "METRIC_NAMES",
     "PUNCTUATIONS",
     "SPICE_NOTE",

@@ -1,0 +1,101 @@
+"""``vltk predict`` for VQA checkpoints: the top-5 answers to a question about each image, and optionally
+a picture of where each glimpse (attention model) or hop (stacked attention) looked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vltk.data.images import load_image
+from vltk.errors import VltkError
+from vltk.models.vqa_heads import PointwiseFusionHead
+from vltk.tasks.common import PredictRequest
+from vltk.tasks.predict import attention_map_path
+from vltk.viz import save_attention_map
+
+
+@dataclass
+class VqaPrediction:
+    image: Path
+    question: str
+    answers: list[tuple[str, float]]
+    unknown_words: list[str]
+    attention_map: Path | None = None
+
+
+@torch.no_grad()
+def answer_questions(
+    system,
+    images: list[str | Path],
+    question: str,
+    *,
+    top_k: int = 5,
+    attention_map: str | Path | None = None,
+) -> list[VqaPrediction]:
+    """Answer ``question`` about each image with the system's model.
+
+    Args:
+        system: a loaded :class:`vltk.tasks.vqa.VqaTask` (see ``runner.load_system``).
+        images: image paths; each is checked before any work starts.
+        question: the question (words outside the vocabulary are read as ``<unk>`` and reported).
+        top_k: how many answers to return, most probable first.
+        attention_map: where to write the attention picture (one per image, suffixed when several).
+    """
+    words = system.vocab.tokenize(question)
+    if not words:
+        raise VltkError("the question is empty: ask something, e.g. --question 'what color is the shape?'")
+    unknown = [w for w in words if w not in system.vocab]
+    if len(unknown) == len(words):
+        raise VltkError(
+            f"none of the question's words ({', '.join(words)}) is in the model's vocabulary of "
+            f"{len(system.vocab)} words; rephrase it with words seen in training"
+        )
+    pictures = [load_image(path) for path in images]  # fails early, naming the bad file
+    model = system.model.eval()
+    if attention_map is not None and isinstance(model.head, PointwiseFusionHead):
+        raise VltkError("this model (cnn_lstm) has no attention over image regions; drop --attention-map")
+    transform = model.encoder.transforms()
+    ids = system.vocab.encode(words, add_special=False)[: system.config.data.get("max_question_length", 20)]
+    tokens = torch.tensor([ids], dtype=torch.long)  # [1, T]
+    lengths = torch.tensor([len(ids)])  # [1]
+    predictions = []
+    for index, (path, picture) in enumerate(zip(images, pictures)):
+        batch = transform(picture).unsqueeze(0)  # [1, 3, H, W]
+        output = model(batch, torch.zeros(1, dtype=torch.long), tokens, lengths)
+        probabilities = output.logits[0].softmax(dim=-1)  # [A]
+        top = probabilities.topk(min(top_k, len(probabilities)))
+        ranked = [(system.answer_vocab.answer(int(i)), float(p)) for p, i in zip(top.values, top.indices)]
+        prediction = VqaPrediction(Path(path), question, ranked, unknown)
+        if attention_map is not None and output.attention is not None and output.grid_size is not None:
+            target = attention_map_path(Path(attention_map), index, len(images))
+            glimpses = output.attention.shape[1]
+            prediction.attention_map = save_attention_map(
+                picture, [f"glimpse {g + 1}" for g in range(glimpses)], output.attention[0], output.grid_size,
+                target,
+            )  # fmt: skip
+        predictions.append(prediction)
+    return predictions
+
+
+def predict_vqa_lines(system, request: PredictRequest) -> list[str]:
+    """``vltk predict CKPT image.png --question Q``: the top-5 answers per image (Rich markup)."""
+    if not request.inputs:
+        raise VltkError("vqa: name at least one image file to ask about")
+    if request.question is None:
+        raise VltkError("vqa: ask a question with --question, e.g. --question 'what color is the shape?'")
+    lines = []
+    predictions = answer_questions(
+        system, request.inputs, request.question, attention_map=request.attention_map
+    )
+    for prediction in predictions:
+        lines.append(f"{prediction.image}: {prediction.question}")
+        if prediction.unknown_words:
+            lines.append(f"  (not in the vocabulary, read as <unk>: {', '.join(prediction.unknown_words)})")
+        for rank, (answer, probability) in enumerate(prediction.answers, start=1):
+            style = "bold" if rank == 1 else "none"
+            lines.append(f"  {rank}. [{style}]{answer}[/] {probability:.3f}")
+        if prediction.attention_map is not None:
+            lines.append(f"  attention map: {prediction.attention_map}")
+    return lines
