@@ -276,3 +276,16 @@ def test_deterministic_flag_reaches_lightning(tmp_path: Path):
         torch.use_deterministic_algorithms(False)
     result = CliRunner().invoke(app, ["train", "--help"])
     assert "--deterministic" in result.output
+
+
+def test_vqa_resume_mid_epoch_is_bitwise_identical(tmp_path: Path):
+    from test_vqa_task import TINY as TINY_VQA
+
+    overrides = [*TINY_VQA, "data.max_questions=60", "data.batch_size=8", *TWO_EPOCHS, "seed=4"]
+    cfg = load_task_config("vqa", None, overrides)
+    train(cfg, run_dir=tmp_path / "straight")
+    steps_per_epoch = _steps_per_epoch(tmp_path / "straight")
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, run_dir=tmp_path / "stopped", extra_callbacks=[SignalAtStep(steps_per_epoch + 2)])
+    train(cfg, run_dir=tmp_path / "stopped", resume="last")
+    _assert_bitwise_equal(_weights(tmp_path / "straight"), _weights(tmp_path / "stopped"))
