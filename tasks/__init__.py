@@ -12,8 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vltk.data import CAPTION_DATASETS
+from vltk.data import CAPTION_DATASETS, NAVIGATION_DATASETS
 from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
+from vltk.tasks.navigation import NavigationConfig, NavigationTask
+from vltk.tasks.navigation_predict import predict_navigation_lines
 from vltk.tasks.predict import predict_captions_lines
 
 
@@ -52,6 +54,14 @@ TASKS: dict[str, TaskEntry] = {
         predict=predict_captions_lines,
         predict_options=frozenset({"inputs", "beam_size", "max_length", "attention_map"}),
     ),
+    "navigation": TaskEntry(
+        NavigationConfig,
+        NavigationTask,
+        NAVIGATION_DATASETS,
+        "instruction + egocentric view -> actions (BabyAI, behaviour cloning of the bot)",
+        predict=predict_navigation_lines,
+        predict_options=frozenset({"level", "seed", "gif"}),
+    ),
 }
 
-__all__ = ["TASKS", "TaskEntry", "CaptioningConfig", "CaptioningTask"]
+__all__ = ["TASKS", "TaskEntry", "CaptioningConfig", "CaptioningTask", "NavigationConfig", "NavigationTask"]

@@ -4,6 +4,8 @@
 ``data:`` section are that class's constructor arguments.
 """
 
+from vltk.data.babyai_datamodule import BabyAIDataModule
+from vltk.data.babyai_demos import DemoEpisodes, NavigationBatch, collate_episodes, load_demos
 from vltk.data.captions_datamodule import (
     CaptionsDataModule,
     HFCaptionsDataModule,
@@ -13,6 +15,7 @@ from vltk.data.captions_datamodule import (
 from vltk.data.collate import CaptionItem, collate_captions, truncate_caption
 from vltk.data.hf_captions import read_hf_captions, records_from_hf
 from vltk.data.images import default_image_transform, load_image, to_rgb
+from vltk.data.demos import ensure_demos, generate_demos
 from vltk.data.karpathy import CaptionEvalDataset, CaptionRecord, CaptionTrainDataset, read_karpathy
 from vltk.data.shapes import default_cache_dir, ensure_shapes, generate_shapes
 
@@ -22,8 +25,18 @@ CAPTION_DATASETS = {
     "hf": HFCaptionsDataModule,
 }
 
+NAVIGATION_DATASETS = {"babyai": BabyAIDataModule}
+
 __all__ = [
+    "BabyAIDataModule",
     "CAPTION_DATASETS",
+    "DemoEpisodes",
+    "NAVIGATION_DATASETS",
+    "NavigationBatch",
+    "collate_episodes",
+    "ensure_demos",
+    "generate_demos",
+    "load_demos",
     "CaptionEvalDataset",
     "CaptionItem",
     "CaptionRecord",

@@ -16,10 +16,14 @@ from vltk.metrics.caption import (
 )
 from vltk.metrics.caption_tokenizer import PUNCTUATIONS, ptb_tokenize, tokenize_caption
 from vltk.metrics.cider import cider_d_scores, corpus_cider_d
+from vltk.metrics.navigation import NAVIGATION_METRIC_NAMES, NavigationMetrics, navigation_scores
 from vltk.metrics.rouge import corpus_rouge_l, lcs_length, rouge_l, rouge_l_scores
 
 __all__ = [
     "METRIC_NAMES",
+    "NAVIGATION_METRIC_NAMES",
+    "NavigationMetrics",
+    "navigation_scores",
     "PUNCTUATIONS",
     "CaptionMetrics",
     "CaptionRecord",
