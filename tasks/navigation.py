@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -179,7 +178,9 @@ class NavigationTask(pl.LightningModule):
 
     def _end_eval(self, stage: str) -> None:
         self.episodes = self.metrics[stage].episodes()  # the whole split, gathered over ranks, one per seed
-        scores = self.metrics[stage].compute() if self.episodes else dict.fromkeys(NAVIGATION_METRIC_NAMES, 0.0)
+        scores = (
+            self.metrics[stage].compute() if self.episodes else dict.fromkeys(NAVIGATION_METRIC_NAMES, 0.0)
+        )
         self.results[stage] = scores
         for name, value in scores.items():  # identical on every rank; sync_dist keeps Lightning consistent
             self.log(f"{stage}/{name}", value, prog_bar=stage == "val" and name == self.config.monitor,
@@ -212,4 +213,3 @@ class NavigationTask(pl.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
-

@@ -24,7 +24,7 @@ def predict_navigation_lines(system: Any, request: Any) -> list[str]:
     outcome = "[green]success[/]" if episode.success else "[red]failure[/]"
     bot = "-" if episode.shortest is None else str(episode.shortest)
     lines = [
-        f"[bold]{level}[/] seed {seed}: \"{episode.mission}\"",
+        f'[bold]{level}[/] seed {seed}: "{episode.mission}"',
         f"{outcome} in {episode.length} steps (bot: {bot}), reward {episode.reward:.3f}",
     ]
     for t, action in enumerate(episode.actions):

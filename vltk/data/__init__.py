@@ -13,9 +13,9 @@ from vltk.data.captions_datamodule import (
     ShapesCaptionsDataModule,
 )
 from vltk.data.collate import CaptionItem, collate_captions, truncate_caption
+from vltk.data.demos import ensure_demos, generate_demos
 from vltk.data.hf_captions import read_hf_captions, records_from_hf
 from vltk.data.images import default_image_transform, load_image, to_rgb
-from vltk.data.demos import ensure_demos, generate_demos
 from vltk.data.karpathy import CaptionEvalDataset, CaptionRecord, CaptionTrainDataset, read_karpathy
 from vltk.data.shapes import default_cache_dir, ensure_shapes, generate_shapes
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -85,8 +84,9 @@ class BabyAIDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         check_observation(observation)
-        for name, value in (("episodes", episodes), ("batch_size", batch_size), ("val_episodes", val_episodes),
-                            ("test_episodes", test_episodes), ("rollout_batch_size", rollout_batch_size)):  # fmt: skip
+        sizes = {"episodes": episodes, "batch_size": batch_size, "val_episodes": val_episodes,
+                 "test_episodes": test_episodes, "rollout_batch_size": rollout_batch_size}  # fmt: skip
+        for name, value in sizes.items():
             if value < 1:
                 raise ConfigError(f"data.{name} must be >= 1, got {value}")
         if max(val_seed, test_seed) + max(val_episodes, test_episodes) >= 2**32:
@@ -104,10 +104,14 @@ class BabyAIDataModule(pl.LightningDataModule):
         nominal = range(seed, seed + 2 * episodes + 100)  # the demo seeds, with room for bot failures
         for name, seeds in (("val_seed", self.val.seeds()), ("test_seed", self.test.seeds())):
             if _ranges_overlap(nominal, seeds):
-                raise ConfigError(f"data.{name}: evaluation seeds {seeds.start}.. would overlap the demo seeds "
-                                  f"starting at data.seed={seed}")  # fmt: skip
+                raise ConfigError(
+                    f"data.{name}: evaluation seeds {seeds.start}.. would overlap the demo seeds starting at "
+                    f"data.seed={seed}"
+                )
         if _ranges_overlap(self.val.seeds(), self.test.seeds()):
-            raise ConfigError(f"data.val_seed/test_seed: validation seeds {self.val.seeds()} overlap test seeds")
+            raise ConfigError(
+                f"data.val_seed/test_seed: validation seeds {self.val.seeds()} overlap test seeds"
+            )
 
     # ---------------------------------------------------------------------------------------------- data
     def demo_path(self) -> Path:
@@ -142,18 +146,21 @@ class BabyAIDataModule(pl.LightningDataModule):
         if demos.level != self.level:
             raise DataError(f"{where}: demos are of {demos.level}, but data.level is {self.level}")
         if demos.observation != self.observation:
-            raise DataError(f"{where}: demos have {demos.observation} observations, data.observation is "
-                            f"{self.observation}")  # fmt: skip
+            raise DataError(
+                f"{where}: demos have {demos.observation} observations; data.observation is "
+                f"{self.observation}"
+            )
         low, high = int(demos.meta["min_seed"]), int(demos.meta["max_seed"])
         for name, seeds in (("validation", self.val.seeds()), ("test", self.test.seeds())):
             if _ranges_overlap(range(low, high + 1), seeds):
                 raise ConfigError(
-                    f"{where}: demo seeds {low}..{high} overlap the {name} seeds {seeds.start}..{seeds.stop - 1}; "
-                    "move data.val_seed/data.test_seed or the demo seed"
+                    f"{where}: demo seeds {low}..{high} overlap the {name} seeds {seeds.start}.."
+                    f"{seeds.stop - 1}; move data.val_seed/data.test_seed or the demo seed"
                 )
         if len(demos.dataset) < self.episodes:
-            logger.warning("%s holds %d demos, fewer than data.episodes=%d", where, len(demos.dataset),
-                           self.episodes)  # fmt: skip
+            logger.warning(
+                "%s holds %d demos, fewer than data.episodes=%d", where, len(demos.dataset), self.episodes
+            )
 
     @property
     def vocab(self) -> Vocabulary:
@@ -169,7 +176,9 @@ class BabyAIDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             self.setup("fit")
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, collate_fn=collate_episodes)
+        return DataLoader(
+            self.train_set, batch_size=self.batch_size, shuffle=True, collate_fn=collate_episodes
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self.dataloader_for("val")

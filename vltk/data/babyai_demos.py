@@ -53,7 +53,9 @@ def load_demos(path: str | Path) -> DemoSet:
     path = Path(path)
     meta_path = path / META_FILE
     if not meta_path.is_file():
-        raise DataError(f"{path}: not a vltk demo folder ({META_FILE} is missing); make one with `vltk data demos`")
+        raise DataError(
+            f"{path}: not a vltk demo folder ({META_FILE} is missing); make one with `vltk data demos`"
+        )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         level, observation = meta["level"], meta["observation"]
@@ -95,12 +97,14 @@ class DemoEpisodes(Dataset):
             self.seeds = np.asarray(table.column("seed").to_numpy(), dtype=np.int64)
             missions = table.column("mission").to_pylist()
         except Exception as error:
-            raise DataError(f"{demos.path}: unreadable demo columns ({type(error).__name__}: {error})") from None
+            raise DataError(
+                f"{demos.path}: unreadable demo columns ({type(error).__name__}: {error})"
+            ) from None
         for i, (blob, n, acts) in enumerate(zip(blobs, steps, actions)):
             if len(blob) != n * cell or len(acts) != n or len(directions[i]) != n or n == 0:
                 raise DataError(
-                    f"{demos.path}: episode {i} (seed {int(self.seeds[i])}) is damaged: {len(blob)} image bytes "
-                    f"and {len(acts)} actions for {int(n)} steps of shape {shape}"
+                    f"{demos.path}: episode {i} (seed {int(self.seeds[i])}) is damaged: {len(blob)} image "
+                    f"bytes and {len(acts)} actions for {int(n)} steps of shape {shape}"
                 )
         self.offsets = np.concatenate([[0], np.cumsum(steps)])  # [episodes + 1]
         self.images = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, *shape)  # [steps, *obs]

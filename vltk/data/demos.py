@@ -103,7 +103,8 @@ def generate_demos(
         episodes: number of successful demonstrations to keep.
         seed: the first episode seed; seeds ``seed, seed + 1, ...`` are used in order.
         observation: ``"symbolic"`` (7x7x3) or ``"rgb"`` (56x56x3) observations.
-        workers: processes (``None``: the number of CPUs, at most 8; 1 runs in this process).
+        workers: processes (``None``: one per CPU, at most 8, for 5,000 episodes or more, else 1 (starting
+            processes costs more than it saves on small sets); 1 runs in this process).
         progress: show a progress bar on stderr.
     """
     from datasets import Dataset, concatenate_datasets
@@ -114,13 +115,19 @@ def generate_demos(
     check_observation(observation)
     if episodes < 1:
         raise DataError(f"episodes must be >= 1, got {episodes}")
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8) if episodes >= 5000 else 1
     out = Path(out)
     start = time.perf_counter()
     kept: list[BotEpisode] = []
     parts: list[Any] = []
     failed, steps, cursor = 0, 0, seed
-    columns = (TextColumn("demos {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("demos {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=True) as bar:
         task = bar.add_task(level, total=episodes)
         done = 0
@@ -145,7 +152,15 @@ def generate_demos(
     dataset = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     if out.exists():
         shutil.rmtree(out)
-    dataset.save_to_disk(str(out))
+    from datasets.utils import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
+
+    was_enabled = is_progress_bar_enabled()
+    disable_progress_bars()  # our own bar said enough; saving takes a moment
+    try:
+        dataset.save_to_disk(str(out))
+    finally:
+        if was_enabled:
+            enable_progress_bars()
     seeds_kept = dataset["seed"]
     meta = {
         "version": DEMOS_VERSION,

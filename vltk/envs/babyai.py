@@ -7,7 +7,8 @@ user's terminal, and returns observations as plain numpy arrays:
 
 * ``"symbolic"``: the egocentric 7x7 view, 3 integer channels per cell (object, colour, state), ``uint8``
   ``[7, 7, 3]``;
-* ``"rgb"``: the same view rendered at 8 pixels per cell (``RGBImgPartialObsWrapper``), ``uint8`` ``[56, 56, 3]``.
+* ``"rgb"``: the same view rendered at 8 pixels per cell (``RGBImgPartialObsWrapper``), ``uint8``
+  ``[56, 56, 3]``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def check_level(level: str) -> str:
     hint = f"; close matches: {', '.join(close[:5])}" if close else ""
     raise ConfigError(
         f"unknown BabyAI level '{level}'{hint} ({len(ids)} levels are registered; "
-        f"`python -c \"import vltk.envs as e; print(e.level_ids())\"` lists them)"
+        f'`python -c "import vltk.envs as e; print(e.level_ids())"` lists them)'
     )
 
 
@@ -135,7 +136,9 @@ class BabyAIEnv:
         return int(self.env.unwrapped.max_steps)
 
     def _observation(self, raw: dict[str, Any]) -> Observation:
-        return Observation(np.asarray(raw["image"], dtype=np.uint8), int(raw["direction"]), str(raw["mission"]))
+        return Observation(
+            np.asarray(raw["image"], dtype=np.uint8), int(raw["direction"]), str(raw["mission"])
+        )
 
     def reset(self, seed: int) -> Observation:
         """Start the episode of ``seed`` (the same seed always gives the same episode)."""

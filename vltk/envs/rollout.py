@@ -111,7 +111,9 @@ def _rollout_chunk(
     policy: NavigationPolicy, envs: list[BabyAIEnv], seeds: list[int], record: bool
 ) -> list[EpisodeResult]:
     observations = [env.reset(seed) for env, seed in zip(envs, seeds)]
-    results = [EpisodeResult(seed, obs.mission, False, 0.0, 0, None) for seed, obs in zip(seeds, observations)]
+    results = [
+        EpisodeResult(seed, obs.mission, False, 0.0, 0, None) for seed, obs in zip(seeds, observations)
+    ]
     if record:
         for env, result in zip(envs, results):
             result.frames.append(env.render_rgb())

@@ -142,7 +142,9 @@ class NavigationAgent(nn.Module):
         logits = self.head(torch.cat([h, context], dim=-1))  # [B, 7]
         return logits, weights, AgentState(h, c, state.words, state.projected)
 
-    def step(self, images: Tensor, directions: Tensor, state: AgentState) -> tuple[Tensor, Tensor, AgentState]:
+    def step(
+        self, images: Tensor, directions: Tensor, state: AgentState
+    ) -> tuple[Tensor, Tensor, AgentState]:
         """One step from raw observations ``uint8 [B, *obs]`` and headings ``[B]``."""
         return self._step(self.image(images), directions, state)
 
@@ -182,9 +184,13 @@ class NavigationAgent(nn.Module):
             step_logits, weights, state = self._step(grids[:, t], directions[:, t], state)
             logits.append(step_logits)
             attention.append(weights)
-        return EpisodeOutput(torch.stack(logits, dim=1), torch.stack(attention, dim=1))  # [B, T, 7], [B, T, L]
+        return EpisodeOutput(
+            torch.stack(logits, dim=1), torch.stack(attention, dim=1)
+        )  # [B, T, 7], [B, T, L]
 
-    def forward(self, images: Tensor, directions: Tensor, instructions: Tensor, instruction_mask: Tensor) -> Tensor:
+    def forward(
+        self, images: Tensor, directions: Tensor, instructions: Tensor, instruction_mask: Tensor
+    ) -> Tensor:
         """Action logits ``[B, T, 7]`` of whole episodes (inference)."""
         return self.forward_episodes(images, directions, instructions, instruction_mask).logits
 
@@ -212,7 +218,9 @@ class AgentPolicy:
         return self.agent.begin(tokens.to(self.device), mask.to(self.device))
 
     @torch.no_grad()
-    def act(self, images: np.ndarray, directions: np.ndarray, state: AgentState) -> tuple[Any, Any, AgentState]:
+    def act(
+        self, images: np.ndarray, directions: np.ndarray, state: AgentState
+    ) -> tuple[Any, Any, AgentState]:
         images_t = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)  # [B, *obs]
         directions_t = torch.from_numpy(directions).long().to(self.device)  # [B]
         logits, weights, state = self.agent.step(images_t, directions_t, state)  # [B, 7], [B, L]

@@ -59,7 +59,9 @@ class PixelGridEncoder(nn.Module):
 
     def __init__(self, *, channels: int = 128, tile: int = 8) -> None:
         super().__init__()
-        self.cells = nn.Sequential(nn.Conv2d(3, channels, tile, stride=tile), nn.BatchNorm2d(channels), nn.ReLU())
+        self.cells = nn.Sequential(
+            nn.Conv2d(3, channels, tile, stride=tile), nn.BatchNorm2d(channels), nn.ReLU()
+        )
         self.convs = _conv_stack(channels, channels)
         self.out_dim = channels
 
