@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -46,7 +47,12 @@ class NavigationLossConfig:
 
 @dataclass
 class NavigationConfig:
-    """A navigation run: ``data`` is a BabyAI dataset spec, ``model`` a navigation agent spec."""
+    """A navigation run: ``data`` is a BabyAI dataset spec, ``model`` a navigation agent spec.
+
+    ``num_threads`` sets torch's intra-op threads for the run (``null``: torch's default). The agent's
+    per-step operations are tiny (batches of 7x7 grids), so one thread is fastest; several threads on a busy
+    machine were measured 15x slower per batch (oversubscribed OpenMP workers spin and wait).
+    """
 
     task: str = "navigation"
     seed: int = 42
@@ -57,8 +63,11 @@ class NavigationConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     monitor: str = "success_rate"
     num_samples: int = 5
+    num_threads: int | None = 1
 
     def __post_init__(self) -> None:
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ConfigError(f"num_threads must be >= 1 or null, got {self.num_threads}")
         if self.task != "navigation":
             raise ConfigError(f"task: this is a navigation config, got task '{self.task}'")
         if self.monitor not in NAVIGATION_METRIC_NAMES:
@@ -102,6 +111,10 @@ class NavigationTask(pl.LightningModule):
     def attach_data(self, datamodule: Any) -> None:
         """Evaluate with the checkpoint's vocabulary (no demos are needed to play episodes)."""
         datamodule.vocab = self.vocab
+
+    def setup(self, stage: str) -> None:
+        if self.config.num_threads is not None:
+            torch.set_num_threads(self.config.num_threads)
 
     @property
     def level(self) -> str:
