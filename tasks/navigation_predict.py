@@ -1,6 +1,7 @@
 """``vltk predict CKPT --level L --seed S --gif episode.gif`` for navigation checkpoints: play one episode,
 print it step by step, and optionally render it as an animated GIF with the instruction and, per step, the
-agent's attention over the instruction's words (a bar under each word)."""
+agent's attention over the instruction's words (each word shaded red by its weight, relative to the step's
+most attended word)."""
 
 from __future__ import annotations
 
@@ -47,12 +48,13 @@ def _panel(width: int, words: list[str], weights: list[float] | None, caption: s
     draw = ImageDraw.Draw(panel)
     font = ImageFont.load_default()
     x, y = 4, 6
+    top = max(weights[: len(words)], default=0.0) if weights is not None else 0.0
     for i, word in enumerate(words):
         w = int(draw.textlength(word, font=font)) + 6
         if x + w > width:
             x, y = 4, y + 24
         weight = float(weights[i]) if weights is not None and i < len(weights) else 0.0
-        shade = int(255 - 200 * min(max(weight, 0.0), 1.0))
+        shade = int(255 - 200 * (weight / top if top > 0 else 0.0))  # relative to the step's top word
         draw.rectangle([x - 2, y - 2, x + w - 4, y + 12], fill=(255, shade, shade))
         draw.text((x, y), word, fill=(0, 0, 0), font=font)
         x += w

@@ -154,7 +154,7 @@ class BabyAIEnv:
 
     def render_rgb(self, highlight: bool = True) -> np.ndarray:
         """The whole grid as an RGB image ``uint8`` ``[H, W, 3]`` (agent's view highlighted), for GIFs."""
-        return np.asarray(self.env.unwrapped.get_full_render(highlight, 16), dtype=np.uint8)
+        return np.asarray(self.env.unwrapped.get_full_render(highlight, 32), dtype=np.uint8)
 
     def close(self) -> None:
         self.env.close()
