@@ -90,3 +90,11 @@ def test_cli_generates_demos_and_unknown_levels_list_close_matches(tmp_path):
     result = CliRunner().invoke(app, ["data", "demos", "--level", "BabyAI-GoToLokal-v0", "--out", str(out)])
     assert result.exit_code == 2
     assert "BabyAI-GoToLocal-v0" in result.output
+
+
+def test_parallel_generation_gives_the_same_episodes(demo_dir, tmp_path):
+    out = tmp_path / "parallel"
+    generate_demos(out, level=LEVEL, episodes=24, seed=100, workers=2, progress=False)
+    serial, parallel = load_demos(demo_dir).dataset, load_demos(out).dataset
+    assert parallel["seed"] == serial["seed"] and parallel["actions"] == serial["actions"]
+    assert parallel["images"] == serial["images"]

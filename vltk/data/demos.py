@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 DEMOS_VERSION = "v1"
 META_FILE = "vltk_demos.json"
-CHUNK = 100  # episodes per worker task
+CHUNK = 100  # episodes per worker task (at most)
 
 
 @dataclass
@@ -74,7 +74,8 @@ def _rows(episodes: list[BotEpisode]) -> dict[str, list[Any]]:
 def _episode_chunks(
     level: str, observation: ObservationKind, seeds: list[int], workers: int
 ) -> Iterator[list[BotEpisode]]:
-    chunks = [seeds[i : i + CHUNK] for i in range(0, len(seeds), CHUNK)]
+    size = max(1, min(CHUNK, len(seeds) // max(workers, 1)))  # every worker gets work on small sets too
+    chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
             yield bot_episodes(level, observation, chunk)
