@@ -18,6 +18,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,10 @@ RUNS = {
     "gotolocal": ("gotolocal", "BabyAI-GoToLocal-v0", 50000),
 }
 METRICS = ("success_rate", "SPL", "mean_reward", "episode_length")
+# The `vltk` of this interpreter's environment (a virtualenv's), not whichever is first on PATH.
+VLTK = (
+    str(Path(sys.executable).with_name("vltk")) if Path(sys.executable).with_name("vltk").exists() else "vltk"
+)
 
 
 def load() -> str:
@@ -61,7 +66,7 @@ def run(name: str, work: Path, overrides: list[str]) -> dict:
     before = load()
     start = time.perf_counter()
     out = subprocess.run(
-        ["vltk", "data", "demos", "--level", level, "--episodes", str(episodes), "--out", str(demos)],
+        [VLTK, "data", "demos", "--level", level, "--episodes", str(episodes), "--out", str(demos)],
         check=True, capture_output=True, text=True, cwd=work,
     ).stdout  # fmt: skip
     demo_seconds = time.perf_counter() - start
@@ -76,7 +81,7 @@ def run(name: str, work: Path, overrides: list[str]) -> dict:
     ]
     start = time.perf_counter()
     subprocess.run(
-        command + ["--set", f"data.demos_dir={demos}", "--set", "trainer.enable_progress_bar=false",
+        [VLTK, *command[1:], "--set", f"data.demos_dir={demos}", "--set", "trainer.enable_progress_bar=false",
                    "--run-dir", str(run_dir)],
         check=True, cwd=work, env=dict(os.environ, VLTK_CACHE=str(work / "cache")),
     )  # fmt: skip
