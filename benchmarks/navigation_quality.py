@@ -37,7 +37,7 @@ VLTK = (
 
 
 def load() -> str:
-    return os.getloadavg().__repr__().strip("()").replace(", ", " / ")
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def env_steps_per_second(level: str, steps: int = 20000) -> float:
@@ -87,6 +87,9 @@ def run(name: str, work: Path, overrides: list[str]) -> dict:
     )  # fmt: skip
     train_seconds = time.perf_counter() - start
     metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    import yaml
+
+    test_episodes = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["test_episodes"]
     return {
         "name": name,
         "level": level,
@@ -98,19 +101,22 @@ def run(name: str, work: Path, overrides: list[str]) -> dict:
         "train_seconds": train_seconds,
         "env_steps_per_s": env_steps_per_second(level),
         "metrics": metrics,
+        "test_episodes": test_episodes,
         "load": f"{before} -> {load()}",
     }
 
 
 def table(results: list[dict]) -> str:
     header = (
-        "| level | demos | command | demo generation | demos/s (bot steps/s) | train+val+test | "
+        "| level | demos | test episodes | command | demo generation | demos/s (bot steps/s) | "
+        "train+val+test | "
         + " | ".join(METRICS)
         + " | env steps/s (random policy) | load avg 1/5/15 min, before -> after |"
     )
-    rule = "|" + "---|" * (8 + len(METRICS))
+    rule = "|" + "---|" * (9 + len(METRICS))
     rows = [
-        f"| {r['level']} | {r['episodes']} | `{r['command']}` | {r['demo_seconds']:.0f} s | "
+        f"| {r['level']} | {r['episodes']} | {r['test_episodes']} | `{r['command']}` | "
+        f"{r['demo_seconds']:.0f} s | "
         f"{r['demos_per_s']:.0f} ({r['demo_steps_per_s']:.0f}) | {r['train_seconds'] / 60:.1f} min | "
         + " | ".join(f"{r['metrics'].get(m, float('nan')):.4f}" for m in METRICS)
         + f" | {r['env_steps_per_s']:.0f} | {r['load']} |"
@@ -131,7 +137,8 @@ def main() -> None:
         results = [run(name, Path(tmp), args.overrides) for name in args.runs]
     text = (
         f"\n### Navigation on BabyAI ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine()})\n\n"
-        f"`{invocation()}`; test = 500 held-out episodes; other engineers' jobs shared the 2 cores.\n\n"
+        f"`{invocation()}`; test episodes are held-out seeds (from 2,000,000,000; demos use seeds from 0); "
+        "other engineers' jobs shared the 2 cores.\n\n"
         f"{table(results)}\n"
     )
     publish(text, append=not args.no_append)
