@@ -26,9 +26,8 @@ def _batch(observation: str, batch: int = 3, steps: int = 5):
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_agent_shapes_and_every_parameter_gets_a_gradient(observation, bidirectional):
     torch.manual_seed(0)
-    agent = build_navigation_agent(
-        {**TINY, "bidirectional": bidirectional}, vocab_size=10, observation=observation
-    )
+    spec = {**TINY, "bidirectional": bidirectional, "pool": "flatten" if bidirectional else "max"}
+    agent = build_navigation_agent(spec, vocab_size=10, observation=observation)
     images, directions, instructions, mask = _batch(observation)
     step_mask = torch.ones(3, 5, dtype=torch.bool)
     step_mask[2, 3:] = False

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from vltk.attention import AdditiveAttention
 from vltk.encoders import RNNTextEncoder
 from vltk.envs.babyai import NUM_ACTIONS, ObservationKind, check_observation
+from vltk.errors import ConfigError, unknown_choice_message
 from vltk.models.film import FiLMBlock
 from vltk.models.observation_encoder import OBSERVATION_ENCODERS
 from vltk.registry import build, resolved_spec
@@ -73,6 +74,8 @@ class NavigationAgent(nn.Module):
             concatenated to the memory input).
         memory_dim: LSTM memory size ``H``.
         attention_dim: additive attention hidden size ``A``.
+        pool: how the 7x7 grid becomes one vector: ``"max"`` over cells (the BabyAI baselines) or
+            ``"flatten"`` (a linear layer over all 49 cells, which keeps where things are in the view).
         direction_dim: heading embedding size (0: the heading is not given).
         dropout: dropout before the policy head.
         pad_id: the instruction padding id.
@@ -90,6 +93,7 @@ class NavigationAgent(nn.Module):
         film_blocks: int = 2,
         memory_dim: int = 256,
         attention_dim: int = 64,
+        pool: Literal["max", "flatten"] = "max",
         direction_dim: int = 16,
         dropout: float = 0.0,
         pad_id: int = 0,
@@ -109,6 +113,10 @@ class NavigationAgent(nn.Module):
         self.image = OBSERVATION_ENCODERS[observation](channels=channels)
         self.attention = AdditiveAttention(memory_dim, words_dim, dim=attention_dim)
         self.film = nn.ModuleList(FiLMBlock(channels, words_dim) for _ in range(film_blocks))
+        if pool not in ("max", "flatten"):
+            raise ConfigError(unknown_choice_message("model.pool", str(pool), ("max", "flatten")))
+        self.pool = pool
+        self.flatten = nn.Linear(channels * 49, channels) if pool == "flatten" else None
         self.direction = nn.Embedding(4, direction_dim) if direction_dim > 0 else None
         self.init_memory = nn.Linear(words_dim, memory_dim)
         self.memory = nn.LSTMCell(channels + words_dim + direction_dim, memory_dim)
@@ -134,7 +142,10 @@ class NavigationAgent(nn.Module):
         )  # [B, H'], [B, L]
         for block in self.film:
             grid = block(grid, context)  # [B, C, 7, 7]
-        pooled = grid.amax(dim=(2, 3))  # [B, C]
+        if self.flatten is not None:
+            pooled = torch.relu(self.flatten(grid.flatten(1)))  # [B, C]
+        else:
+            pooled = grid.amax(dim=(2, 3))  # [B, C]
         inputs = [pooled, context]
         if self.direction is not None:
             inputs.append(self.direction(directions))  # [B, Dd]
