@@ -359,7 +359,9 @@ def data_demos(
     episodes: Annotated[int, typer.Option(help="Number of bot demonstrations.")] = 5000,
     seed: Annotated[int, typer.Option(help="First episode seed (seeds seed, seed+1, ... are used).")] = 0,
     observation: Annotated[str, typer.Option(help="symbolic (7x7x3) | rgb (56x56x3).")] = "symbolic",
-    workers: Annotated[int | None, typer.Option(help="Processes (default: one per CPU).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes (default: one per CPU from 5,000 episodes, else 1).")
+    ] = None,
 ) -> None:
     """Generate BabyAI expert demonstrations with the BabyAI bot (train on them with data.demos_dir=OUT)."""
     from vltk.data.demos import generate_demos
@@ -370,7 +372,7 @@ def data_demos(
         episodes=episodes,
         seed=seed,
         observation=observation,
-        workers=workers,  # type: ignore[arg-type]
+        workers=workers,
     )
     console.print(
         f"wrote {stats.episodes} demos ({stats.steps} steps, {stats.failed} bot failures skipped) to {out} "
