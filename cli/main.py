@@ -27,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Built-in datasets: synthesise, inspect.", no_args_is_help=True)
+data_app = typer.Typer(help="Built-in datasets: synthesise, generate demos, inspect.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(diagnose_app, name="diagnose")
 console = Console()
@@ -161,12 +161,17 @@ def evaluate(
     accelerator: Annotated[str | None, typer.Option(help="cpu | gpu | auto (Lightning).")] = None,
     devices: Annotated[str | None, typer.Option(help="Number of devices (Lightning).")] = None,
     strategy: Annotated[str | None, typer.Option(help="auto | ddp | ... (Lightning).")] = None,
+    episodes: Annotated[
+        int | None, typer.Option(help="navigation: number of held-out episodes to play (fresh seeds).")
+    ] = None,
 ) -> None:
     """Evaluate a checkpoint on a split and print the metrics (several processes give the same numbers)."""
     from vltk.tasks.runner import evaluate as run_evaluation
     from vltk.tasks.runner import global_rank, write_metrics
 
     extra = device_overrides(accelerator, devices, strategy, None, None, None, None)
+    if episodes is not None:
+        extra.append(episodes_override(checkpoint, split, episodes))
     result = run_evaluation(checkpoint, split=split, overrides=list(overrides or []) + extra)
     if global_rank() != 0:  # DDP: every rank evaluates its shard; the metrics are gathered; one prints
         return
@@ -178,6 +183,20 @@ def evaluate(
     if predictions is not None:
         write_json_rows(predictions, result.predictions)
         console.print(f"{len(result.predictions)} predictions written to {predictions}")
+
+
+def episodes_override(checkpoint: Path, split: str, episodes: int) -> str:
+    """``--episodes N`` as the config override of a navigation checkpoint (an error for other tasks)."""
+    from vltk.tasks.runner import load_system
+
+    task = load_system(checkpoint).config.task
+    if task != "navigation":
+        raise VltkError(f"--episodes applies to navigation checkpoints; {checkpoint} is a {task} checkpoint")
+    if episodes < 1:
+        raise VltkError(f"--episodes must be >= 1, got {episodes}")
+    if split not in ("val", "test"):
+        raise VltkError(f"unknown split '{split}' for navigation (choices: val, test)")
+    return f"data.{split}_episodes={episodes}"
 
 
 PREDICT_OPTION_NAMES = {
@@ -435,6 +454,35 @@ def data_validate(
     if not report.ok:
         raise typer.Exit(1)
     console.print("[bold green]no problems found[/]")
+
+
+@data_app.command("demos")
+@user_errors
+def data_demos(
+    out: Annotated[Path, typer.Option(help="Output folder (a Hugging Face datasets Arrow dataset).")],
+    level: Annotated[str, typer.Option(help="BabyAI level id.")] = "BabyAI-GoToRedBall-v0",
+    episodes: Annotated[int, typer.Option(help="Number of bot demonstrations.")] = 5000,
+    seed: Annotated[int, typer.Option(help="First episode seed (seeds seed, seed+1, ... are used).")] = 0,
+    observation: Annotated[str, typer.Option(help="symbolic (7x7x3) | rgb (56x56x3).")] = "symbolic",
+    workers: Annotated[
+        int | None, typer.Option(help="Processes (default: one per CPU from 5,000 episodes, else 1).")
+    ] = None,
+) -> None:
+    """Generate BabyAI expert demonstrations with the BabyAI bot (train on them with data.demos_dir=OUT)."""
+    from vltk.data.demos import generate_demos
+
+    stats = generate_demos(
+        out,
+        level=level,
+        episodes=episodes,
+        seed=seed,
+        observation=observation,
+        workers=workers,
+    )
+    console.print(
+        f"wrote {stats.episodes} demos ({stats.steps} steps, {stats.failed} bot failures skipped) to {out} "
+        f"in {stats.seconds:.1f}s: {stats.demos_per_second:.0f} demos/s, {stats.steps_per_second:.0f} steps/s"
+    )
 
 
 class _DropAdverts(logging.Filter):

@@ -12,12 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vltk.data import CAPTION_DATASETS, VQA_DATASETS
+from vltk.data import CAPTION_DATASETS, NAVIGATION_DATASETS, VQA_DATASETS
 from vltk.data.text import LM_DATASETS
 from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
 from vltk.tasks.captioning_score import score_captioning
 from vltk.tasks.lm import LmConfig, LmTask
 from vltk.tasks.lm_predict import predict_lm_lines
+from vltk.tasks.navigation import NavigationConfig, NavigationTask
+from vltk.tasks.navigation_predict import predict_navigation_lines
 from vltk.tasks.predict import predict_captions_lines
 from vltk.tasks.vqa import VqaConfig, VqaTask
 from vltk.tasks.vqa_predict import predict_vqa_lines
@@ -79,6 +81,14 @@ TASKS: dict[str, TaskEntry] = {
         score=score_vqa,
         score_options=frozenset({"questions", "annotations"}),
     ),
+    "navigation": TaskEntry(
+        NavigationConfig,
+        NavigationTask,
+        NAVIGATION_DATASETS,
+        "instruction + egocentric view -> actions (BabyAI, behaviour cloning of the bot)",
+        predict=predict_navigation_lines,
+        predict_options=frozenset({"level", "seed", "gif"}),
+    ),
 }
 
 __all__ = [
@@ -88,6 +98,8 @@ __all__ = [
     "CaptioningTask",
     "LmConfig",
     "LmTask",
+    "NavigationConfig",
+    "NavigationTask",
     "VqaConfig",
     "VqaTask",
 ]

@@ -4,6 +4,8 @@
 ``data:`` section are that class's constructor arguments.
 """
 
+from vltk.data.babyai_datamodule import BabyAIDataModule
+from vltk.data.babyai_demos import DemoEpisodes, NavigationBatch, collate_episodes, load_demos
 from vltk.data.captions_datamodule import (
     CaptionsDataModule,
     HFCaptionsDataModule,
@@ -11,6 +13,7 @@ from vltk.data.captions_datamodule import (
     ShapesCaptionsDataModule,
 )
 from vltk.data.collate import CaptionItem, collate_captions, truncate_caption
+from vltk.data.demos import ensure_demos, generate_demos
 from vltk.data.easy_vqa import EasyVqaDataModule, read_easy_vqa
 from vltk.data.hf_captions import read_hf_captions, records_from_hf
 from vltk.data.images import default_image_transform, load_image, to_rgb
@@ -32,8 +35,10 @@ VQA_DATASETS = {
     "easy_vqa": EasyVqaDataModule,
     "vqa_v2": VqaV2DataModule,
 }
+NAVIGATION_DATASETS = {"babyai": BabyAIDataModule}
 
 __all__ = [
+    "BabyAIDataModule",
     "CAPTION_DATASETS",
     "LM_DATASETS",
     "LmBatch",
@@ -52,6 +57,13 @@ __all__ = [
     "read_vqa_v2",
     "soft_scores",
     "write_vqa_v2",
+    "DemoEpisodes",
+    "NAVIGATION_DATASETS",
+    "NavigationBatch",
+    "collate_episodes",
+    "ensure_demos",
+    "generate_demos",
+    "load_demos",
     "CaptionEvalDataset",
     "CaptionItem",
     "CaptionRecord",

@@ -28,6 +28,7 @@ from vltk.metrics.caption_tokenizer import PUNCTUATIONS, ptb_tokenize, tokenize_
 from vltk.metrics.cider import cider_d_scores, corpus_cider_d
 from vltk.metrics.lm import LanguageModelMetrics, bits_per_symbol, perplexity
 from vltk.metrics.meteor import SPICE_NOTE, MeteorUnavailable, meteor_scores, meteor_unavailable_reason
+from vltk.metrics.navigation import NAVIGATION_METRIC_NAMES, NavigationMetrics, navigation_scores
 from vltk.metrics.rouge import corpus_rouge_l, lcs_length, rouge_l, rouge_l_scores
 from vltk.metrics.vqa import (
     VqaMetrics,
@@ -46,6 +47,9 @@ __all__ = [
     "score_vqa_records",
     "vqa_accuracy",
     "METRIC_NAMES",
+    "NAVIGATION_METRIC_NAMES",
+    "NavigationMetrics",
+    "navigation_scores",
     "PUNCTUATIONS",
     "SPICE_NOTE",
     "CaptionMetrics",

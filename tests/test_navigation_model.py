@@ -1,0 +1,80 @@
+"""The navigation agent: shapes, gradients to every parameter, FiLM, truncated BPTT, config building."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vltk.errors import ConfigError
+from vltk.models.film import FiLM
+from vltk.models.navigation import AgentPolicy, build_navigation_agent, resolve_agent_spec
+from vltk.text import Vocabulary
+
+TINY = {"name": "attention_lstm", "embed_dim": 8, "text_hidden_dim": 8, "channels": 8, "memory_dim": 16,
+        "attention_dim": 8, "direction_dim": 4, "film_blocks": 1}  # fmt: skip
+
+
+def _batch(observation: str, batch: int = 3, steps: int = 5):
+    shape = (7, 7, 3) if observation == "symbolic" else (56, 56, 3)
+    images = torch.randint(0, 6, (batch, steps, *shape), dtype=torch.uint8)
+    directions = torch.randint(0, 4, (batch, steps))
+    instructions = torch.tensor([[4, 5, 6, 7], [4, 5, 0, 0], [6, 0, 0, 0]])[:batch]
+    return images, directions, instructions, instructions != 0
+
+
+@pytest.mark.parametrize("observation", ["symbolic", "rgb"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_agent_shapes_and_every_parameter_gets_a_gradient(observation, bidirectional):
+    torch.manual_seed(0)
+    spec = {**TINY, "bidirectional": bidirectional, "pool": "flatten" if bidirectional else "max"}
+    agent = build_navigation_agent(spec, vocab_size=10, observation=observation)
+    images, directions, instructions, mask = _batch(observation)
+    step_mask = torch.ones(3, 5, dtype=torch.bool)
+    step_mask[2, 3:] = False
+    out = agent.forward_episodes(images, directions, instructions, mask, step_mask=step_mask, tbptt_steps=2)
+    assert out.logits.shape == (3, 5, 7) and out.attention.shape == (3, 5, 4)
+    assert torch.allclose(out.attention.sum(-1), torch.ones(3, 5))
+    assert float(out.attention[1, :, 2:].detach().abs().sum()) == 0.0  # padding words get no attention
+    out.logits[step_mask].sum().backward()
+    missing = [
+        name for name, p in agent.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+    ]
+    assert missing == []
+
+
+def test_truncation_changes_gradients_not_outputs():
+    torch.manual_seed(0)
+    agent = build_navigation_agent(TINY, vocab_size=10, observation="symbolic").eval()
+    images, directions, instructions, mask = _batch("symbolic", steps=6)
+    full = agent.forward_episodes(images, directions, instructions, mask, tbptt_steps=0).logits
+    cut = agent.forward_episodes(images, directions, instructions, mask, tbptt_steps=2).logits
+    assert torch.allclose(full, cut, atol=1e-6)
+
+
+def test_step_by_step_policy_matches_teacher_forcing():
+    torch.manual_seed(0)
+    vocab = Vocabulary.build([["go", "to", "the", "red", "ball"]])
+    agent = build_navigation_agent(TINY, vocab_size=len(vocab), observation="symbolic").eval()
+    images, directions, _, _ = _batch("symbolic", batch=1, steps=4)
+    ids = torch.tensor([vocab.encode("go to the red ball", add_special=False)])
+    logits = agent.forward_episodes(images, directions, ids, ids != vocab.pad_id).logits  # [1, 4, 7]
+    policy = AgentPolicy(agent, vocab)
+    state = policy.begin(["go to the red ball"])
+    for t in range(4):
+        actions, attention, state = policy.act(images[:, t].numpy(), directions[:, t].numpy(), state)
+        assert actions[0] == int(logits[0, t].argmax()) and attention.shape == (1, 5)
+
+
+def test_film_starts_as_identity():
+    film = FiLM(4, 3)
+    x = torch.randn(2, 4, 7, 7)
+    assert torch.equal(film(x, torch.randn(2, 3)), x)
+
+
+def test_agent_spec_is_resolved_and_checked():
+    spec = resolve_agent_spec({"name": "attention_lstm", "film_blocks": 0})
+    assert spec["memory_dim"] == 256 and "vocab_size" not in spec
+    with pytest.raises(ConfigError, match="memory_dim"):
+        resolve_agent_spec({"name": "attention_lstm", "memory_dims": 3})
+    with pytest.raises(ConfigError, match="attention_lstm"):
+        resolve_agent_spec({"name": "attention_lstn"})

@@ -1,0 +1,143 @@
+"""Vectorised evaluation rollouts: one policy call per step for a whole batch of seeded episodes.
+
+The environments of a batch step in lockstep in this process (BabyAI steps cost microseconds; the policy's
+forward pass is what is worth batching). Each finished episode is scored against the BabyAI bot's path on
+the same seed, the shortest path of SPL (Anderson et al. 2018, On Evaluation of Embodied Navigation Agents):
+``SPL = success * l / max(p, l)`` with ``l`` the bot's length and ``p`` the agent's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from vltk.envs.babyai import BabyAIEnv, ObservationKind
+from vltk.envs.expert import bot_path_length
+
+logger = logging.getLogger(__name__)
+
+
+class NavigationPolicy(Protocol):
+    """What :func:`rollout` needs from an agent (``vltk.models.navigation.AgentPolicy`` is one)."""
+
+    def begin(self, missions: Sequence[str]) -> Any:
+        """The recurrent state for a new batch of episodes with these instructions."""
+
+    def act(
+        self, images: np.ndarray, directions: np.ndarray, state: Any
+    ) -> tuple[np.ndarray, np.ndarray | None, Any]:
+        """``(actions [B], word attention [B, T] or None, new state)`` for observations ``[B, ...]``."""
+
+
+@dataclass
+class EpisodeResult:
+    """One evaluated episode.
+
+    Attributes:
+        seed: the episode's seed (the id metrics de-duplicate by).
+        mission: the instruction.
+        success: the mission was accomplished (positive reward).
+        reward: the return.
+        length: the agent's number of steps.
+        shortest: the bot's number of steps on this seed (``None`` if the bot failed).
+        actions: the agent's actions.
+        attention: per step, the weights over the instruction's tokens (when recorded).
+        frames: per step, a full-grid render (when recorded, for GIFs).
+    """
+
+    seed: int
+    mission: str
+    success: bool
+    reward: float
+    length: int
+    shortest: int | None
+    actions: list[int] = field(default_factory=list)
+    attention: list[list[float]] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def spl(self) -> float:
+        """Success weighted by (normalised inverse) path length; the agent's length when the bot failed."""
+        if not self.success:
+            return 0.0
+        shortest = self.shortest if self.shortest is not None else self.length
+        return shortest / max(self.length, shortest, 1)
+
+
+def rollout(
+    policy: NavigationPolicy,
+    level: str,
+    seeds: Sequence[int],
+    *,
+    observation: ObservationKind = "symbolic",
+    batch_size: int = 64,
+    record: bool = False,
+    shortest_paths: bool = True,
+) -> list[EpisodeResult]:
+    """Play one greedy episode per seed, ``batch_size`` environments at a time.
+
+    Args:
+        policy: the agent (:class:`NavigationPolicy`).
+        level: BabyAI level id.
+        seeds: episode seeds (held out from the demonstrations).
+        observation: ``"symbolic"`` or ``"rgb"``, as the agent was trained.
+        batch_size: environments stepped together (one policy call per step for all of them).
+        record: keep actions, word attention and full-grid frames per step (for ``vltk predict --gif``).
+        shortest_paths: run the bot on each seed for SPL's shortest path.
+    """
+    results: list[EpisodeResult] = []
+    envs = [BabyAIEnv(level, observation=observation) for _ in range(min(batch_size, max(len(seeds), 1)))]
+    bot_env = BabyAIEnv(level, observation=observation) if shortest_paths else None
+    try:
+        for start in range(0, len(seeds), batch_size):
+            chunk = [int(s) for s in seeds[start : start + batch_size]]
+            results.extend(_rollout_chunk(policy, envs[: len(chunk)], chunk, record))
+        if bot_env is not None:
+            for result in results:
+                result.shortest = bot_path_length(bot_env, result.seed)
+    finally:
+        for env in envs:
+            env.close()
+        if bot_env is not None:
+            bot_env.close()
+    return results
+
+
+def _rollout_chunk(
+    policy: NavigationPolicy, envs: list[BabyAIEnv], seeds: list[int], record: bool
+) -> list[EpisodeResult]:
+    observations = [env.reset(seed) for env, seed in zip(envs, seeds)]
+    results = [
+        EpisodeResult(seed, obs.mission, False, 0.0, 0, None) for seed, obs in zip(seeds, observations)
+    ]
+    if record:
+        for env, result in zip(envs, results):
+            result.frames.append(env.render_rgb())
+    state = policy.begin([obs.mission for obs in observations])
+    active = np.ones(len(envs), dtype=bool)
+    max_steps = max(env.max_steps for env in envs)
+    for _ in range(max_steps):
+        if not active.any():
+            break
+        images = np.stack([obs.image for obs in observations])  # [B, *obs]
+        directions = np.asarray([obs.direction for obs in observations], dtype=np.int64)  # [B]
+        actions, attention, state = policy.act(images, directions, state)
+        for i in np.flatnonzero(active):
+            obs, reward, done = envs[i].step(int(actions[i]))
+            observations[i] = obs
+            result = results[i]
+            result.length += 1
+            if record:
+                result.actions.append(int(actions[i]))
+                if attention is not None:
+                    result.attention.append([float(w) for w in attention[i]])
+                result.frames.append(envs[i].render_rgb())
+            if done:
+                result.reward = reward
+                result.success = reward > 0
+                active[i] = False
+    return results

@@ -1,0 +1,91 @@
+"""Navigation metrics of instruction following (Anderson et al. 2018, On Evaluation of Embodied Navigation
+Agents; Chevalier-Boisvert et al. 2019, BabyAI):
+
+* ``success_rate``: fraction of episodes whose mission was accomplished;
+* ``mean_reward``: mean return (minigrid: ``1 - 0.9 * steps / max_steps`` on success, else 0);
+* ``SPL``: success weighted by path length, ``mean(success * l / max(p, l))`` with ``l`` the BabyAI bot's
+  number of steps on the same seed (the shortest path) and ``p`` the agent's;
+* ``episode_length``: mean number of steps the agent took.
+
+:class:`NavigationMetrics` is correct under DDP like ``vltk.metrics.caption.CaptionMetrics``: ``compute``
+gathers every rank's episodes and drops the repeats that distributed samplers add (by episode seed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import torch.distributed as dist
+
+from vltk.envs.rollout import EpisodeResult
+
+logger = logging.getLogger(__name__)
+
+NAVIGATION_METRIC_NAMES = ("success_rate", "mean_reward", "SPL", "episode_length")
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def merge_episodes(parts: Iterable[Sequence[EpisodeResult]]) -> list[EpisodeResult]:
+    """Concatenate per-rank episode lists, keeping the first episode of each seed, sorted by seed."""
+    seen: dict[int, EpisodeResult] = {}
+    for part in parts:
+        for episode in part:
+            seen.setdefault(int(episode.seed), episode)
+    return [seen[seed] for seed in sorted(seen)]
+
+
+def navigation_scores(episodes: Sequence[EpisodeResult]) -> dict[str, float]:
+    """The four metrics over ``episodes`` (zeros when there are none)."""
+    if not episodes:
+        return {name: 0.0 for name in NAVIGATION_METRIC_NAMES}
+    n = len(episodes)
+    return {
+        "success_rate": sum(e.success for e in episodes) / n,
+        "mean_reward": sum(e.reward for e in episodes) / n,
+        "SPL": sum(e.spl for e in episodes) / n,
+        "episode_length": sum(e.length for e in episodes) / n,
+    }
+
+
+class NavigationMetrics:
+    """Episodes of one evaluation (``update`` per batch, ``compute`` once, ``reset``).
+
+    Args:
+        sync_across_ranks: gather episodes from every DDP rank in :meth:`episodes` (a collective).
+    """
+
+    def __init__(self, sync_across_ranks: bool = True) -> None:
+        self.sync_across_ranks = sync_across_ranks
+        self._episodes: dict[int, EpisodeResult] = {}
+
+    def update(self, episodes: Iterable[EpisodeResult]) -> None:
+        """Add played episodes; a seed seen before (a padded repeat) is ignored."""
+        for episode in episodes:
+            self._episodes.setdefault(int(episode.seed), episode)
+
+    def reset(self) -> None:
+        self._episodes.clear()
+
+    def __len__(self) -> int:
+        return len(self._episodes)
+
+    def episodes(self) -> list[EpisodeResult]:
+        """Every episode of the split, gathered from all ranks (a collective under DDP), one per seed."""
+        local = list(self._episodes.values())
+        if not (self.sync_across_ranks and _distributed()):
+            return merge_episodes([local])
+        light = [EpisodeResult(e.seed, e.mission, e.success, e.reward, e.length, e.shortest) for e in local]
+        gathered: list[list[EpisodeResult] | None] = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, light)
+        return merge_episodes(part or [] for part in gathered)
+
+    def compute(self) -> dict[str, float]:
+        """``{"success_rate", "mean_reward", "SPL", "episode_length"}``; the same on every rank."""
+        episodes = self.episodes()
+        if not episodes:
+            logger.warning("NavigationMetrics.compute() called before any update(); returning zeros")
+        return navigation_scores(episodes)
