@@ -56,7 +56,9 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     checkpoint = args.checkpoint
+    source = f"from `{checkpoint}`"
     if checkpoint is None:
+        source = f"trained by the script (default captioning config, {args.epochs} epochs on shapes)"
         run_dir = Path(tempfile.mkdtemp(prefix="beam-bench-"))
         cfg = load_task_config(
             "captioning", None, [f"trainer.max_epochs={args.epochs}", "trainer.enable_progress_bar=false"]
@@ -95,7 +97,7 @@ def main() -> None:
     text = (
         f"\n## Beam search: batched vs one image at a time ({time.strftime('%Y-%m-%d')})\n\n"
         f"`{invocation()}` on {machine()}; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
-        f"{load[2]:.1f}. Captioner from `{checkpoint}`, the first {rows[0][4]} test images in one batch, "
+        f"{load[2]:.1f}. Captioner {source}, the first {rows[0][4]} test images in one batch, "
         f"max length 20, median of {args.repeats} interleaved repeats; encoding excluded.\n\n"
         "| beam | batched images/s | one-at-a-time images/s | speed-up | identical captions |\n"
         "|---|---|---|---|---|\n" + table + "\n\nTarget: >= 3x at beam 3, batch 32, identical captions.\n"
