@@ -43,3 +43,31 @@ def test_two_process_training_and_evaluation_match_one_process(tmp_path: Path):
     assert len(one_predictions) % 2 == 1, "the test split should be odd, so DDP pads it"
     assert two["metrics"] == one["metrics"]  # exactly, not approximately
     assert two_predictions == one_predictions
+
+
+def _tiny_text(tmp_path: Path) -> Path:
+    import json as json_module
+
+    path = tmp_path / "code.txt"
+    path.write_text(Path(json_module.__file__).with_name("decoder.py").read_text()[:20000], encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("task", ["vqa", "lm", "navigation"])
+def test_two_process_training_of_every_other_task(task: str, tmp_path: Path):
+    from test_navigation_task import TINY_NAVIGATION
+    from test_vqa_task import TINY as TINY_VQA
+
+    tiny = {
+        "vqa": TINY_VQA,
+        "navigation": TINY_NAVIGATION,
+        "lm": ["data.name=text", f"data.files=[{_tiny_text(tmp_path)}]", "data.seq_len=16",
+               "data.batch_size=4", "model.hidden_dim=16", "model.embed_dim=8", "trainer.max_epochs=1",
+               "trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.enable_progress_bar=false"],
+    }[task]  # fmt: skip
+    overrides = [arg for value in tiny if "devices" not in value for arg in ("--set", value)]
+    run_dir = tmp_path / "run"
+    devices = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"]
+    _vltk("train", task, "--run-dir", str(run_dir), *devices, *overrides, cwd=tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    assert metrics and (run_dir / "checkpoints" / "last.ckpt").is_file()
