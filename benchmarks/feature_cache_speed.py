@@ -1,8 +1,9 @@
 """Training from cached CNN features vs from images through the same frozen encoder, and the memory of a
 cached-feature epoch at two dataset sizes; plus data-loading images/s with 0, 1 and 2 workers.
 
-1. Epoch time: the default captioning decoder on the built-in shapes data, with a frozen ResNet-18
-   (``weights: null``: the speed of a pretrained one, nothing to download) at 112x112, trained one epoch from
+1. Epoch time: the default captioning decoder on the built-in shapes data, with a frozen backbone
+   (``--encoder``, ``weights: null``: the speed of a pretrained one, nothing to download; ResNet-18 at
+   112x112 by default, ``--encoder resnet50 --image-size 224`` for a COCO-like setup), trained one epoch from
    images and one epoch from a feature cache made by ``vltk data cache-features`` with the same encoder.
 2. Memory: peak private (anonymous) memory of a process training one cached-feature epoch, for two dataset
    sizes. The cache is read through a memory map: its file pages are page cache the OS can drop, and are
@@ -28,8 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import invocation, machine, publish  # noqa: E402
 
-ENCODER = ["model.encoder.name=resnet18", "model.encoder.weights=null", "model.encoder.trainable=false",
-           "model.encoder.image_size=112"]  # fmt: skip
+ENCODER: list[str] = []  # set from --encoder / --image-size in main()
 COMMON = ["trainer.max_epochs=1", "trainer.limit_val_batches=0", "trainer.limit_test_batches=0",
           "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.devices=1",
           "data.in_memory=false"]  # fmt: skip
@@ -116,11 +116,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--encoder", default="resnet18", help="frozen torchvision backbone (weights: null)")
+    parser.add_argument("--image-size", type=int, default=112)
     parser.add_argument("--sizes", type=int, nargs=2, default=[1000, 4000])
     parser.add_argument("--loading-batches", type=int, default=20)
     parser.add_argument("--no-append", action="store_true")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    ENCODER[:] = [f"model.encoder.name={args.encoder}", "model.encoder.weights=null",
+                  "model.encoder.trainable=false", f"model.encoder.image_size={args.image_size}"]  # fmt: skip
     if args.child:
         kind, *rest = args.child
         result = child_loading(int(rest[0]), int(rest[1])) if kind == "loading" else child_train(rest)
@@ -144,10 +148,11 @@ def main() -> None:
         f"\n## Feature cache and data loading ({time.strftime('%Y-%m-%d')})\n\n"
         f"`{invocation()}` on {machine()}; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
         f"{load[2]:.1f}. Default captioning decoder, one training epoch (validation and test off), frozen "
-        "ResNet-18 (`weights: null`) at 112x112 on the shapes data; each run in a fresh process.\n\n"
+        f"{args.encoder} (`weights: null`) at {args.image_size}x{args.image_size} on the shapes data; each "
+        "run in a fresh process.\n\n"
         "| run | images | training epoch (s) | peak private memory (MiB) | peak RSS (MiB) |\n"
         "|---|---|---|---|---|\n"
-        f"| from images, frozen ResNet-18 | {small} | {from_images['seconds']:.1f} | "
+        f"| from images, frozen {args.encoder} | {small} | {from_images['seconds']:.1f} | "
         f"{from_images['anon_mib']:.0f} | {from_images['maxrss_mib']:.0f} |\n"
         + "".join(
             f"| from the feature cache | {size} | {from_cache[size]['seconds']:.1f} | "
