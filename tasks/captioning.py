@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pytorch_lightning as pl
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
@@ -24,7 +23,12 @@ from vltk.metrics import CaptionMetrics
 from vltk.metrics.caption import METRIC_NAMES, score_records
 from vltk.models.captioner import build_captioner, resolve_captioner_spec
 from vltk.registry import resolved_spec
-from vltk.tasks.common import DecodingConfig, OptimConfig, TrainerConfig, build_optimizer, build_scheduler
+from vltk.tasks.common import (
+    DecodingConfig,
+    EvaluatingSystem,
+    OptimConfig,
+    TrainerConfig,
+)
 from vltk.text import Vocabulary
 from vltk.types import CaptionBatch
 
@@ -85,7 +89,7 @@ class CaptionSample:
     references: list[str]
 
 
-class CaptioningTask(pl.LightningModule):
+class CaptioningTask(EvaluatingSystem):
     """Lightning system around :class:`vltk.models.captioner.Captioner`.
 
     Args:
@@ -233,31 +237,3 @@ class CaptioningTask(pl.LightningModule):
         for note in scores.notes:
             log.warning("%s (captioning config: metrics.meteor=false skips it)", note)
         return scores.metrics
-
-    def on_validation_epoch_start(self) -> None:
-        self._start_eval("val")
-
-    def validation_step(self, batch: CaptionBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._end_eval("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._start_eval("test")
-
-    def test_step(self, batch: CaptionBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._end_eval("test")
-
-    # ---------------------------------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.config.optim, self.model, self.model.encoder)
-        total_steps = self.trainer.estimated_stepping_batches
-        max_epochs = max(self.trainer.max_epochs or 1, 1)
-        scheduler = build_scheduler(self.config.optim, optimizer, total_steps, total_steps // max_epochs)
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -8,6 +8,7 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -181,3 +182,43 @@ class TaskSystem(Protocol):
     def sample_rows(self) -> list[dict[str, str]]: ...
 
     def prediction_rows(self) -> list[dict[str, Any]]: ...
+
+
+class EvaluatingSystem(pl.LightningModule):
+    """The plumbing every task system shares (Lightning style guide: one shared step per stage).
+
+    Validation and test epochs call the subclass's ``_start_eval(stage)``, ``_eval_step(batch, stage)`` and
+    ``_end_eval(stage)``; ``configure_optimizers`` builds ``config.optim`` over :meth:`make_optimizer` with
+    the per-step learning-rate schedule of :func:`build_scheduler`.
+    """
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """Adam/AdamW/SGD over ``self.model``, the image encoder (``self.model.encoder``) in its own group."""
+        return build_optimizer(self.config.optim, self.model, getattr(self.model, "encoder", None))
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.make_optimizer()
+        total_steps = self.trainer.estimated_stepping_batches
+        max_epochs = max(self.trainer.max_epochs or 1, 1)
+        scheduler = build_scheduler(self.config.optim, optimizer, total_steps, total_steps // max_epochs)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_eval("val")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._end_eval("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_eval("test")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._end_eval("test")

@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -27,7 +26,7 @@ from vltk.metrics.lm import LanguageModelMetrics, bits_per_symbol
 from vltk.models.lm import LANGUAGE_MODELS
 from vltk.registry import build, resolved_spec
 from vltk.rnn import StackState
-from vltk.tasks.common import TrainerConfig, build_scheduler
+from vltk.tasks.common import EvaluatingSystem, TrainerConfig
 from vltk.text.lm_vocab import SymbolVocabulary
 
 log = logging.getLogger(__name__)
@@ -158,7 +157,7 @@ def build_lm_optimizer(config: LmOptimConfig, model: torch.nn.Module) -> torch.o
     return cls(params, lr=config.lr, weight_decay=config.weight_decay, **eps)
 
 
-class LmTask(pl.LightningModule):
+class LmTask(EvaluatingSystem):
     """Lightning system around :class:`vltk.models.lm.RNNLanguageModel`.
 
     Args:
@@ -285,33 +284,9 @@ class LmTask(pl.LightningModule):
             )
         self._states.pop(stage, None)
 
-    def on_validation_epoch_start(self) -> None:
-        self._start_eval("val")
-
-    def validation_step(self, batch: LmBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._end_eval("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._start_eval("test")
-
-    def test_step(self, batch: LmBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._end_eval("test")
-
     def on_train_epoch_start(self) -> None:
         self._states.pop("train", None)
 
     # ---------------------------------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> Any:
-        optimizer = build_lm_optimizer(self.config.optim, self.model)
-        total_steps = self.trainer.estimated_stepping_batches
-        max_epochs = max(self.trainer.max_epochs or 1, 1)
-        scheduler = build_scheduler(self.config.optim, optimizer, total_steps, total_steps // max_epochs)  # type: ignore[arg-type]
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return build_lm_optimizer(self.config.optim, self.model)

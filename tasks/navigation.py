@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -27,7 +26,7 @@ from vltk.errors import ConfigError
 from vltk.metrics.navigation import NAVIGATION_METRIC_NAMES, NavigationMetrics
 from vltk.models.navigation import AgentPolicy, build_navigation_agent, resolve_agent_spec
 from vltk.registry import resolved_spec
-from vltk.tasks.common import OptimConfig, TrainerConfig, build_optimizer, build_scheduler
+from vltk.tasks.common import EvaluatingSystem, OptimConfig, TrainerConfig, build_optimizer
 from vltk.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ class NavigationConfig:
         return "min" if self.monitor == "episode_length" else "max"
 
 
-class NavigationTask(pl.LightningModule):
+class NavigationTask(EvaluatingSystem):
     """Lightning system around :class:`vltk.models.navigation.NavigationAgent`.
 
     Args:
@@ -199,30 +198,6 @@ class NavigationTask(pl.LightningModule):
             self.log(f"{stage}/{name}", value, prog_bar=stage == "val" and name == self.config.monitor,
                      sync_dist=True)  # fmt: skip
 
-    def on_validation_epoch_start(self) -> None:
-        self._start_eval("val")
-
-    def validation_step(self, seeds: Tensor, batch_idx: int) -> None:
-        self._eval_step(seeds, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._end_eval("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._start_eval("test")
-
-    def test_step(self, seeds: Tensor, batch_idx: int) -> None:
-        self._eval_step(seeds, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._end_eval("test")
-
     # ---------------------------------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.config.optim, self.model, None)
-        total_steps = self.trainer.estimated_stepping_batches
-        max_epochs = max(self.trainer.max_epochs or 1, 1)
-        scheduler = build_scheduler(self.config.optim, optimizer, total_steps, total_steps // max_epochs)
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return build_optimizer(self.config.optim, self.model, None)

@@ -19,7 +19,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -30,7 +29,7 @@ from vltk.errors import ConfigError
 from vltk.metrics.vqa import VqaMetrics
 from vltk.models.vqa import VqaOutput, build_vqa_model, resolve_vqa_spec
 from vltk.registry import resolved_spec
-from vltk.tasks.common import OptimConfig, TrainerConfig, build_optimizer, build_scheduler
+from vltk.tasks.common import EvaluatingSystem, OptimConfig, TrainerConfig
 from vltk.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ class VqaConfig:
             raise ConfigError(f"task: this is a vqa config, got task '{self.task}'")
 
 
-class VqaTask(pl.LightningModule):
+class VqaTask(EvaluatingSystem):
     """Lightning system around :class:`vltk.models.vqa.VqaModel`.
 
     Args:
@@ -192,31 +191,3 @@ class VqaTask(pl.LightningModule):
         for name, value in logged.items():  # equal on every rank (gathered), sync_dist keeps Lightning happy
             self.log(f"{stage}/{name}", value, prog_bar=stage == "val" and name == self.config.monitor,
                      sync_dist=True)  # fmt: skip
-
-    def on_validation_epoch_start(self) -> None:
-        self._start_eval("val")
-
-    def validation_step(self, batch: VqaBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._end_eval("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._start_eval("test")
-
-    def test_step(self, batch: VqaBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._end_eval("test")
-
-    # ---------------------------------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.config.optim, self.model, self.model.encoder)
-        total_steps = self.trainer.estimated_stepping_batches
-        max_epochs = max(self.trainer.max_epochs or 1, 1)
-        scheduler = build_scheduler(self.config.optim, optimizer, total_steps, total_steps // max_epochs)
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}

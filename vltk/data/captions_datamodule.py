@@ -29,7 +29,7 @@ from vltk.data.feature_cache import FeatureStore
 from vltk.data.hf_captions import read_hf_captions
 from vltk.data.images import ImageTransform, default_image_transform
 from vltk.data.karpathy import CaptionEvalDataset, CaptionRecord, CaptionTrainDataset, read_karpathy
-from vltk.data.resumable import ResumableRandomSampler
+from vltk.data.resumable import ResumableOrderMixin
 from vltk.data.shapes import ensure_shapes
 from vltk.errors import ConfigError, DataError
 from vltk.text.vocab import Vocabulary
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 ROLES = ("train", "val", "test")
 
 
-class CaptionsDataModule(pl.LightningDataModule):
+class CaptionsDataModule(ResumableOrderMixin, pl.LightningDataModule):
     """Shared behaviour of the caption DataModules; subclasses only say how to read records.
 
     Args:
@@ -82,9 +82,6 @@ class CaptionsDataModule(pl.LightningDataModule):
         self.max_images = max_images
         self.on_bad_sample = on_bad_sample
         self.image_transform: ImageTransform | None = None
-        self.shuffle_seed = 0  # the runner sets the run's seed; the training order depends on it alone
-        self.train_sampler: ResumableRandomSampler | None = None
-        self._resume_order: tuple[int, int] | None = None
         self._vocab: Vocabulary | None = None
         self._splits: dict[str, list[CaptionRecord]] | None = None  # by split name, and by role
         self._datasets: dict[tuple[str, bool], CaptionTrainDataset | CaptionEvalDataset] = {}
@@ -130,12 +127,6 @@ class CaptionsDataModule(pl.LightningDataModule):
             ", ".join(f"{role}={len(splits[role])} images" for role in ROLES),
             len(self._vocab),
         )
-
-    def resume_train_order(self, epoch: int, items_done: int) -> None:
-        """Continue the training order of ``epoch`` after ``items_done`` items (called on resume)."""
-        self._resume_order = (epoch, items_done)
-        if self.train_sampler is not None:
-            self.train_sampler.resume_at(epoch, items_done)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", training=True)
@@ -249,12 +240,7 @@ class CaptionsDataModule(pl.LightningDataModule):
                     f"(e.g. ids {examples}); it was made from {store.manifest.dataset}: cache this dataset "
                     "with `vltk data cache-features`"
                 )
-        sampler = None
-        if training:  # an order that a resumed run can continue mid-epoch (vltk.data.resumable)
-            sampler = ResumableRandomSampler(len(dataset), seed=self.shuffle_seed)
-            if self._resume_order is not None:
-                sampler.resume_at(*self._resume_order)
-            self.train_sampler = sampler
+        sampler = self.training_sampler(len(dataset)) if training else None  # resumable mid-epoch
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

@@ -107,6 +107,23 @@ def parse_karpathy_entry(entry: Any, where: str, image_root: Path) -> tuple[str,
     return entry["split"], CaptionRecord(image_id=image_id, path=path, tokens=tokens, raws=raws)
 
 
+def read_karpathy_entries(path: Path) -> list:
+    """The raw ``images`` list of a Karpathy-split JSON (``DataError`` naming the file if unreadable)."""
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read annotation file ({error})") from error
+    if not isinstance(document, dict) or not isinstance(document.get("images"), list):
+        raise DataError(f"{path}: expected a Karpathy-split JSON object with an 'images' list")
+    return document["images"]
+
+
 def read_karpathy(
     annotations: str | Path,
     image_root: str | Path | None = None,
@@ -124,23 +141,12 @@ def read_karpathy(
             and the entry index and key), or two entries share an image id.
     """
     path = Path(annotations)
-    if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(
-            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from error
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read annotation file ({error})") from error
-    if not isinstance(document, dict) or not isinstance(document.get("images"), list):
-        raise DataError(f"{path}: expected a Karpathy-split JSON object with an 'images' list")
+    entries = read_karpathy_entries(path)
     root = Path(image_root).expanduser() if image_root is not None else path.parent
     wanted = None if splits is None else set(splits)
     grouped: dict[str, list[CaptionRecord]] = {name: [] for name in wanted or ()}
     first_index: dict[int, int] = {}
-    for index, entry in enumerate(document["images"]):
+    for index, entry in enumerate(entries):
         where = f"{path}: images[{index}]"
         split, record = parse_karpathy_entry(entry, where, root)
         if record.image_id in first_index:

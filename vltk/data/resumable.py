@@ -72,3 +72,27 @@ class ResumableRandomSampler(Sampler[int]):
         # The full epoch, even when resuming: Lightning counts the batches already done itself and stops the
         # epoch after len(loader) batches in all.
         return self.num_items
+
+
+class ResumableOrderMixin:
+    """What a DataModule needs for exact mid-epoch resume: ``shuffle_seed`` (set by the runner to the run's
+    seed), ``train_sampler`` and ``resume_train_order`` (called by ``vltk.tasks.reliability.ResumeState``).
+    Call :meth:`training_sampler` when building the training DataLoader."""
+
+    shuffle_seed: int = 0
+    train_sampler: ResumableRandomSampler | None = None
+    _resume_order: tuple[int, int] | None = None
+
+    def resume_train_order(self, epoch: int, items_done: int) -> None:
+        """Continue the training order of ``epoch`` after ``items_done`` items (called on resume)."""
+        self._resume_order = (epoch, items_done)
+        if self.train_sampler is not None:
+            self.train_sampler.resume_at(epoch, items_done)
+
+    def training_sampler(self, num_items: int) -> ResumableRandomSampler:
+        """A fresh resumable order over ``num_items`` (positioned where a resume asked)."""
+        sampler = ResumableRandomSampler(num_items, seed=self.shuffle_seed)
+        if self._resume_order is not None:
+            sampler.resume_at(*self._resume_order)
+        self.train_sampler = sampler
+        return sampler

@@ -6,14 +6,13 @@ finds all of them in one pass, by entry and path, so they can be fixed before a 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vltk.data.images import load_image
-from vltk.data.karpathy import parse_karpathy_entry
+from vltk.data.karpathy import parse_karpathy_entry, read_karpathy_entries
 from vltk.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -44,22 +43,6 @@ class ValidationReport:
         return not (self.bad_entries or self.bad_images)
 
 
-def _read_document(path: Path) -> list:
-    if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(
-            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read annotation file ({error})") from None
-    if not isinstance(document, dict) or not isinstance(document.get("images"), list):
-        raise DataError(f"{path}: expected a Karpathy-split JSON object with an 'images' list")
-    return document["images"]
-
-
 def validate_karpathy(
     annotations: str | Path,
     image_root: str | Path | None = None,
@@ -78,7 +61,7 @@ def validate_karpathy(
             images are collected in the report instead.
     """
     path = Path(annotations)
-    entries = _read_document(path)
+    entries = read_karpathy_entries(path)
     root = Path(image_root).expanduser() if image_root is not None else path.parent
     report = ValidationReport(source=path)
     seen: dict[int, int] = {}

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vltk.data.images import ImageTransform, default_image_transform
-from vltk.data.resumable import ResumableRandomSampler
+from vltk.data.resumable import ResumableOrderMixin
 from vltk.data.vqa_dataset import VqaDataset, collate_vqa
 from vltk.data.vqa_records import AnswerVocabulary, VqaExample
 from vltk.errors import ConfigError, DataError
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 ROLES = ("train", "val", "test")
 
 
-class VqaDataModule(pl.LightningDataModule):
+class VqaDataModule(ResumableOrderMixin, pl.LightningDataModule):
     """Shared behaviour of the VQA DataModules; subclasses only say how to read examples.
 
     Args:
@@ -76,9 +76,6 @@ class VqaDataModule(pl.LightningDataModule):
         self.max_questions = max_questions
         self.group_by_image = group_by_image
         self.image_transform: ImageTransform | None = None
-        self.shuffle_seed = 0  # the runner sets the run's seed; the training order depends on it alone
-        self.train_sampler: ResumableRandomSampler | None = None
-        self._resume_order: tuple[int, int] | None = None
         self._vocab: Vocabulary | None = None
         self._answer_vocab: AnswerVocabulary | None = None
         self._splits: dict[str, list[VqaExample]] | None = None
@@ -118,12 +115,6 @@ class VqaDataModule(pl.LightningDataModule):
             len(self._vocab),
             len(self._answer_vocab),
         )
-
-    def resume_train_order(self, epoch: int, items_done: int) -> None:
-        """Continue the training order of ``epoch`` after ``items_done`` items (called on resume)."""
-        self._resume_order = (epoch, items_done)
-        if self.train_sampler is not None:
-            self.train_sampler.resume_at(epoch, items_done)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", training=True)
@@ -211,12 +202,7 @@ class VqaDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, training: bool) -> DataLoader:
         dataset = self.dataset(split, grouped=self.group_by_image or not training)
-        sampler = None
-        if training:  # an order a resumed run continues mid-epoch (vltk.data.resumable)
-            sampler = ResumableRandomSampler(len(dataset), seed=self.shuffle_seed)
-            if self._resume_order is not None:
-                sampler.resume_at(*self._resume_order)
-            self.train_sampler = sampler
+        sampler = self.training_sampler(len(dataset)) if training else None  # resumable mid-epoch
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
