@@ -289,3 +289,16 @@ def test_vqa_resume_mid_epoch_is_bitwise_identical(tmp_path: Path):
         train(cfg, run_dir=tmp_path / "stopped", extra_callbacks=[SignalAtStep(steps_per_epoch + 2)])
     train(cfg, run_dir=tmp_path / "stopped", resume="last")
     _assert_bitwise_equal(_weights(tmp_path / "straight"), _weights(tmp_path / "stopped"))
+
+
+def test_navigation_resume_mid_epoch_is_bitwise_identical(tmp_path: Path):
+    from test_navigation_task import TINY_NAVIGATION
+
+    overrides = [*TINY_NAVIGATION, "data.batch_size=4", *TWO_EPOCHS, "seed=4"]
+    cfg = load_task_config("navigation", None, overrides)
+    train(cfg, run_dir=tmp_path / "straight")
+    steps_per_epoch = _steps_per_epoch(tmp_path / "straight")
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, run_dir=tmp_path / "stopped", extra_callbacks=[SignalAtStep(steps_per_epoch + 2)])
+    train(cfg, run_dir=tmp_path / "stopped", resume="last")
+    _assert_bitwise_equal(_weights(tmp_path / "straight"), _weights(tmp_path / "stopped"))

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vltk.data.babyai_demos import DemoEpisodes, DemoSet, collate_episodes, load_demos
 from vltk.data.demos import ensure_demos
+from vltk.data.resumable import ResumableOrderMixin
 from vltk.envs.babyai import ObservationKind, check_level, check_observation
 from vltk.errors import ConfigError, DataError
 from vltk.text import Vocabulary
@@ -45,7 +46,7 @@ def collate_seeds(seeds: list[int]) -> torch.Tensor:
     return torch.tensor(seeds, dtype=torch.long)  # [B]
 
 
-class BabyAIDataModule(pl.LightningDataModule):
+class BabyAIDataModule(ResumableOrderMixin, pl.LightningDataModule):
     """Behaviour-cloning data for one BabyAI level.
 
     Args:
@@ -177,7 +178,11 @@ class BabyAIDataModule(pl.LightningDataModule):
         if self.train_set is None:
             self.setup("fit")
         return DataLoader(
-            self.train_set, batch_size=self.batch_size, shuffle=True, collate_fn=collate_episodes
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=self.training_sampler(len(self.train_set)),  # resumable mid-epoch (vltk.data.resumable)
+            generator=torch.Generator().manual_seed(self.shuffle_seed),
+            collate_fn=collate_episodes,
         )
 
     def val_dataloader(self) -> DataLoader:
