@@ -121,3 +121,13 @@ def test_switching_a_component_starts_its_section_afresh():
     assert same == {"data": {"name": "shapes", "num_images": 10}}
     cfg = load_task_config("captioning", overrides=["data.name=karpathy", "data.annotations=a.json"])
     assert cfg.data["name"] == "karpathy" and cfg.data["annotations"] == "a.json"
+
+
+def test_union_types_are_spelled_out_in_errors():
+    from typing import Literal
+
+    from vltk.registry import describe_type
+
+    assert describe_type(bool | Literal["auto"]) == "bool | 'auto'"
+    assert describe_type(int | None) == "int | None"
+    assert describe_type(list[int]) == "list[int]"

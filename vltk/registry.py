@@ -84,8 +84,16 @@ def type_matches(value: Any, hint: Any) -> bool:
 
 
 def describe_type(hint: Any) -> str:
-    if typing.get_origin(hint) is Literal:
+    """A type hint as a user reads it: ``'auto' | true | false``, ``int | None``, ``list[int]``."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
         return " | ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(describe_type(arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    if origin is not None:  # list[int], dict[str, Any]: the hint's own spelling
+        return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
