@@ -278,24 +278,19 @@ def test_deterministic_flag_reaches_lightning(tmp_path: Path):
     assert "--deterministic" in result.output
 
 
-def test_vqa_resume_mid_epoch_is_bitwise_identical(tmp_path: Path):
-    from test_vqa_task import TINY as TINY_VQA
+def _tiny_overrides(task: str) -> list[str]:
+    if task == "vqa":
+        from test_vqa_task import TINY as TINY_VQA
 
-    overrides = [*TINY_VQA, "data.max_questions=60", "data.batch_size=8", *TWO_EPOCHS, "seed=4"]
-    cfg = load_task_config("vqa", None, overrides)
-    train(cfg, run_dir=tmp_path / "straight")
-    steps_per_epoch = _steps_per_epoch(tmp_path / "straight")
-    with pytest.raises(TrainingInterrupted):
-        train(cfg, run_dir=tmp_path / "stopped", extra_callbacks=[SignalAtStep(steps_per_epoch + 2)])
-    train(cfg, run_dir=tmp_path / "stopped", resume="last")
-    _assert_bitwise_equal(_weights(tmp_path / "straight"), _weights(tmp_path / "stopped"))
-
-
-def test_navigation_resume_mid_epoch_is_bitwise_identical(tmp_path: Path):
+        return [*TINY_VQA, "data.max_questions=60", "data.batch_size=8"]
     from test_navigation_task import TINY_NAVIGATION
 
-    overrides = [*TINY_NAVIGATION, "data.batch_size=4", *TWO_EPOCHS, "seed=4"]
-    cfg = load_task_config("navigation", None, overrides)
+    return [*TINY_NAVIGATION, "data.batch_size=4"]
+
+
+@pytest.mark.parametrize("task", ["vqa", "navigation"])
+def test_other_tasks_resume_mid_epoch_bitwise_identical(task: str, tmp_path: Path):
+    cfg = load_task_config(task, None, [*_tiny_overrides(task), *TWO_EPOCHS, "seed=4"])
     train(cfg, run_dir=tmp_path / "straight")
     steps_per_epoch = _steps_per_epoch(tmp_path / "straight")
     with pytest.raises(TrainingInterrupted):
