@@ -7,13 +7,15 @@ decoder is unchanged: this encoder returns the same :class:`vltk.types.ImageFeat
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
-from vltk.data.feature_cache import FeatureStore, read_manifest
 from vltk.errors import ConfigError
 from vltk.types import ImageFeatures
+
+if TYPE_CHECKING:
+    from vltk.data.feature_cache import FeatureStore
 
 
 class CachedFeatureEncoder(nn.Module):
@@ -27,6 +29,9 @@ class CachedFeatureEncoder(nn.Module):
 
     def __init__(self, *, path: str, source: dict[str, Any] | None = None) -> None:
         super().__init__()
+        # Imported here: vltk.data pulls in Lightning and the datasets, which plain encoder users don't need.
+        from vltk.data.feature_cache import read_manifest
+
         manifest = read_manifest(path)
         if source is not None:
             from vltk.encoders import IMAGE_ENCODERS
@@ -58,6 +63,8 @@ class CachedFeatureEncoder(nn.Module):
         )  # [B, D]
 
     def transforms(self) -> FeatureStore:
+        from vltk.data.feature_cache import FeatureStore
+
         return FeatureStore(self.path)
 
     def extra_repr(self) -> str:
