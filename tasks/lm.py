@@ -30,6 +30,7 @@ from vltk.tasks.common import EvaluatingSystem, TrainerConfig
 from vltk.text.lm_vocab import SymbolVocabulary
 
 log = logging.getLogger(__name__)
+CARRIED_STATE_KEY = "vltk_lm_carried_state"  # the training streams' hidden state, in checkpoints
 
 
 def _resolve_lm_data(spec: Any, path: str) -> dict[str, Any]:
@@ -224,7 +225,7 @@ class LmTask(EvaluatingSystem):
         state = None if batch.first else self._states.get(stage)
         if state is not None and state[0].shape[1] != batch.inputs.shape[0]:
             state = None  # a different number of streams: a new pass
-        return None if state is None else tuple(s.detach() for s in state)
+        return None if state is None else tuple(s.detach().to(batch.inputs.device) for s in state)
 
     def _nll(self, batch: LmBatch, stage: str) -> Tensor:
         """Summed cross-entropy (nats) of every target in the chunk; the state is carried for the next one."""
@@ -284,8 +285,16 @@ class LmTask(EvaluatingSystem):
             )
         self._states.pop(stage, None)
 
-    def on_train_epoch_start(self) -> None:
-        self._states.pop("train", None)
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the hidden state the last training chunk left: a run resumed in the middle of a pass starts
+        its next chunk from it, as the uninterrupted run does (a new pass starts from zero anyway)."""
+        state = self._states.get("train")
+        checkpoint[CARRIED_STATE_KEY] = None if state is None else [s.detach().cpu() for s in state]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(CARRIED_STATE_KEY)
+        self._states["train"] = None if state is None else tuple(state)
 
     # ---------------------------------------------------------------------------------------- optimisation
     def make_optimizer(self) -> torch.optim.Optimizer:

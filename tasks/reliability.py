@@ -101,8 +101,9 @@ class ResumeState(pl.Callback):
     """Saves and restores the RNG states and the position in the training order.
 
     The datamodule takes part through ``resume_train_order(epoch, items_done)`` (see
-    ``vltk.data.resumable.ResumableRandomSampler``); without it a mid-epoch resume restarts the epoch's
-    order (Lightning warns) but the RNG states are still restored.
+    ``vltk.data.resumable.ResumableRandomSampler``) or, for data served in a fixed order of batches (the
+    ``lm`` streams), ``resume_train_batches(epoch, batches_done)``; without either a mid-epoch resume
+    restarts the epoch's order (Lightning warns) but the RNG states are still restored.
     """
 
     def __init__(self) -> None:
@@ -145,7 +146,9 @@ class ResumeState(pl.Callback):
         self.batches_done = state["batches_done"]
         self._pending_rng = state["rng"]
         datamodule = trainer.datamodule
-        if hasattr(datamodule, "resume_train_order"):
+        if hasattr(datamodule, "resume_train_batches"):  # ordered streams (lm): skip whole batches
+            datamodule.resume_train_batches(state["epoch"], state["batches_done"])
+        elif hasattr(datamodule, "resume_train_order"):
             batch_size = int(getattr(datamodule, "batch_size", 1))
             items = state["batches_done"] * batch_size * state["world_size"]
             datamodule.resume_train_order(state["epoch"], items)

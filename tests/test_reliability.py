@@ -278,7 +278,13 @@ def test_deterministic_flag_reaches_lightning(tmp_path: Path):
     assert "--deterministic" in result.output
 
 
-def _tiny_overrides(task: str) -> list[str]:
+def _tiny_overrides(task: str, tmp_path: Path) -> list[str]:
+    if task == "lm":
+        from test_lm_task import CODE, tiny_overrides
+
+        text = tmp_path / "code.py"
+        text.write_text(CODE, encoding="utf-8")
+        return [*tiny_overrides(text), "trainer.max_steps=-1", "model.dropout=0.2"]
     if task == "vqa":
         from test_vqa_task import TINY as TINY_VQA
 
@@ -288,9 +294,9 @@ def _tiny_overrides(task: str) -> list[str]:
     return [*TINY_NAVIGATION, "data.batch_size=4"]
 
 
-@pytest.mark.parametrize("task", ["vqa", "navigation"])
+@pytest.mark.parametrize("task", ["vqa", "navigation", "lm"])
 def test_other_tasks_resume_mid_epoch_bitwise_identical(task: str, tmp_path: Path):
-    cfg = load_task_config(task, None, [*_tiny_overrides(task), *TWO_EPOCHS, "seed=4"])
+    cfg = load_task_config(task, None, [*_tiny_overrides(task, tmp_path), *TWO_EPOCHS, "seed=4"])
     train(cfg, run_dir=tmp_path / "straight")
     steps_per_epoch = _steps_per_epoch(tmp_path / "straight")
     with pytest.raises(TrainingInterrupted):

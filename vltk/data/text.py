@@ -17,7 +17,7 @@ from __future__ import annotations
 import glob
 import logging
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -71,15 +71,24 @@ class StreamChunks(IterableDataset):
         batch_size: ``B``, streams per rank (fewer when the split is too short for ``B`` full chunks).
         seq_len: ``T``, symbols per chunk (the truncated-BPTT length).
         rank, world: this rank and the number of ranks (read from ``torch.distributed`` when ``None``).
+        chunks_to_skip: called at the start of every pass; the pass starts after that many chunks (a run
+            resumed in the middle of a pass continues where it stopped; ``None``: never skip).
     """
 
     def __init__(
-        self, ids: Tensor, batch_size: int, seq_len: int, rank: int | None = None, world: int | None = None
+        self,
+        ids: Tensor,
+        batch_size: int,
+        seq_len: int,
+        rank: int | None = None,
+        world: int | None = None,
+        chunks_to_skip: Callable[[], int] | None = None,
     ):
         self.ids = ids
         self.batch_size = batch_size
         self.seq_len = seq_len
         self.rank, self.world = rank, world
+        self.chunks_to_skip = chunks_to_skip
 
     def _layout(self) -> tuple[Tensor, Tensor]:
         rank, world = _world() if self.rank is None else (self.rank, self.world or 1)
@@ -99,7 +108,10 @@ class StreamChunks(IterableDataset):
 
     def __iter__(self) -> Iterator[LmBatch]:
         inputs, targets = self._layout()
+        skip = self.chunks_to_skip() if self.chunks_to_skip is not None else 0
         for index, start in enumerate(range(0, inputs.shape[1], self.seq_len)):
+            if index < skip:
+                continue
             end = start + self.seq_len
             yield LmBatch(inputs[:, start:end], targets[:, start:end], first=index == 0, index=index)
 
@@ -195,6 +207,7 @@ class TextFilesDataModule(pl.LightningDataModule):
         self._vocab: SymbolVocabulary | None = None
         self._texts: dict[str, str] | None = None
         self._ids: dict[str, Tensor] = {}
+        self._resume_batches: tuple[int, int] | None = None
 
     def source_paths(self) -> list[Path]:
         if not self.files:
@@ -265,7 +278,22 @@ class TextFilesDataModule(pl.LightningDataModule):
         if ids.numel() < 2:
             raise DataError(f"the {split} split is empty (val_fraction/test_fraction is 0?)")
         batch_size = self.batch_size if split == "train" else self.eval_batch_size
-        return DataLoader(StreamChunks(ids, batch_size, self.seq_len), batch_size=None, num_workers=0)
+        skip = self._train_chunks_to_skip if split == "train" else None
+        chunks = StreamChunks(ids, batch_size, self.seq_len, chunks_to_skip=skip)
+        return DataLoader(chunks, batch_size=None, num_workers=0)
+
+    def resume_train_batches(self, epoch: int, batches_done: int) -> None:
+        """Continue the training pass of ``epoch`` after its first ``batches_done`` chunks (called on resume
+        by ``vltk.tasks.reliability.ResumeState``; the system restores the hidden state they left)."""
+        self._resume_batches = (epoch, batches_done)
+        log.info("the text streams resume at epoch %d after %d chunks", epoch, batches_done)
+
+    def _train_chunks_to_skip(self) -> int:
+        """Chunks of the current pass already trained on: non-zero only in the pass a run resumed in."""
+        if self._resume_batches is None or self.trainer is None:
+            return 0
+        epoch, batches_done = self._resume_batches
+        return batches_done if self.trainer.current_epoch == epoch else 0
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader_for("train")
