@@ -202,6 +202,7 @@ def episodes_override(checkpoint: Path, split: str, episodes: int) -> str:
 PREDICT_OPTION_NAMES = {
     "inputs": "INPUT arguments",
     "question": "--question",
+    "caption": "--caption",
     "beam_size": "--beam-size",
     "max_length": "--max-length",
     "attention_map": "--attention-map",
@@ -223,7 +224,12 @@ def predict(
     inputs: Annotated[
         list[Path] | None, typer.Argument(help="Input file(s): images for captioning and VQA.")
     ] = None,
-    question: Annotated[str | None, typer.Option(help="vqa: the question to ask about the image.")] = None,
+    question: Annotated[
+        str | None, typer.Option(help="vqa/dialog: the question to ask about the image.")
+    ] = None,
+    caption: Annotated[
+        str | None, typer.Option(help="dialog: the image's caption (the history starts with it).")
+    ] = None,
     beam_size: Annotated[
         int | None, typer.Option(help="Beam size (1 = greedy; default: the checkpoint's).")
     ] = None,
@@ -251,6 +257,7 @@ def predict(
     request = PredictRequest(
         inputs=list(inputs or []),
         question=question,
+        caption=caption,
         beam_size=beam_size,
         max_length=max_length,
         attention_map=attention_map,
@@ -280,6 +287,64 @@ def predict(
 
 @app.command()
 @user_errors
+def chat(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A dialog checkpoint from `vltk train dialog` (or an export directory).")
+    ],
+    image: Annotated[Path, typer.Argument(help="The image to talk about.")],
+    caption: Annotated[
+        str | None,
+        typer.Option(help="The image's caption (the dialog history starts with it); asked for when omitted."),
+    ] = None,
+    beam_size: Annotated[
+        int | None, typer.Option(help="Beam size of a generative model (default: the checkpoint's).")
+    ] = None,
+    max_length: Annotated[int | None, typer.Option(help="Longest answer in words.")] = None,
+) -> None:
+    """Talk about an image with a dialog model: one question per line, answered with the history so far.
+
+    A generative model writes its answers (beam search); a discriminative one picks the best of its training
+    answers. Type /reset to forget the history, quit (or Ctrl+D) to stop. Questions can also be piped in:
+    `printf 'how many shapes are there?\\nwhat colour is it?\\n' | vltk chat CKPT image.png --caption '...'`.
+    """
+    from vltk.tasks.dialog_predict import DialogAnswer, DialogSession, chat_rounds
+    from vltk.tasks.runner import load_system
+
+    system = load_system(checkpoint)
+    if system.config.task != "dialog":
+        raise VltkError(f"vltk chat needs a dialog checkpoint; {checkpoint} is a {system.config.task} one")
+    interactive = sys.stdin.isatty()
+    if caption is None and interactive:
+        caption = console.input("[bold]caption[/] (describe the image; Enter for none): ")
+    session = DialogSession(system, image, caption or "", beam_size=beam_size, max_length=max_length)
+    kind = "generates" if system.model.generative else "ranks its training answers for"
+    console.print(f"[bold]{image}[/] - caption: {caption or '(none)'}", highlight=False)
+    console.print(f"[dim]the model {kind} each answer; /reset forgets the history, quit stops[/]")
+    for reply in chat_rounds(session, _question_lines(interactive)):
+        if isinstance(reply, DialogAnswer):
+            prefix = "" if interactive else f"[bold]Q:[/] {reply.question}\n"
+            console.print(f"{prefix}[bold green]A:[/] {reply.answer}", highlight=False)
+            if reply.unknown_words:
+                console.print(f"[yellow]words the model never saw: {', '.join(reply.unknown_words)}[/]")
+        else:
+            console.print(f"[yellow]{reply}[/]", highlight=False)
+
+
+def _question_lines(interactive: bool):
+    """Lines typed at a prompt (until Ctrl+D / Ctrl+C), or read from a pipe."""
+    if not interactive:
+        yield from sys.stdin
+        return
+    while True:
+        try:
+            yield console.input("[bold]Q:[/] ")
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            return
+
+
+@app.command()
+@user_errors
 def score(
     task: Annotated[str, typer.Argument(help="Task whose metrics to compute: captioning | vqa | ...")],
     predictions: Annotated[
@@ -287,11 +352,17 @@ def score(
     ],
     references: Annotated[
         Path | None,
-        typer.Option(help="captioning: COCO captions_*.json or Karpathy dataset JSON (with --split)."),
+        typer.Option(
+            help="captioning: COCO captions_*.json or Karpathy dataset JSON (with --split); "
+            "dialog: the VisDial v1.0 dialogs JSON."
+        ),
     ] = None,
     split: Annotated[str | None, typer.Option(help="Split of a Karpathy JSON to score against.")] = None,
     questions: Annotated[Path | None, typer.Option(help="vqa: questions JSON (VQA v2 layout).")] = None,
-    annotations: Annotated[Path | None, typer.Option(help="vqa: annotations JSON (VQA v2 layout).")] = None,
+    annotations: Annotated[
+        Path | None,
+        typer.Option(help="vqa: annotations JSON (VQA v2 layout); dialog: dense annotations JSON (NDCG)."),
+    ] = None,
     output: Annotated[Path | None, typer.Option(help="Write {split, metrics} JSON here.")] = None,
 ) -> None:
     """Score a predictions file against references, without a model (e.g. re-score a submission)."""

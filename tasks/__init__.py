@@ -12,10 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vltk.data import CAPTION_DATASETS, NAVIGATION_DATASETS, VQA_DATASETS
+from vltk.data import CAPTION_DATASETS, DIALOG_DATASETS, NAVIGATION_DATASETS, VQA_DATASETS
 from vltk.data.text import LM_DATASETS
 from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
 from vltk.tasks.captioning_score import score_captioning
+from vltk.tasks.dialog import DialogConfig, DialogTask
+from vltk.tasks.dialog_predict import predict_dialog_lines
+from vltk.tasks.dialog_score import score_dialog
 from vltk.tasks.lm import LmConfig, LmTask
 from vltk.tasks.lm_predict import predict_lm_lines
 from vltk.tasks.navigation import NavigationConfig, NavigationTask
@@ -81,6 +84,16 @@ TASKS: dict[str, TaskEntry] = {
         score=score_vqa,
         score_options=frozenset({"questions", "annotations"}),
     ),
+    "dialog": TaskEntry(
+        DialogConfig,
+        DialogTask,
+        DIALOG_DATASETS,
+        "image + caption + history + question -> ranked/generated answer (late fusion, VisDial metrics)",
+        predict=predict_dialog_lines,
+        predict_options=frozenset({"inputs", "question", "caption", "beam_size", "max_length"}),
+        score=score_dialog,
+        score_options=frozenset({"references", "annotations"}),
+    ),
     "navigation": TaskEntry(
         NavigationConfig,
         NavigationTask,
@@ -96,6 +109,8 @@ __all__ = [
     "TaskEntry",
     "CaptioningConfig",
     "CaptioningTask",
+    "DialogConfig",
+    "DialogTask",
     "LmConfig",
     "LmTask",
     "NavigationConfig",

@@ -126,6 +126,7 @@ class PredictRequest:
 
     inputs: list[Path] = dataclass_field(default_factory=list)
     question: str | None = None
+    caption: str | None = None
     beam_size: int | None = None
     max_length: int | None = None
     attention_map: Path | None = None
