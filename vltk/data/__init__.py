@@ -14,12 +14,17 @@ from vltk.data.captions_datamodule import (
 )
 from vltk.data.collate import CaptionItem, collate_captions, truncate_caption
 from vltk.data.demos import ensure_demos, generate_demos
+from vltk.data.dialog_batch import DialogBatch
+from vltk.data.dialog_datamodule import DialogDataModule, ShapesDialogDataModule, VisDialDataModule
+from vltk.data.dialog_dataset import DialogDataset, collate_dialogs
 from vltk.data.easy_vqa import EasyVqaDataModule, read_easy_vqa
 from vltk.data.hf_captions import read_hf_captions, records_from_hf
 from vltk.data.images import default_image_transform, load_image, to_rgb
 from vltk.data.karpathy import CaptionEvalDataset, CaptionRecord, CaptionTrainDataset, read_karpathy
 from vltk.data.shapes import default_cache_dir, ensure_shapes, generate_shapes
+from vltk.data.shapes_dialog import ensure_shapes_dialog, generate_shapes_dialog
 from vltk.data.text import LM_DATASETS, LmBatch, PythonSourceDataModule, TextFilesDataModule
+from vltk.data.visdial import DialogRecord, DialogRound, VisDialSplit, read_visdial
 from vltk.data.vqa_datamodule import VqaDataModule
 from vltk.data.vqa_dataset import VqaBatch, VqaDataset, collate_vqa
 from vltk.data.vqa_records import AnswerVocabulary, VqaExample, soft_scores
@@ -36,8 +41,25 @@ VQA_DATASETS = {
     "vqa_v2": VqaV2DataModule,
 }
 NAVIGATION_DATASETS = {"babyai": BabyAIDataModule}
+DIALOG_DATASETS = {
+    "shapes_dialog": ShapesDialogDataModule,
+    "visdial": VisDialDataModule,
+}
 
 __all__ = [
+    "DIALOG_DATASETS",
+    "DialogBatch",
+    "DialogDataModule",
+    "DialogDataset",
+    "DialogRecord",
+    "DialogRound",
+    "ShapesDialogDataModule",
+    "VisDialDataModule",
+    "VisDialSplit",
+    "collate_dialogs",
+    "ensure_shapes_dialog",
+    "generate_shapes_dialog",
+    "read_visdial",
     "BabyAIDataModule",
     "CAPTION_DATASETS",
     "LM_DATASETS",
