@@ -4,6 +4,8 @@ same for the checkpoint and the export directory)."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -70,7 +72,7 @@ def test_vqa_round_trip(tmp_path: Path):
     assert _predict([str(checkpoint), *command]) == _predict([str(out), *command])
 
 
-def test_lm_round_trip(tmp_path: Path):
+def test_lm_round_trip(tmp_path: Path, caplog):
     from vltk.tasks.lm_predict import sample_text
 
     text = tmp_path / "code.py"
@@ -89,6 +91,12 @@ def test_lm_round_trip(tmp_path: Path):
         exported.sample("\u00e9", 5)
     command = ["--prime", "class ", "--length", "40", "--seed", "3"]
     assert _predict([str(checkpoint), *command]) == _predict([str(out), *command])
+    config = json.loads((out / "config.json").read_text())
+    config["provenance"] = {**(config["provenance"] or {}), "vltk": "0.0.1"}
+    (out / "config.json").write_text(json.dumps(config))
+    with caplog.at_level(logging.WARNING, logger="vltk.export"):
+        vltk.from_pretrained(out)
+    assert "written by vltk 0.0.1" in caplog.text
 
 
 def test_navigation_round_trip(tmp_path: Path):

@@ -160,7 +160,12 @@ def from_pretrained(path: str | Path) -> Any:
     and navigation a :class:`~vltk.models.pretrained.PretrainedAgent` (``.play(seed)``); see
     :data:`~vltk.models.pretrained.PRETRAINED_LOADERS`.
     """
+    import vltk
     from vltk.models.pretrained import build_pretrained
 
     model = read_model(path)
+    written_by = (model.provenance or {}).get("vltk")
+    if written_by is not None and written_by != vltk.__version__:
+        logger.warning("%s was written by vltk %s; this is vltk %s: results may differ",
+                       path, written_by, vltk.__version__)  # fmt: skip
     return build_pretrained(model.task, model.hyper_parameters, model.state_dict, path)

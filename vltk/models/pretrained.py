@@ -279,7 +279,7 @@ class PretrainedAgent:
         Args:
             seeds: episode seeds.
             level: a BabyAI level id (default: the training level).
-            record: keep each step's frame and word attention (for pictures).
+            record: keep each step's action, word attention and frame (without it, only the outcome).
             shortest_paths: also run the bot on each seed, for the episode's ``shortest`` (SPL).
         """
         from vltk.envs import check_level, rollout
