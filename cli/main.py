@@ -484,11 +484,24 @@ def data_cache_features(
 @user_errors
 def data_validate(
     dataset: Annotated[
-        str, typer.Argument(help="A Karpathy-split JSON file, or a built-in dataset name (shapes).")
+        str,
+        typer.Argument(
+            help="A Karpathy-split JSON, a VQA v2 questions JSON, or a built-in dataset name (shapes)."
+        ),
     ],
     image_root: Annotated[
-        Path | None, typer.Option(help="Folder of the entries' filepath/filename (default: the JSON's).")
+        Path | None,
+        typer.Option(
+            help="Folder of the images (Karpathy: of filepath/filename; VQA v2: the split's images). "
+            "Default: the JSON's folder."
+        ),
     ] = None,
+    annotations: Annotated[
+        Path | None, typer.Option(help="VQA v2: the annotations JSON of the questions' split (answers).")
+    ] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="auto (from the JSON's top-level keys) | karpathy | vqa_v2.")
+    ] = "auto",
     show: Annotated[int, typer.Option(help="How many problems of each kind to list.")] = 20,
 ) -> None:
     """Read every annotation entry and decode every image once; list malformed entries and bad images.
@@ -498,7 +511,7 @@ def data_validate(
     from rich.progress import track
 
     from vltk.data.shapes import ensure_shapes
-    from vltk.data.validate import validate_karpathy
+    from vltk.data.validate import validate_dataset
 
     path = Path(dataset)
     if not path.is_file():
@@ -509,7 +522,9 @@ def data_validate(
     def progress(items):
         return track(items, description=f"validating {path.name}", console=err_console, transient=True)
 
-    report = validate_karpathy(path, image_root, progress=progress)
+    report = validate_dataset(
+        path, format=format, image_root=image_root, annotations=annotations, progress=progress
+    )
     splits = ", ".join(f"{name}={count}" for name, count in sorted(report.splits.items()))
     console.print(f"{report.source}: {report.entries} entries, {report.images} images read ({splits})")
     for kind, problems in (

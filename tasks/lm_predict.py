@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import copy
-
-import torch
 from rich.markup import escape
 
-from vltk.errors import VltkError
+from vltk.models.pretrained import PretrainedLanguageModel
 from vltk.tasks.common import PredictRequest
 
 
 def sample_text(system, prime: str, length: int, temperature: float, seed: int | None = None) -> str:
-    """``length`` symbols sampled after ``prime`` at ``temperature`` (the prime is not included).
+    """``length`` symbols sampled after ``prime`` at ``temperature`` (the prime is not included), by
+    :meth:`vltk.models.pretrained.PretrainedLanguageModel.sample` (the model's train/eval mode is restored).
 
     Args:
         system: a loaded :class:`vltk.tasks.lm.LmTask`.
@@ -22,30 +20,8 @@ def sample_text(system, prime: str, length: int, temperature: float, seed: int |
         temperature: > 0; lower is more conservative, 1 samples the model's own distribution.
         seed: seed of the sampler (``None``: torch's global generator).
     """
-    if length < 0:
-        raise VltkError(f"--length must be >= 0, got {length}")
-    if temperature <= 0:
-        raise VltkError(f"--temperature must be > 0, got {temperature}")
-    vocab = system.vocab
-    unknown = vocab.unknown(prime)
-    if unknown:
-        shown = ", ".join(repr(s) for s in unknown[:10])
-        raise VltkError(f"--prime contains symbols the model never saw in training: {shown}")
-    ids = vocab.encode(prime) or vocab.encode("\n") or [1]
-    generator = None
-    if seed is not None:
-        generator = torch.Generator().manual_seed(seed)
-    model = system.model
-    if model.output.weight.device.type != "cpu":
-        model = copy.deepcopy(model).cpu()  # sampling is sequential and small: the CPU is fine
-    was_training = model.training
-    model.eval()
-    try:
-        prime_ids = torch.tensor(ids, dtype=torch.long)  # [P]
-        sampled = model.generate(prime_ids, length, temperature=temperature, generator=generator)  # [length]
-    finally:
-        model.train(was_training)
-    return vocab.decode(sampled.tolist())
+    model = PretrainedLanguageModel(system.model, system.vocab, {})
+    return model.sample(prime, length, temperature, seed=seed)
 
 
 def predict_lm_lines(system, request: PredictRequest) -> list[str]:

@@ -10,6 +10,7 @@ import torch
 
 from vltk.data.images import load_image
 from vltk.errors import VltkError
+from vltk.models.pretrained import PretrainedVqa
 from vltk.models.vqa_heads import PointwiseFusionHead
 from vltk.tasks.common import PredictRequest
 from vltk.tasks.predict import attention_map_path
@@ -34,7 +35,8 @@ def answer_questions(
     top_k: int = 5,
     attention_map: str | Path | None = None,
 ) -> list[VqaPrediction]:
-    """Answer ``question`` about each image with the system's model.
+    """Answer ``question`` about each image with the system's model (as
+    :class:`vltk.models.pretrained.PretrainedVqa`, plus attention pictures).
 
     Args:
         system: a loaded :class:`vltk.tasks.vqa.VqaTask` (see ``runner.load_system``).
@@ -43,30 +45,20 @@ def answer_questions(
         top_k: how many answers to return, most probable first.
         attention_map: where to write the attention picture (one per image, suffixed when several).
     """
-    words = system.vocab.tokenize(question)
-    if not words:
-        raise VltkError("the question is empty: ask something, e.g. --question 'what color is the shape?'")
-    unknown = [w for w in words if w not in system.vocab]
-    if len(unknown) == len(words):
-        raise VltkError(
-            f"none of the question's words ({', '.join(words)}) is in the model's vocabulary of "
-            f"{len(system.vocab)} words; rephrase it with words seen in training"
-        )
+    vqa = PretrainedVqa(
+        system.model.eval(),
+        system.vocab,
+        system.answer_vocab.answers,
+        system.config.data.get("max_question_length", 20),
+    )
+    ids, unknown = vqa.question_ids(question)
     pictures = [load_image(path) for path in images]  # fails early, naming the bad file
-    model = system.model.eval()
-    if attention_map is not None and isinstance(model.head, PointwiseFusionHead):
+    if attention_map is not None and isinstance(vqa.model.head, PointwiseFusionHead):
         raise VltkError("this model (cnn_lstm) has no attention over image regions; drop --attention-map")
-    transform = model.encoder.transforms()
-    ids = system.vocab.encode(words, add_special=False)[: system.config.data.get("max_question_length", 20)]
-    tokens = torch.tensor([ids], dtype=torch.long)  # [1, T]
-    lengths = torch.tensor([len(ids)])  # [1]
     predictions = []
     for index, (path, picture) in enumerate(zip(images, pictures)):
-        batch = transform(picture).unsqueeze(0)  # [1, 3, H, W]
-        output = model(batch, torch.zeros(1, dtype=torch.long), tokens, lengths)
-        probabilities = output.logits[0].softmax(dim=-1)  # [A]
-        top = probabilities.topk(min(top_k, len(probabilities)))
-        ranked = [(system.answer_vocab.answer(int(i)), float(p)) for p, i in zip(top.values, top.indices)]
+        output = vqa.forward(picture, ids)
+        ranked = vqa.rank(output.logits[0], top_k)
         prediction = VqaPrediction(Path(path), question, ranked, unknown)
         if attention_map is not None and output.attention is not None and output.grid_size is not None:
             target = attention_map_path(Path(attention_map), index, len(images))

@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 
 
 def from_pretrained(directory):
-    """A model ready for inference from a ``vltk export`` directory (:func:`vltk.export.from_pretrained`)."""
+    """A model ready for inference from a ``vltk export`` directory or a ``vltk train`` checkpoint, for every
+    task: captioning, vqa, lm, navigation (:func:`vltk.export.from_pretrained`)."""
     from vltk.export import from_pretrained as load
 
     return load(directory)

@@ -5,12 +5,13 @@
     DIR/model.safetensors          the weights (safetensors: no pickle, memory-mappable)
     DIR/config.json                task, resolved config and the other constructor arguments, provenance
     DIR/tokenizer.json             the vocabulary (a ``tokenizers`` WordLevel model), when the task has one
+                                   (the lm's character/word symbol list goes to ``vocab.json`` instead)
     DIR/tokenizer_config.json      so ``transformers.PreTrainedTokenizerFast.from_pretrained(DIR)`` loads it
     DIR/special_tokens_map.json
 
-``vltk.from_pretrained(DIR)`` returns a model ready for inference in Python (for captioning, a
-:class:`vltk.models.pretrained.PretrainedCaptioner`), and ``vltk predict`` / ``vltk evaluate`` accept the
-directory wherever they accept a checkpoint.
+``vltk.from_pretrained(DIR)`` returns a model ready for inference in Python, for every task in
+:data:`vltk.models.pretrained.PRETRAINED_LOADERS` (captioning, vqa, lm, navigation), and ``vltk predict`` /
+``vltk evaluate`` accept the directory wherever they accept a checkpoint.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
+SYMBOLS_FILE = "vocab.json"  # the lm's symbol vocabulary (not a `tokenizers` document)
 FORMAT_VERSION = 1
 
 
@@ -58,31 +60,29 @@ def export_checkpoint(checkpoint: str | Path, directory: str | Path) -> Path:
     from safetensors.torch import save_file
 
     path = Path(checkpoint)
-    if not path.is_file():
-        raise VltkError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        hyper_parameters = dict(payload["hyper_parameters"])
-        task = hyper_parameters["config"]["task"]
-        state_dict = payload["state_dict"]
-    except (RuntimeError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError) as error:
-        raise VltkError(f"{path} is not a vltk checkpoint ({type(error).__name__}: {error})") from None
+    exported = read_checkpoint(path)
+    task, hyper_parameters, state_dict = exported.task, dict(exported.hyper_parameters), exported.state_dict
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     vocab_json = hyper_parameters.pop("vocab", None)
     # safetensors refuses tensors that share memory (tied weights); a contiguous copy of each is exact.
     tensors = {name: tensor.detach().contiguous().clone() for name, tensor in state_dict.items()}
     save_file(tensors, str(out / WEIGHTS_FILE), metadata={"task": task, "format": "vltk"})
+    # A caption/question vocabulary is a `tokenizers` document (transformers loads it); the lm's symbol
+    # vocabulary (characters or words, nothing normalised) is not, and is written as vocab.json instead.
+    is_tokenizer = vocab_json is not None and "model" in json.loads(vocab_json)
+    vocab_file = None if vocab_json is None else TOKENIZER_FILE if is_tokenizer else SYMBOLS_FILE
     config = {
         "vltk_export_format": FORMAT_VERSION,
         "task": task,
         "hyper_parameters": hyper_parameters,
-        "tokenizer_file": TOKENIZER_FILE if vocab_json is not None else None,
-        "provenance": payload.get("vltk_provenance"),
+        "tokenizer_file": vocab_file,
+        "provenance": exported.provenance,
     }
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     if vocab_json is not None:
-        (out / TOKENIZER_FILE).write_text(vocab_json, encoding="utf-8")
+        (out / vocab_file).write_text(vocab_json, encoding="utf-8")
+    if is_tokenizer:
         special = _special_tokens(vocab_json)
         tokenizer_config = {
             "tokenizer_class": "PreTrainedTokenizerFast",
@@ -127,25 +127,45 @@ def read_export(directory: str | Path) -> ExportedModel:
     return ExportedModel(task, hyper_parameters, state_dict, config.get("provenance"))
 
 
-def from_pretrained(directory: str | Path) -> Any:
-    """A model ready for inference from an export directory (or a ``.ckpt`` file).
+def read_checkpoint(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> ExportedModel:
+    """The task, constructor arguments, weights and provenance of a ``vltk train`` checkpoint (read with
+    ``weights_only``: no code runs)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise VltkError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+        hyper_parameters = dict(payload["hyper_parameters"])
+        task = hyper_parameters["config"]["task"]
+        state_dict = payload["state_dict"]
+    except (RuntimeError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError) as error:
+        raise VltkError(f"{path} is not a vltk checkpoint ({type(error).__name__}: {error})") from None
+    return ExportedModel(task, hyper_parameters, state_dict, payload.get("vltk_provenance"))
 
-    Captioning gives a :class:`vltk.models.pretrained.PretrainedCaptioner` (``.caption(images)``).
+
+def read_model(path: str | Path, map_location: str | torch.device = "cpu") -> ExportedModel:
+    """:func:`read_export` for a directory, :func:`read_checkpoint` for a file."""
+    path = Path(path)
+    if path.is_dir():
+        return read_export(path)
+    return read_checkpoint(path, map_location=map_location)
+
+
+def from_pretrained(path: str | Path) -> Any:
+    """A model ready for inference (eval mode, CPU) from an export directory or a ``.ckpt`` file.
+
+    Captioning gives a :class:`~vltk.models.pretrained.PretrainedCaptioner` (``.caption(images)``), vqa a
+    :class:`~vltk.models.pretrained.PretrainedVqa` (``.answer(images, question)``), lm a
+    :class:`~vltk.models.pretrained.PretrainedLanguageModel` (``.sample(prime, length, temperature, seed)``)
+    and navigation a :class:`~vltk.models.pretrained.PretrainedAgent` (``.play(seed)``); see
+    :data:`~vltk.models.pretrained.PRETRAINED_LOADERS`.
     """
-    from vltk.models.pretrained import PretrainedCaptioner, captioner_from_parts
+    import vltk
+    from vltk.models.pretrained import build_pretrained
 
-    path = Path(directory)
-    if path.is_file():  # a Lightning checkpoint
-        from vltk.models.pretrained import load_captioner
-
-        return load_captioner(path)
-    exported = read_export(path)
-    if exported.task == "captioning":
-        model, vocab = captioner_from_parts(
-            exported.hyper_parameters["config"], exported.hyper_parameters["vocab"], exported.state_dict, path
-        )
-        return PretrainedCaptioner(model, vocab)
-    raise VltkError(
-        f"{path} holds a '{exported.task}' model; vltk.from_pretrained builds captioners so far. "
-        "Load any task with vltk.tasks.runner.load_system(DIR)."
-    )
+    model = read_model(path)
+    written_by = (model.provenance or {}).get("vltk")
+    if written_by is not None and written_by != vltk.__version__:
+        logger.warning("%s was written by vltk %s; this is vltk %s: results may differ",
+                       path, written_by, vltk.__version__)  # fmt: skip
+    return build_pretrained(model.task, model.hyper_parameters, model.state_dict, path)

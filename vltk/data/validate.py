@@ -1,11 +1,16 @@
 """``vltk data validate``: read every annotation and every image of a dataset once, and list what is wrong.
 
+Formats: Karpathy-split caption JSON (here) and VQA v2 (:mod:`vltk.data.validate_vqa`), each a function in
+:data:`VALIDATORS`; :func:`detect_format` picks one from the JSON's top-level keys (:data:`FORMAT_KEYS`), so a
+new format is one validator, one entry in each dict.
+
 Training stops at the first bad sample (``on_bad_sample: raise``) or skips it (``skip``); validating first
 finds all of them in one pass, by entry and path, so they can be fixed before a long run starts.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -13,7 +18,7 @@ from pathlib import Path
 
 from vltk.data.images import load_image
 from vltk.data.karpathy import parse_karpathy_entry, read_karpathy_entries
-from vltk.errors import DataError
+from vltk.errors import ConfigError, DataError, unknown_choice_message
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +92,97 @@ def validate_karpathy(
             report.bad_images.append(str(error))
     logger.info("validated %s: %d entries, %d images", path, report.entries, report.images)
     return report
+
+
+def _validate_karpathy_file(
+    path: Path, image_root: Path | None, annotations: Path | None, progress: Callable | None
+) -> ValidationReport:
+    if annotations is not None:
+        raise DataError(f"{path}: a Karpathy-split JSON holds its own captions; --annotations is for VQA v2")
+    return validate_karpathy(path, image_root, progress=progress)
+
+
+def _validate_vqa_v2_file(
+    path: Path, image_root: Path | None, annotations: Path | None, progress: Callable | None
+) -> ValidationReport:
+    from vltk.data.validate_vqa import validate_vqa_v2
+
+    if annotations is None:
+        logger.warning("%s: no --annotations given: checking the questions and images only", path)
+    return validate_vqa_v2(path, annotations, image_root, progress=progress)
+
+
+Validator = Callable[..., ValidationReport]
+
+VALIDATORS: dict[str, Validator] = {
+    "karpathy": _validate_karpathy_file,
+    "vqa_v2": _validate_vqa_v2_file,
+}
+"""Format name -> ``(path, image_root, annotations, progress) -> ValidationReport``."""
+
+FORMAT_KEYS = {"images": "karpathy", "questions": "vqa_v2"}
+"""The top-level list that identifies a dataset's JSON -> its format in :data:`VALIDATORS`."""
+
+COMPANION_KEYS = {
+    "annotations": "a VQA v2 annotations file: validate its questions file with --annotations FILE"
+}
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of a dataset JSON from its top-level keys (:data:`FORMAT_KEYS`).
+
+    Raises:
+        DataError: the file is missing, not JSON, or of no known format (naming the keys it has).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read annotation file ({error})") from error
+    if not isinstance(document, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(document).__name__}")
+    for key, name in FORMAT_KEYS.items():
+        if isinstance(document.get(key), list):
+            return name
+    keys = list(document)
+    for key, hint in COMPANION_KEYS.items():
+        if key in keys:
+            raise DataError(f"{path}: this is {hint}")
+    expected = ", ".join(f"'{key}' ({name})" for key, name in FORMAT_KEYS.items())
+    raise DataError(
+        f"{path}: unknown dataset format (top-level keys: {', '.join(keys[:8]) or 'none'}; expected a list "
+        f"under {expected}); name it with --format {'|'.join(VALIDATORS)}"
+    )
+
+
+def validate_dataset(
+    path: str | Path,
+    *,
+    format: str = "auto",
+    image_root: str | Path | None = None,
+    annotations: str | Path | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> ValidationReport:
+    """Validate the dataset at ``path`` in ``format`` (``auto``: :func:`detect_format`).
+
+    Args:
+        path: the dataset's main JSON (a Karpathy split, a VQA v2 questions file, ...).
+        format: a key of :data:`VALIDATORS`, or ``auto``.
+        image_root: where its images are (default: the JSON's folder).
+        annotations: a second file of the dataset (VQA v2's annotations).
+        progress: wraps the slow iteration (the CLI passes a progress bar).
+    """
+    path = Path(path)
+    if format == "auto":
+        format = detect_format(path)
+    if format not in VALIDATORS:
+        raise ConfigError(unknown_choice_message("--format", format, ["auto", *VALIDATORS]))
+    root = Path(image_root) if image_root is not None else None
+    companion = Path(annotations) if annotations is not None else None
+    return VALIDATORS[format](path, root, companion, progress)

@@ -1,13 +1,30 @@
-"""Load a trained captioner from a ``vltk train`` checkpoint in plain PyTorch (no Lightning needed)."""
+"""Trained models ready for inference in plain PyTorch (no Lightning): one class per task, and the loaders
+that rebuild them from a checkpoint's or an export's ``hyper_parameters`` and state dict.
+
+:func:`vltk.from_pretrained` reads a ``vltk export`` directory or a ``vltk train`` checkpoint and calls the
+loader of its task in :data:`PRETRAINED_LOADERS`. A loader takes the system's constructor arguments
+(``config``, ``vocab`` and, for VQA, ``answers``), the system's state dict (the network's weights under
+``model.``) and the source path (for error messages), builds the network with the same builder the task's
+Lightning system uses, loads the weights and returns the inference object in eval mode. Adding a task is one
+entry in that dict.
+
+* captioning: :class:`PretrainedCaptioner` -- ``.caption(images)``;
+* vqa: :class:`PretrainedVqa` -- ``.answer(images, question, top_k=5)``;
+* lm: :class:`PretrainedLanguageModel` -- ``.sample(prime, length, temperature, seed)``;
+* navigation: :class:`PretrainedAgent` -- ``.play(seed, level=None)`` runs one BabyAI episode.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
+from torch import nn
 
 from vltk.decoding import BeamResult
 from vltk.errors import VltkError
@@ -16,7 +33,28 @@ from vltk.text import Vocabulary
 
 STATE_PREFIX = "model."
 
+Loader = Callable[[Mapping[str, Any], Mapping[str, torch.Tensor], Path], Any]
 
+
+def load_network(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | Path) -> nn.Module:
+    """Load the ``model.*`` weights of a system state dict into ``model`` (strictly); eval mode."""
+    state = {k[len(STATE_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(STATE_PREFIX)}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise VltkError(f"{source}: the weights do not fit the configured model ({error})") from None
+    return model.eval()
+
+
+def _hyper_parameter(hyper_parameters: Mapping[str, Any], key: str, source: str | Path) -> Any:
+    if key not in hyper_parameters:
+        raise VltkError(
+            f"{source} is not a complete vltk model: '{key}' is missing from its hyper-parameters"
+        )
+    return hyper_parameters[key]
+
+
+# ------------------------------------------------------------------------------------------------ captioning
 @dataclass
 class PretrainedCaptioner:
     """A captioner ready for inference: the model, its vocabulary and its image preprocessing."""
@@ -38,27 +76,8 @@ class PretrainedCaptioner:
         return [self.vocab.decode(row[:n]) for row, n in zip(best.tokens.tolist(), best.lengths.tolist())]
 
 
-def load_captioner(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> PretrainedCaptioner:
-    """Rebuild the captioner stored in a ``vltk train captioning`` checkpoint, in eval mode."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise VltkError(f"checkpoint not found: {path}")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    try:
-        config = payload["hyper_parameters"]["config"]
-        payload["hyper_parameters"]["vocab"]
-    except KeyError as error:
-        raise VltkError(f"{path} is not a vltk checkpoint (missing {error})") from None
-    if config.get("task") != "captioning":
-        raise VltkError(f"{path} holds a '{config.get('task')}' model, not a captioner")
-    model, vocab = captioner_from_parts(
-        config, payload["hyper_parameters"]["vocab"], payload["state_dict"], path
-    )
-    return PretrainedCaptioner(model, vocab)
-
-
 def captioner_from_parts(
-    config: dict, vocab_json: str, state_dict: dict[str, torch.Tensor], source: str | Path
+    config: dict, vocab_json: str, state_dict: Mapping[str, torch.Tensor], source: str | Path
 ) -> tuple[Captioner, Vocabulary]:
     """Build the captioner a config describes and load the ``model.*`` weights of a system state dict."""
     vocab = Vocabulary.from_json(vocab_json)
@@ -69,9 +88,261 @@ def captioner_from_parts(
         end_id=vocab.end_id,
         pad_id=vocab.pad_id,
     )
-    state = {k[len(STATE_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(STATE_PREFIX)}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise VltkError(f"{source}: the weights do not fit the configured model ({error})") from None
-    return model.eval(), vocab
+    return load_network(model, state_dict, source), vocab
+
+
+def _load_captioner(hp: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], source: Path) -> Any:
+    config, vocab = _hyper_parameter(hp, "config", source), _hyper_parameter(hp, "vocab", source)
+    return PretrainedCaptioner(*captioner_from_parts(config, vocab, state_dict, source))
+
+
+def load_captioner(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> PretrainedCaptioner:
+    """Rebuild the captioner stored in a ``vltk train captioning`` checkpoint (or export), in eval mode."""
+    from vltk.export import read_model
+
+    exported = read_model(checkpoint, map_location=map_location)
+    if exported.task != "captioning":
+        raise VltkError(f"{checkpoint} holds a '{exported.task}' model, not a captioner")
+    return _load_captioner(exported.hyper_parameters, exported.state_dict, Path(checkpoint))
+
+
+# ------------------------------------------------------------------------------------------------------- vqa
+@dataclass
+class PretrainedVqa:
+    """A VQA model ready for inference (:mod:`vltk.models.vqa`).
+
+    Attributes:
+        model: the network (image encoder, question encoder, answer head).
+        vocab: the question vocabulary.
+        answers: the answer vocabulary, in class order.
+        max_question_length: questions are cut to this many words, as in training.
+    """
+
+    model: Any
+    vocab: Vocabulary
+    answers: list[str]
+    max_question_length: int = 20
+
+    def question_ids(self, question: str) -> tuple[list[int], list[str]]:
+        """The question's token ids (cut to ``max_question_length``) and its words outside the vocabulary
+        (read as ``<unk>``). An empty question, or one without a known word, is an error."""
+        words = self.vocab.tokenize(question)
+        if not words:
+            raise VltkError(
+                "the question is empty: ask something, e.g. --question 'what color is the shape?'"
+            )
+        unknown = [w for w in words if w not in self.vocab]
+        if len(unknown) == len(words):
+            raise VltkError(
+                f"none of the question's words ({', '.join(words)}) is in the model's vocabulary of "
+                f"{len(self.vocab)} words; rephrase it with words seen in training"
+            )
+        return self.vocab.encode(words, add_special=False)[: self.max_question_length], unknown
+
+    @torch.no_grad()
+    def forward(self, image: Image.Image, ids: Sequence[int]) -> Any:
+        """The model's :class:`~vltk.models.vqa.VqaOutput` for one image and one encoded question."""
+        batch = self.model.encoder.transforms()(image.convert("RGB")).unsqueeze(0)  # [1, 3, H, W]
+        tokens = torch.tensor([list(ids)], dtype=torch.long)  # [1, T]
+        lengths = torch.tensor([len(ids)])  # [1]
+        return self.model(batch, torch.zeros(1, dtype=torch.long), tokens, lengths)
+
+    def rank(self, logits: torch.Tensor, top_k: int = 5) -> list[tuple[str, float]]:
+        """The ``top_k`` answers of one question's ``[A]`` logits with their probabilities, best first."""
+        probabilities = logits.softmax(dim=-1)  # [A]
+        top = probabilities.topk(min(top_k, len(probabilities)))
+        return [(self.answers[int(i)], float(p)) for p, i in zip(top.values, top.indices)]
+
+    def answer(
+        self, images: Sequence[Image.Image], question: str, *, top_k: int = 5
+    ) -> list[list[tuple[str, float]]]:
+        """The ``top_k`` answers (with probabilities) to ``question`` about each PIL image."""
+        ids, _ = self.question_ids(question)
+        return [self.rank(self.forward(image, ids).logits[0], top_k) for image in images]
+
+
+def _load_vqa(hp: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], source: Path) -> PretrainedVqa:
+    from vltk.models.vqa import build_vqa_model
+
+    config = _hyper_parameter(hp, "config", source)
+    vocab = Vocabulary.from_json(_hyper_parameter(hp, "vocab", source))
+    answers = list(_hyper_parameter(hp, "answers", source))
+    model = build_vqa_model(
+        config["model"], vocab_size=len(vocab), num_answers=len(answers), pad_id=vocab.pad_id
+    )
+    max_length = int(config.get("data", {}).get("max_question_length", 20))
+    return PretrainedVqa(load_network(model, state_dict, source), vocab, answers, max_length)
+
+
+# -------------------------------------------------------------------------------------------------------- lm
+@dataclass
+class PretrainedLanguageModel:
+    """A language model ready for sampling (:class:`vltk.models.lm.RNNLanguageModel`).
+
+    Attributes:
+        model: the network.
+        vocab: its :class:`vltk.text.lm_vocab.SymbolVocabulary` (characters or words).
+        defaults: the run's ``sample`` section (``prime``, ``length``, ``temperature``).
+    """
+
+    model: Any
+    vocab: Any
+    defaults: dict[str, Any]
+
+    def sample(
+        self,
+        prime: str | None = None,
+        length: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+    ) -> str:
+        """``length`` symbols sampled after ``prime`` at ``temperature`` (the prime is not included).
+
+        Args:
+            prime: text fed to the model first; every symbol must be in the vocabulary. Empty: the sample
+                starts after a newline (or the first symbol of the vocabulary). ``None``: the run's default.
+            length: number of symbols to sample (characters or words); ``None``: the run's default.
+            temperature: > 0; lower is more conservative, 1 samples the model's own distribution.
+            seed: seed of the sampler (``None``: torch's global generator).
+        """
+        prime = self.defaults.get("prime", "\n") if prime is None else prime
+        length = int(self.defaults.get("length", 300)) if length is None else length
+        temperature = float(self.defaults.get("temperature", 1.0)) if temperature is None else temperature
+        if length < 0:
+            raise VltkError(f"--length must be >= 0, got {length}")
+        if temperature <= 0:
+            raise VltkError(f"--temperature must be > 0, got {temperature}")
+        unknown = self.vocab.unknown(prime)
+        if unknown:
+            shown = ", ".join(repr(s) for s in unknown[:10])
+            raise VltkError(f"--prime contains symbols the model never saw in training: {shown}")
+        ids = self.vocab.encode(prime) or self.vocab.encode("\n") or [1]
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        model = self.model
+        if model.output.weight.device.type != "cpu":
+            model = copy.deepcopy(model).cpu()  # sampling is sequential and small: the CPU is fine
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                prime_ids = torch.tensor(ids, dtype=torch.long)  # [P]
+                sampled = model.generate(prime_ids, length, temperature=temperature, generator=generator)
+        finally:
+            model.train(was_training)
+        return self.vocab.decode(sampled.tolist())
+
+
+def _load_lm(
+    hp: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], source: Path
+) -> PretrainedLanguageModel:
+    from vltk.models.lm import LANGUAGE_MODELS
+    from vltk.registry import build
+    from vltk.text.lm_vocab import SymbolVocabulary
+
+    config = _hyper_parameter(hp, "config", source)
+    vocab = SymbolVocabulary.from_json(_hyper_parameter(hp, "vocab", source))
+    model = build(
+        LANGUAGE_MODELS, config["model"], path="model", what="language model", vocab_size=len(vocab)
+    )
+    return PretrainedLanguageModel(
+        load_network(model, state_dict, source), vocab, dict(config.get("sample", {}))
+    )
+
+
+# ------------------------------------------------------------------------------------------------ navigation
+@dataclass
+class PretrainedAgent:
+    """A BabyAI instruction-following agent ready to play (:class:`vltk.models.navigation.NavigationAgent`).
+
+    Attributes:
+        model: the network.
+        vocab: the instruction vocabulary.
+        level: the BabyAI level it was trained on (the default level to play).
+        observation: ``symbolic`` or ``rgb``, as it was trained.
+    """
+
+    model: Any
+    vocab: Vocabulary
+    level: str
+    observation: str = "symbolic"
+
+    def play_many(
+        self,
+        seeds: Sequence[int],
+        *,
+        level: str | None = None,
+        record: bool = False,
+        shortest_paths: bool = True,
+    ) -> list[Any]:
+        """One greedy episode per seed (:func:`vltk.envs.rollout`), played together.
+
+        Args:
+            seeds: episode seeds.
+            level: a BabyAI level id (default: the training level).
+            record: keep each step's action, word attention and frame (without it, only the outcome).
+            shortest_paths: also run the bot on each seed, for the episode's ``shortest`` (SPL).
+        """
+        from vltk.envs import check_level, rollout
+        from vltk.models.navigation import AgentPolicy
+
+        device = next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return rollout(
+                AgentPolicy(self.model, self.vocab, device),
+                check_level(level) if level else self.level,
+                [int(s) for s in seeds],
+                observation=self.observation,
+                batch_size=max(len(seeds), 1),
+                record=record,
+                shortest_paths=shortest_paths,
+            )
+        finally:
+            self.model.train(was_training)
+
+    def play(self, seed: int, *, level: str | None = None) -> Any:
+        """One episode of ``level`` (default: the training level) by ``seed``: a
+        :class:`vltk.envs.EpisodeResult` with the mission, ``success``, ``reward``, ``length``, the bot's
+        ``shortest`` length and, per step, the ``actions``, the word ``attention`` and the ``frames``."""
+        (episode,) = self.play_many([seed], level=level, record=True)
+        return episode
+
+
+def _load_agent(
+    hp: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], source: Path
+) -> PretrainedAgent:
+    from vltk.models.navigation import build_navigation_agent
+
+    config = _hyper_parameter(hp, "config", source)
+    vocab = Vocabulary.from_json(_hyper_parameter(hp, "vocab", source))
+    data = config.get("data", {})
+    observation = data.get("observation", "symbolic")
+    model = build_navigation_agent(config["model"], vocab_size=len(vocab), observation=observation,
+                                   pad_id=vocab.pad_id)  # fmt: skip
+    return PretrainedAgent(
+        load_network(model, state_dict, source), vocab, str(data.get("level")), observation
+    )
+
+
+PRETRAINED_LOADERS: dict[str, Loader] = {
+    "captioning": _load_captioner,
+    "vqa": _load_vqa,
+    "lm": _load_lm,
+    "navigation": _load_agent,
+}
+"""Task name -> loader ``(hyper_parameters, state_dict, source) -> inference object``."""
+
+
+def build_pretrained(
+    task: str, hyper_parameters: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], source: str | Path
+) -> Any:
+    """The inference object of ``task`` (see :data:`PRETRAINED_LOADERS`)."""
+    loader = PRETRAINED_LOADERS.get(task)
+    if loader is None:
+        known = ", ".join(sorted(PRETRAINED_LOADERS))
+        raise VltkError(
+            f"{source} holds a '{task}' model; vltk.from_pretrained knows {known}. "
+            "Load any task's Lightning system with vltk.tasks.runner.load_system(PATH)."
+        )
+    return loader(hyper_parameters, state_dict, Path(source))
