@@ -307,7 +307,8 @@ def chat(
     answers. Type /reset to forget the history, quit (or Ctrl+D) to stop. Questions can also be piped in:
     `printf 'how many shapes are there?\\nwhat colour is it?\\n' | vltk chat CKPT image.png --caption '...'`.
     """
-    from vltk.tasks.dialog_predict import DialogAnswer, DialogSession, chat_rounds
+    from vltk.models.dialog_session import DialogAnswer
+    from vltk.tasks.dialog_predict import chat_rounds, open_session
     from vltk.tasks.runner import load_system
 
     system = load_system(checkpoint)
@@ -316,7 +317,7 @@ def chat(
     interactive = sys.stdin.isatty()
     if caption is None and interactive:
         caption = console.input("[bold]caption[/] (describe the image; Enter for none): ")
-    session = DialogSession(system, image, caption or "", beam_size=beam_size, max_length=max_length)
+    session = open_session(system, image, caption or "", beam_size=beam_size, max_length=max_length)
     kind = "generates" if system.model.generative else "ranks its training answers for"
     console.print(f"[bold]{image}[/] - caption: {caption or '(none)'}", highlight=False)
     console.print(f"[dim]the model {kind} each answer; /reset forgets the history, quit stops[/]")

@@ -53,14 +53,16 @@ def _tiny_text(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("task", ["vqa", "lm", "navigation"])
+@pytest.mark.parametrize("task", ["vqa", "lm", "navigation", "dialog"])
 def test_two_process_training_of_every_other_task(task: str, tmp_path: Path):
+    from test_dialog_task import TINY_DIALOG
     from test_navigation_task import TINY_NAVIGATION
     from test_vqa_task import TINY as TINY_VQA
 
     tiny = {
         "vqa": TINY_VQA,
         "navigation": TINY_NAVIGATION,
+        "dialog": TINY_DIALOG,
         "lm": ["data.name=text", f"data.files=[{_tiny_text(tmp_path)}]", "data.seq_len=16",
                "data.batch_size=4", "model.hidden_dim=16", "model.embed_dim=8", "trainer.max_epochs=1",
                "trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.enable_progress_bar=false"],

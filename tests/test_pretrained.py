@@ -124,8 +124,8 @@ def test_navigation_round_trip(tmp_path: Path):
 def test_unknown_tasks_name_the_loaders(tmp_path: Path):
     from vltk.models.pretrained import build_pretrained
 
-    assert {"captioning", "vqa", "lm", "navigation"} <= set(PRETRAINED_LOADERS)
-    with pytest.raises(VltkError, match="'chess' model; vltk.from_pretrained knows captioning, lm"):
+    assert {"captioning", "vqa", "lm", "navigation", "dialog"} <= set(PRETRAINED_LOADERS)
+    with pytest.raises(VltkError, match="'chess' model; vltk.from_pretrained knows captioning, dialog, lm"):
         build_pretrained("chess", {}, {}, tmp_path)
     with pytest.raises(VltkError, match="'vocab' is missing"):
         build_pretrained("vqa", {"config": {}}, {}, tmp_path)

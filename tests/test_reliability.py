@@ -285,6 +285,10 @@ def _tiny_overrides(task: str, tmp_path: Path) -> list[str]:
         text = tmp_path / "code.py"
         text.write_text(CODE, encoding="utf-8")
         return [*tiny_overrides(text), "trainer.max_steps=-1", "model.dropout=0.2"]
+    if task == "dialog":
+        from test_dialog_task import TINY_DIALOG
+
+        return [*TINY_DIALOG, "model.fusion.dropout=0.3"]
     if task == "vqa":
         from test_vqa_task import TINY as TINY_VQA
 
@@ -294,7 +298,7 @@ def _tiny_overrides(task: str, tmp_path: Path) -> list[str]:
     return [*TINY_NAVIGATION, "data.batch_size=4"]
 
 
-@pytest.mark.parametrize("task", ["vqa", "navigation", "lm"])
+@pytest.mark.parametrize("task", ["vqa", "navigation", "lm", "dialog"])
 def test_other_tasks_resume_mid_epoch_bitwise_identical(task: str, tmp_path: Path):
     cfg = load_task_config(task, None, [*_tiny_overrides(task, tmp_path), *TWO_EPOCHS, "seed=4"])
     train(cfg, run_dir=tmp_path / "straight")

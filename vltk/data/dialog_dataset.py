@@ -26,6 +26,7 @@ from vltk.data.feature_cache import FeatureStore
 from vltk.data.images import ImageTransform, default_image_transform, load_image
 from vltk.data.visdial import DialogRecord
 from vltk.errors import DataError
+from vltk.text.history import history_ids
 from vltk.text.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -52,16 +53,6 @@ class DialogItem:
     answer_texts: list[str]
     answer_tokens: list[list[int]]
     options: list[list[int]]
-
-
-def history_ids(caption: list[int], turns: Sequence[list[int]], max_length: int) -> list[list[int]]:
-    """Histories before each of ``len(turns)`` rounds: ``caption`` then ``turns[0..r-1]`` (each already
-    ``question answer``), keeping the last ``max_length`` ids."""
-    histories, running = [], list(caption)
-    for turn in turns:
-        histories.append(running[-max_length:] if max_length > 0 else [])
-        running = running[-max_length:] + turn  # older words never come back, so keep it short
-    return histories
 
 
 class DialogDataset(Dataset[DialogItem]):

@@ -11,7 +11,8 @@ entry in that dict.
 * captioning: :class:`PretrainedCaptioner` -- ``.caption(images)``;
 * vqa: :class:`PretrainedVqa` -- ``.answer(images, question, top_k=5)``;
 * lm: :class:`PretrainedLanguageModel` -- ``.sample(prime, length, temperature, seed)``;
-* navigation: :class:`PretrainedAgent` -- ``.play(seed, level=None)`` runs one BabyAI episode.
+* navigation: :class:`PretrainedAgent` -- ``.play(seed, level=None)`` runs one BabyAI episode;
+* dialog: :class:`PretrainedDialog` -- ``.chat(image, caption).ask(question)``.
 """
 
 from __future__ import annotations
@@ -325,11 +326,62 @@ def _load_agent(
     )
 
 
+# ---------------------------------------------------------------------------------------------------- dialog
+@dataclass
+class PretrainedDialog:
+    """A visual dialog model ready for conversations (:mod:`vltk.models.dialog`).
+
+    Attributes:
+        model: the network (image encoder, late fusion encoder, answer decoder).
+        vocab: its vocabulary.
+        answers: the training answers a discriminative model ranks for free questions.
+        config: the run's resolved config (the lengths used in training, the decoding options).
+    """
+
+    model: Any
+    vocab: Vocabulary
+    answers: list[str]
+    config: Mapping[str, Any]
+
+    def chat(self, image: Image.Image, caption: str = "", **options: Any) -> Any:
+        """A :class:`~vltk.models.dialog_session.DialogSession` about ``image``: ``session.ask(question)``
+        answers with the history so far. ``options`` override the trained lengths and the decoding
+        (``beam_size``, ``max_length``...)."""
+        from vltk.models.dialog_session import DialogSession
+
+        data, decoding = self.config.get("data", {}), self.config.get("decoding", {})
+        settings = {
+            "max_question_length": int(data.get("max_question_length", 20)),
+            "max_answer_length": int(data.get("max_answer_length", 12)),
+            "max_history_length": int(data.get("max_history_length", 100)),
+            "beam_size": int(decoding.get("beam_size", 3)),
+            "max_length": int(decoding.get("max_length", 10)),
+        }
+        settings.update(options)
+        return DialogSession(self.model, self.vocab, image, caption, answers=self.answers, **settings)
+
+
+def _load_dialog(
+    hp: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], source: Path
+) -> PretrainedDialog:
+    from vltk.models.dialog import build_dialog_model
+
+    config = _hyper_parameter(hp, "config", source)
+    vocab = Vocabulary.from_json(_hyper_parameter(hp, "vocab", source))
+    model = build_dialog_model(
+        config["model"], vocab_size=len(vocab), pad_id=vocab.pad_id, start_id=vocab.start_id,
+        end_id=vocab.end_id, length_normalise=bool(config.get("length_normalise", False)),
+    )  # fmt: skip
+    answers = list(_hyper_parameter(hp, "answers", source))
+    return PretrainedDialog(load_network(model, state_dict, source), vocab, answers, config)
+
+
 PRETRAINED_LOADERS: dict[str, Loader] = {
     "captioning": _load_captioner,
     "vqa": _load_vqa,
     "lm": _load_lm,
     "navigation": _load_agent,
+    "dialog": _load_dialog,
 }
 """Task name -> loader ``(hyper_parameters, state_dict, source) -> inference object``."""
 
