@@ -359,20 +359,28 @@ def list_components() -> None:
 @data_app.command("synth")
 @user_errors
 def data_synth(
-    dataset: Annotated[str, typer.Argument(help="Built-in dataset to generate: shapes.")],
+    dataset: Annotated[str, typer.Argument(help="Built-in dataset to generate: shapes, shapes_dialog.")],
     out: Annotated[Path, typer.Option(help="Output directory.")],
-    num_images: Annotated[int, typer.Option(help="Number of images.")] = 3000,
+    num_images: Annotated[int, typer.Option(help="shapes: number of images.")] = 3000,
+    num_dialogs: Annotated[int, typer.Option(help="shapes_dialog: dialogs (= images), all splits.")] = 4000,
     image_size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same dataset).")] = 0,
 ) -> None:
-    """Generate a built-in dataset in its standard layout (shapes: Karpathy JSON + PNG images)."""
+    """Generate a built-in dataset in its standard layout (shapes: Karpathy JSON + PNG images;
+    shapes_dialog: VisDial v1.0 JSON + dense annotations + PNG images, see docs/dialog.md)."""
     from vltk.data.shapes import generate_shapes
+    from vltk.data.shapes_dialog import generate_shapes_dialog
     from vltk.errors import unknown_choice_message
 
-    generators = {"shapes": generate_shapes}
+    generators = {
+        "shapes": lambda: generate_shapes(out, num_images=num_images, image_size=image_size, seed=seed),
+        "shapes_dialog": lambda: generate_shapes_dialog(
+            out, num_dialogs=num_dialogs, image_size=image_size, seed=seed
+        ),
+    }
     if dataset not in generators:
         raise VltkError(unknown_choice_message("dataset", dataset, generators))
-    path = generators[dataset](out, num_images=num_images, image_size=image_size, seed=seed)
+    path = generators[dataset]()
     console.print(f"wrote {path}")
 
 
