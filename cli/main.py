@@ -421,10 +421,17 @@ def data_cache_features(
 @user_errors
 def data_validate(
     dataset: Annotated[
-        str, typer.Argument(help="A Karpathy-split JSON file, or a built-in dataset name (shapes).")
+        str,
+        typer.Argument(
+            help="A Karpathy-split or VisDial v1.0 JSON file, or a built-in dataset name (shapes)."
+        ),
     ],
     image_root: Annotated[
-        Path | None, typer.Option(help="Folder of the entries' filepath/filename (default: the JSON's).")
+        Path | None,
+        typer.Option(
+            help="Folder of the entries' filepath/filename (default: the JSON's); for VisDial, the image "
+            "folder (default: images/ next to the JSON, else the JSON's folder)."
+        ),
     ] = None,
     show: Annotated[int, typer.Option(help="How many problems of each kind to list.")] = 20,
 ) -> None:
@@ -435,7 +442,7 @@ def data_validate(
     from rich.progress import track
 
     from vltk.data.shapes import ensure_shapes
-    from vltk.data.validate import validate_karpathy
+    from vltk.data.validate import looks_like_karpathy, validate_karpathy, validate_visdial
 
     path = Path(dataset)
     if not path.is_file():
@@ -446,7 +453,8 @@ def data_validate(
     def progress(items):
         return track(items, description=f"validating {path.name}", console=err_console, transient=True)
 
-    report = validate_karpathy(path, image_root, progress=progress)
+    validate = validate_karpathy if looks_like_karpathy(path) else validate_visdial
+    report = validate(path, image_root, progress=progress)
     splits = ", ".join(f"{name}={count}" for name, count in sorted(report.splits.items()))
     console.print(f"{report.source}: {report.entries} entries, {report.images} images read ({splits})")
     for kind, problems in (

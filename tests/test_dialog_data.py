@@ -374,3 +374,19 @@ def test_visdial_datamodule_reads_a_feature_cache_and_skips_uncached_dialogs(tmp
     assert batch.images.shape == (2, 4, 3) and batch.image_ids.tolist() == [1, 3]
     assert dm.skipped["val"] == 1 and "image_id=2" in dm.split("val").problems[0]
     assert len(dm.dataset("test")) == 0  # no test file given: an empty split
+
+
+def test_validate_lists_every_bad_dialog_of_a_visdial_file(tmp_path: Path):
+    from vltk.cli.main import app
+
+    dialogs = [_dialog(1), _dialog(2), _dialog(3)]
+    _short(dialogs[0])
+    _gt_out_of_range(dialogs[2])
+    path, images = _write_fixture(tmp_path, dialogs, GOOD_IMAGES)
+    (images / "2.png").write_bytes(b"not a png")
+    result = CliRunner().invoke(app, ["data", "validate", str(path)])
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "2 malformed entries" in output and "1 unreadable images" in output
+    for expected in ("image_id=1", "7 rounds", "image_id=3", "gt_index 100", "image_id=2"):
+        assert expected in output, output

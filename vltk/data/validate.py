@@ -7,6 +7,7 @@ finds all of them in one pass, by entry and path, so they can be fixed before a 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,4 +87,50 @@ def validate_karpathy(
         except DataError as error:
             report.bad_images.append(str(error))
     logger.info("validated %s: %d entries, %d images", path, report.entries, report.images)
+    return report
+
+
+def looks_like_karpathy(path: str | Path) -> bool:
+    """Whether a JSON file starts like a Karpathy split (``{"images": ...``) rather than VisDial
+    (``{"version": ..., "split": ..., "data": ...}``); only the first bytes are read."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error})") from None
+    return b'"images"' in head
+
+
+def validate_visdial(
+    dialogs: str | Path,
+    image_dir: str | Path | None = None,
+    *,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> ValidationReport:
+    """Check every dialog of a VisDial v1.0 file (see :mod:`vltk.data.visdial`) and decode every image.
+
+    Args:
+        dialogs: the dialogs JSON.
+        image_dir: folder of the images (default: ``images/`` next to the JSON when it exists, else the
+            JSON's folder).
+        progress: wraps the image iterator (the CLI passes a progress bar).
+    """
+    from vltk.data.visdial import read_visdial
+
+    path = Path(dialogs)
+    if image_dir is None:
+        image_dir = path.parent / "images" if (path.parent / "images").is_dir() else path.parent
+    with open(path, "rb") as handle:
+        is_test = re.search(rb'"split"\s*:\s*"test', handle.read(4096)) is not None or "test" in path.stem
+    split = read_visdial(path, image_dir=image_dir, min_rounds=1 if is_test else 10)  # test stops early
+    report = ValidationReport(source=path, entries=len(split.dialogs) + split.skipped)
+    report.bad_entries = [problem.removeprefix(f"{path}: ") for problem in split.problems]
+    report.splits[split.split] = len(split.dialogs)
+    for record in (progress or iter)(split.dialogs):
+        report.images += 1
+        try:
+            load_image(record.image_path)
+        except DataError as error:
+            report.bad_images.append(f"dialog image_id={record.image_id}: {error}")
+    logger.info("validated %s: %d dialogs, %d images", path, report.entries, report.images)
     return report
