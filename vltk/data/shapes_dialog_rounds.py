@@ -133,15 +133,27 @@ class Dialogue:
     def pick(self, items: list | tuple):
         return items[int(self.rng.integers(len(items)))]
 
-    def refer(self, obj: ShapeObject) -> str | None:
-        """A short expression that picks out ``obj`` alone ("circle", "red circle", "large red circle")."""
+    def refer(self, obj: ShapeObject, without: str | None = None) -> str | None:
+        """A short expression that picks out ``obj`` alone ("circle", "small circle", "red circle", "large
+        red circle"), not naming the attribute ``without`` (the one a question asks about)."""
         candidates = [
-            (obj.shape, lambda o: o.shape == obj.shape),
-            (f"{obj.colour} {obj.shape}", lambda o: (o.colour, o.shape) == (obj.colour, obj.shape)),
-            (f"{obj.size} {obj.colour} {obj.shape}", lambda o: o == obj),
+            (obj.shape, lambda o: o.shape == obj.shape, ()),
+            (f"{obj.size} {obj.shape}", lambda o: (o.size, o.shape) == (obj.size, obj.shape), ("size",)),
+            (
+                f"{obj.colour} {obj.shape}",
+                lambda o: (o.colour, o.shape) == (obj.colour, obj.shape),
+                ("colour",),
+            ),
+            (f"{obj.size} {obj.colour} {obj.shape}", lambda o: o == obj, ("size", "colour")),
         ]
-        unique = [words for words, same in candidates if sum(map(same, self.objects)) == 1]
-        return unique[0] if unique and self.rng.random() < 0.6 else (self.pick(unique) if unique else None)
+        unique = [
+            words
+            for words, same, names in candidates
+            if without not in names and sum(map(same, self.objects)) == 1
+        ]
+        if not unique:
+            return None
+        return unique[0] if self.rng.random() < 0.6 else self.pick(unique)
 
     def caption(self) -> str:
         """Names 1 to n-1 objects (never all): the rest is for the questions to find."""
@@ -178,8 +190,8 @@ class Dialogue:
 
     def colour(self) -> Round | None:
         obj = self.pick(self.objects)
-        words = self.refer(obj)
-        if words is None or obj.colour in words:
+        words = self.refer(obj, without="colour")
+        if words is None:
             return None
         return self._about(obj, f"what colour is the {words}?", ("colour", obj.colour), "colour")
 
@@ -211,8 +223,8 @@ class Dialogue:
 
     def size(self) -> Round | None:
         obj = self.pick(self.objects)
-        words = self.refer(obj)
-        if words is None or obj.size in words:
+        words = self.refer(obj, without="size")
+        if words is None:
             return None
         if self.rng.random() < 0.5:
             return self._about(obj, f"what size is the {words}?", ("size", obj.size), "size")
