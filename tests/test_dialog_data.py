@@ -390,3 +390,20 @@ def test_validate_lists_every_bad_dialog_of_a_visdial_file(tmp_path: Path):
     assert "2 malformed entries" in output and "1 unreadable images" in output
     for expected in ("image_id=1", "7 rounds", "image_id=3", "gt_index 100", "image_id=2"):
         assert expected in output, output
+
+
+def test_bad_dense_annotations_are_named_and_ignored(tmp_path: Path):
+    path, _ = _write_fixture(tmp_path, [_dialog(1), _dialog(2), _dialog(3)], [])
+    dense = tmp_path / "dense.json"
+    entries = [
+        {"image_id": 1, "round_id": 1, "gt_relevance": [1.0] * 99},
+        {"image_id": 2, "round_id": 11, "gt_relevance": [1.0] * 100},
+        {"image_id": 3, "round_id": 10, "relevance": [0.5] * 100},  # the key of VisDial's train sample
+    ]
+    dense.write_text(json.dumps(entries))
+    split = read_visdial(path, dense)
+    assert [d.relevance for d in split.dialogs[:2]] == [{}, {}]
+    assert split.dialogs[2].relevance == {9: [0.5] * 100}
+    assert split.skipped == 0 and len(split.problems) == 2
+    assert "entry [0] (image_id=1): gt_relevance must be a list of 100 numbers" in split.problems[0]
+    assert "entry [1] (image_id=2): round_id 11 is not in 1..10" in split.problems[1]
