@@ -141,7 +141,10 @@ def main() -> None:
     lines += [
         f"| chance | | 0.010 | 0.050 | 0.100 | {chance['mrr']:.3f} | {chance['mean_rank']:.1f} |",
         "",
-        f"NDCG of the answer prior on the annotated test rounds: {table['all']['ndcg']:.3f}.",
+        f"NDCG of the answer prior on the annotated test rounds: {table['all']['ndcg']:.3f}. A question-only "
+        "model can learn about this prior (the form of the right answer follows the question's template, and "
+        "yes/no rounds leave it a coin flip between two options), so it is the floor the image and the history "
+        "have to lift the full models above.",
         "",
     ]
     publish("\n".join(lines), append=not args.no_append)
