@@ -143,7 +143,8 @@ def main() -> None:
         "",
         f"NDCG of the answer prior on the annotated test rounds: {table['all']['ndcg']:.3f}. A question-only "
         "model can learn about this prior (the form of the right answer follows the question's template, and "
-        "yes/no rounds leave it a coin flip between two options), so it is the floor the image and the history "
+        "yes/no rounds leave it a coin flip between two options), so it is the floor the image and the "
+        "history "
         "have to lift the full models above.",
         "",
     ]
