@@ -431,20 +431,28 @@ def list_components() -> None:
 @data_app.command("synth")
 @user_errors
 def data_synth(
-    dataset: Annotated[str, typer.Argument(help="Built-in dataset to generate: shapes.")],
+    dataset: Annotated[str, typer.Argument(help="Built-in dataset to generate: shapes, shapes_dialog.")],
     out: Annotated[Path, typer.Option(help="Output directory.")],
-    num_images: Annotated[int, typer.Option(help="Number of images.")] = 3000,
+    num_images: Annotated[int, typer.Option(help="shapes: number of images.")] = 3000,
+    num_dialogs: Annotated[int, typer.Option(help="shapes_dialog: dialogs (= images), all splits.")] = 4000,
     image_size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same dataset).")] = 0,
 ) -> None:
-    """Generate a built-in dataset in its standard layout (shapes: Karpathy JSON + PNG images)."""
+    """Generate a built-in dataset in its standard layout (shapes: Karpathy JSON + PNG images;
+    shapes_dialog: VisDial v1.0 JSON + dense annotations + PNG images, see docs/dialog.md)."""
     from vltk.data.shapes import generate_shapes
+    from vltk.data.shapes_dialog import generate_shapes_dialog
     from vltk.errors import unknown_choice_message
 
-    generators = {"shapes": generate_shapes}
+    generators = {
+        "shapes": lambda: generate_shapes(out, num_images=num_images, image_size=image_size, seed=seed),
+        "shapes_dialog": lambda: generate_shapes_dialog(
+            out, num_dialogs=num_dialogs, image_size=image_size, seed=seed
+        ),
+    }
     if dataset not in generators:
         raise VltkError(unknown_choice_message("dataset", dataset, generators))
-    path = generators[dataset](out, num_images=num_images, image_size=image_size, seed=seed)
+    path = generators[dataset]()
     console.print(f"wrote {path}")
 
 
@@ -487,21 +495,23 @@ def data_validate(
     dataset: Annotated[
         str,
         typer.Argument(
-            help="A Karpathy-split JSON, a VQA v2 questions JSON, or a built-in dataset name (shapes)."
+            help="A Karpathy-split JSON, a VQA v2 questions JSON, a VisDial v1.0 JSON, or a built-in "
+            "dataset name (shapes)."
         ),
     ],
     image_root: Annotated[
         Path | None,
         typer.Option(
-            help="Folder of the images (Karpathy: of filepath/filename; VQA v2: the split's images). "
-            "Default: the JSON's folder."
+            help="Folder of the images (Karpathy: of filepath/filename; VQA v2: the split's images; VisDial: "
+            "default images/ next to the JSON). Default: the JSON's folder."
         ),
     ] = None,
     annotations: Annotated[
         Path | None, typer.Option(help="VQA v2: the annotations JSON of the questions' split (answers).")
     ] = None,
     format: Annotated[
-        str, typer.Option("--format", help="auto (from the JSON's top-level keys) | karpathy | vqa_v2.")
+        str,
+        typer.Option("--format", help="auto (from the JSON's top-level keys) | karpathy | vqa_v2 | visdial."),
     ] = "auto",
     show: Annotated[int, typer.Option(help="How many problems of each kind to list.")] = 20,
 ) -> None:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -173,11 +174,10 @@ class DialogDataset(Dataset[DialogItem]):
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int, shape: tuple[int, ...]) -> Tensor:
-    out = torch.full((len(rows), max(1, max((len(r) for r in rows), default=0))), pad_id, dtype=torch.long)
+    out = np.full((len(rows), max(1, max((len(r) for r in rows), default=0))), pad_id, dtype=np.int64)
     for i, row in enumerate(rows):
-        if row:
-            out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return out.view(*shape, out.shape[-1])
+        out[i, : len(row)] = row
+    return torch.from_numpy(out).view(*shape, out.shape[-1])
 
 
 def collate_dialogs(items: Sequence[DialogItem], pad_id: int = 0) -> DialogBatch:
@@ -191,11 +191,11 @@ def collate_dialogs(items: Sequence[DialogItem], pad_id: int = 0) -> DialogBatch
     row_of: dict[str, int] = {}
     option_texts: list[str] = []
     option_rows: list[list[int]] = []
-    options = torch.zeros(batch, rounds, num_options, dtype=torch.long)  # [B, R, O]
-    gt_index = torch.full((batch, rounds), -1, dtype=torch.long)  # [B, R]
-    round_mask = torch.zeros(batch, rounds, dtype=torch.bool)  # [B, R]
-    relevance = torch.zeros(batch, rounds, num_options)  # [B, R, O]
-    relevance_mask = torch.zeros(batch, rounds, dtype=torch.bool)  # [B, R]
+    options = np.zeros((batch, rounds, num_options), dtype=np.int64)  # [B, R, O]
+    gt_index = np.full((batch, rounds), -1, dtype=np.int64)  # [B, R]
+    round_mask = np.zeros((batch, rounds), dtype=bool)  # [B, R]
+    relevance = np.zeros((batch, rounds, num_options), dtype=np.float32)  # [B, R, O]
+    relevance_mask = np.zeros((batch, rounds), dtype=bool)  # [B, R]
     questions: list[list[int]] = []
     histories: list[list[int]] = []
     for b, item in enumerate(items):
@@ -206,20 +206,16 @@ def collate_dialogs(items: Sequence[DialogItem], pad_id: int = 0) -> DialogBatch
                 option_texts.append(text)
                 option_rows.append(tokens)
             local.append(row_of[text])
-        for r in range(rounds):
-            if r < len(item.record.rounds):
-                turn = item.record.rounds[r]
-                options[b, r, : len(turn.options)] = torch.tensor([local[i] for i in item.options[r]])
-                gt_index[b, r] = turn.gt_index
-                round_mask[b, r] = True
-                questions.append(item.questions[r])
-                histories.append(item.histories[r])
-                if r in item.record.relevance:
-                    relevance[b, r, : len(turn.options)] = torch.tensor(item.record.relevance[r])
-                    relevance_mask[b, r] = True
-            else:
-                questions.append([])
-                histories.append(item.histories[-1] if item.histories else [])
+        turns = item.record.rounds
+        if item.options:
+            options[b, : len(turns)] = np.asarray(local, dtype=np.int64)[np.asarray(item.options)]  # [R_b, O]
+        gt_index[b, : len(turns)] = [turn.gt_index for turn in turns]
+        round_mask[b, : len(turns)] = True
+        for r, scores in item.record.relevance.items():
+            relevance[b, r, : len(scores)] = scores
+            relevance_mask[b, r] = True
+        questions += item.questions + [[]] * (rounds - len(turns))
+        histories += item.histories + [item.histories[-1] if item.histories else []] * (rounds - len(turns))
     return DialogBatch(
         images=torch.stack([item.image for item in items]),  # [B, 3, H, W] (or [B, N, D] cached)
         image_ids=torch.tensor([item.record.image_id for item in items], dtype=torch.long),  # [B]
@@ -229,11 +225,11 @@ def collate_dialogs(items: Sequence[DialogItem], pad_id: int = 0) -> DialogBatch
         history_lengths=torch.tensor([len(h) for h in histories], dtype=torch.long).view(batch, rounds),
         option_tokens=_pad(option_rows, pad_id, (len(option_rows),)),  # [U, Ta]
         option_lengths=torch.tensor([len(t) for t in option_rows], dtype=torch.long),  # [U]
-        options=options,
-        gt_index=gt_index,
-        round_mask=round_mask,
-        relevance=relevance,
-        relevance_mask=relevance_mask,
+        options=torch.from_numpy(options),
+        gt_index=torch.from_numpy(gt_index),
+        round_mask=torch.from_numpy(round_mask),
+        relevance=torch.from_numpy(relevance),
+        relevance_mask=torch.from_numpy(relevance_mask),
         round_types=[
             [t.type for t in item.record.rounds] + [""] * (rounds - len(item.record.rounds)) for item in items
         ],

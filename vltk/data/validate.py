@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,16 +113,26 @@ def _validate_vqa_v2_file(
     return validate_vqa_v2(path, annotations, image_root, progress=progress)
 
 
+def _validate_visdial_file(
+    path: Path, image_root: Path | None, annotations: Path | None, progress: Callable | None
+) -> ValidationReport:
+    if annotations is not None:
+        raise DataError(f"{path}: --annotations is for VQA v2; VisDial dense annotations are not validated")
+    return validate_visdial(path, image_root, progress=progress)
+
+
 Validator = Callable[..., ValidationReport]
 
 VALIDATORS: dict[str, Validator] = {
     "karpathy": _validate_karpathy_file,
     "vqa_v2": _validate_vqa_v2_file,
+    "visdial": _validate_visdial_file,
 }
 """Format name -> ``(path, image_root, annotations, progress) -> ValidationReport``."""
 
-FORMAT_KEYS = {"images": "karpathy", "questions": "vqa_v2"}
-"""The top-level list that identifies a dataset's JSON -> its format in :data:`VALIDATORS`."""
+FORMAT_KEYS = {"images": "karpathy", "questions": "vqa_v2", "data": "visdial"}
+"""The top-level key (a list; VisDial: an object) that identifies a dataset's JSON -> its format in
+:data:`VALIDATORS`."""
 
 COMPANION_KEYS = {
     "annotations": "a VQA v2 annotations file: validate its questions file with --annotations FILE"
@@ -148,7 +159,7 @@ def detect_format(path: str | Path) -> str:
     if not isinstance(document, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(document).__name__}")
     for key, name in FORMAT_KEYS.items():
-        if isinstance(document.get(key), list):
+        if isinstance(document.get(key), list | dict):
             return name
     keys = list(document)
     for key, hint in COMPANION_KEYS.items():
@@ -186,3 +197,38 @@ def validate_dataset(
     root = Path(image_root) if image_root is not None else None
     companion = Path(annotations) if annotations is not None else None
     return VALIDATORS[format](path, root, companion, progress)
+
+
+def validate_visdial(
+    dialogs: str | Path,
+    image_dir: str | Path | None = None,
+    *,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> ValidationReport:
+    """Check every dialog of a VisDial v1.0 file (see :mod:`vltk.data.visdial`) and decode every image.
+
+    Args:
+        dialogs: the dialogs JSON.
+        image_dir: folder of the images (default: ``images/`` next to the JSON when it exists, else the
+            JSON's folder).
+        progress: wraps the image iterator (the CLI passes a progress bar).
+    """
+    from vltk.data.visdial import read_visdial
+
+    path = Path(dialogs)
+    if image_dir is None:
+        image_dir = path.parent / "images" if (path.parent / "images").is_dir() else path.parent
+    with open(path, "rb") as handle:
+        is_test = re.search(rb'"split"\s*:\s*"test', handle.read(4096)) is not None or "test" in path.stem
+    split = read_visdial(path, image_dir=image_dir, min_rounds=1 if is_test else 10)  # test stops early
+    report = ValidationReport(source=path, entries=len(split.dialogs) + split.skipped)
+    report.bad_entries = [problem.removeprefix(f"{path}: ") for problem in split.problems]
+    report.splits[split.split] = len(split.dialogs)
+    for record in (progress or iter)(split.dialogs):
+        report.images += 1
+        try:
+            load_image(record.image_path)
+        except DataError as error:
+            report.bad_images.append(f"dialog image_id={record.image_id}: {error}")
+    logger.info("validated %s: %d dialogs, %d images", path, report.entries, report.images)
+    return report

@@ -303,6 +303,8 @@ def _attach_dense(result: VisDialSplit, path: Path, num_options: int) -> None:
     attached = 0
     for index, entry in enumerate(entries):
         problem = None
+        if isinstance(entry, dict) and "gt_relevance" not in entry and "relevance" in entry:
+            entry = {**entry, "gt_relevance": entry["relevance"]}  # the name in VisDial's train dense sample
         if not isinstance(entry, dict) or not {"image_id", "round_id", "gt_relevance"} <= set(entry):
             problem = "needs image_id, round_id and gt_relevance"
         else:
