@@ -200,12 +200,21 @@ def test_discriminative_training_beats_chance_on_a_synthetic_task() -> None:
     assert accuracy > 0.8, f"R@1 {accuracy:.2f} (chance 0.2)"
 
 
-@pytest.mark.parametrize("length_normalise", [False, True])
-def test_generative_ranking_equals_brute_force_log_likelihood(length_normalise: bool) -> None:
+@pytest.mark.parametrize(
+    ("length_normalise", "chunked", "same_start"),
+    [(False, True, True), (True, False, True), (False, True, False)],
+    ids=["sum-chunked", "mean-one_chunk", "sum-mixed_first_tokens"],
+)
+def test_generative_ranking_equals_brute_force_log_likelihood(
+    length_normalise: bool, chunked: bool, same_start: bool
+) -> None:
     model = model_for("generative").eval()
     model.length_normalise = length_normalise
-    model.decoder.chunk_elements = 1  # one round per chunk: the chunking is exercised
+    if chunked:
+        model.decoder.chunk_elements = 1  # one round per chunk: the chunking is exercised
     data = dialog_tensors(B=2, R=3, n_options=5, U=7)
+    if not same_start:
+        data["option_tokens"][0, 0] = 5  # the first step cannot be shared across options
     with torch.no_grad():
         output = model(*(data[k] for k in INPUTS))
         fused = output.fused  # [B*R, F]
