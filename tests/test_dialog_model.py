@@ -268,3 +268,30 @@ def test_the_discriminative_model_cannot_generate() -> None:
     model = model_for("discriminative")
     with pytest.raises(ConfigError, match="generative decoder"):
         model.generate(torch.zeros(2, 20))
+
+
+def test_generative_loss_is_the_token_nll_of_the_known_ground_truth_answers() -> None:
+    model = model_for("generative").eval()
+    data = dialog_tensors()
+    with torch.no_grad():
+        fused = model(*(data[k] for k in INPUTS)).fused  # [6, F]
+        loss = model.loss(*(data[k] for k in INPUTS), data["gt_index"], data["round_mask"])
+        from_fused = model.decoder_loss(
+            fused, data["option_tokens"], data["option_lengths"], data["options"], data["gt_index"],
+            data["round_mask"],
+        )  # fmt: skip
+        nll, count = 0.0, 0
+        for i, (b, r) in enumerate((b, r) for b in range(2) for r in range(3)):
+            gt = int(data["gt_index"][b, r])
+            if gt < 0 or not data["round_mask"][b, r]:
+                continue
+            u = int(data["options"][b, r, gt])
+            n = int(data["option_lengths"][u])
+            answer = data["option_tokens"][u, :n].unsqueeze(0)  # [1, n]
+            logprobs = torch.log_softmax(model.decoder.answer_logits(fused[i : i + 1], answer), -1)[0]
+            nll -= logprobs.gather(1, answer[0, 1:, None]).sum().item()
+            count += n - 1
+        unknown = torch.full_like(data["gt_index"], -1)
+        nothing = model.loss(*(data[k] for k in INPUTS), unknown, data["round_mask"])
+    assert count > 0 and abs(loss.item() - nll / count) < 1e-5 and abs(from_fused.item() - loss.item()) < 1e-6
+    assert nothing.item() == 0.0
