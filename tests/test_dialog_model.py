@@ -70,6 +70,7 @@ def model_for(decoder: str, **flags: bool):
 
 def test_spec_defaults_and_errors_name_the_key_or_choice() -> None:
     resolved = resolve_dialog_spec({})
+    assert resolve_dialog_spec(resolved) == resolved  # runs save the resolved spec and rebuild from it
     assert resolved["name"] == "late_fusion" and resolved["decoder"]["name"] == "discriminative"
     assert resolved["text"]["embed_dim"] == 300 and resolved["fusion"]["dim"] == 512
     assert (
