@@ -70,6 +70,7 @@ def model_for(decoder: str, **flags: bool):
 
 def test_spec_defaults_and_errors_name_the_key_or_choice() -> None:
     resolved = resolve_dialog_spec({})
+    assert resolve_dialog_spec(resolved) == resolved  # runs save the resolved spec and rebuild from it
     assert resolved["name"] == "late_fusion" and resolved["decoder"]["name"] == "discriminative"
     assert resolved["text"]["embed_dim"] == 300 and resolved["fusion"]["dim"] == 512
     assert (
@@ -200,12 +201,21 @@ def test_discriminative_training_beats_chance_on_a_synthetic_task() -> None:
     assert accuracy > 0.8, f"R@1 {accuracy:.2f} (chance 0.2)"
 
 
-@pytest.mark.parametrize("length_normalise", [False, True])
-def test_generative_ranking_equals_brute_force_log_likelihood(length_normalise: bool) -> None:
+@pytest.mark.parametrize(
+    ("length_normalise", "chunked", "same_start"),
+    [(False, True, True), (True, False, True), (False, True, False)],
+    ids=["sum-chunked", "mean-one_chunk", "sum-mixed_first_tokens"],
+)
+def test_generative_ranking_equals_brute_force_log_likelihood(
+    length_normalise: bool, chunked: bool, same_start: bool
+) -> None:
     model = model_for("generative").eval()
     model.length_normalise = length_normalise
-    model.decoder.chunk_elements = 1  # one round per chunk: the chunking is exercised
+    if chunked:
+        model.decoder.chunk_elements = 1  # one round per chunk: the chunking is exercised
     data = dialog_tensors(B=2, R=3, n_options=5, U=7)
+    if not same_start:
+        data["option_tokens"][0, 0] = 5  # the first step cannot be shared across options
     with torch.no_grad():
         output = model(*(data[k] for k in INPUTS))
         fused = output.fused  # [B*R, F]
@@ -259,3 +269,30 @@ def test_the_discriminative_model_cannot_generate() -> None:
     model = model_for("discriminative")
     with pytest.raises(ConfigError, match="generative decoder"):
         model.generate(torch.zeros(2, 20))
+
+
+def test_generative_loss_is_the_token_nll_of_the_known_ground_truth_answers() -> None:
+    model = model_for("generative").eval()
+    data = dialog_tensors()
+    with torch.no_grad():
+        fused = model(*(data[k] for k in INPUTS)).fused  # [6, F]
+        loss = model.loss(*(data[k] for k in INPUTS), data["gt_index"], data["round_mask"])
+        from_fused = model.decoder_loss(
+            fused, data["option_tokens"], data["option_lengths"], data["options"], data["gt_index"],
+            data["round_mask"],
+        )  # fmt: skip
+        nll, count = 0.0, 0
+        for i, (b, r) in enumerate((b, r) for b in range(2) for r in range(3)):
+            gt = int(data["gt_index"][b, r])
+            if gt < 0 or not data["round_mask"][b, r]:
+                continue
+            u = int(data["options"][b, r, gt])
+            n = int(data["option_lengths"][u])
+            answer = data["option_tokens"][u, :n].unsqueeze(0)  # [1, n]
+            logprobs = torch.log_softmax(model.decoder.answer_logits(fused[i : i + 1], answer), -1)[0]
+            nll -= logprobs.gather(1, answer[0, 1:, None]).sum().item()
+            count += n - 1
+        unknown = torch.full_like(data["gt_index"], -1)
+        nothing = model.loss(*(data[k] for k in INPUTS), unknown, data["round_mask"])
+    assert count > 0 and abs(loss.item() - nll / count) < 1e-5 and abs(from_fused.item() - loss.item()) < 1e-6
+    assert nothing.item() == 0.0

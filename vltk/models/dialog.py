@@ -193,22 +193,43 @@ class DialogModel(nn.Module):
         """The training loss: cross-entropy over the options (discriminative) or the mean token NLL of the
         ground-truth answers under teacher forcing (generative). Rounds with ``gt_index == -1`` or
         ``round_mask == False`` are ignored."""
-        B, R, n_options = options.shape
         fusion, _ = self.encode(images, questions, question_lengths, history, history_lengths)
+        return self.decoder_loss(fusion.fused, option_tokens, option_lengths, options, gt_index, round_mask)
+
+    def decoder_loss(
+        self,
+        fused: Tensor,
+        option_tokens: Tensor,
+        option_lengths: Tensor,
+        options: Tensor,
+        gt_index: Tensor,
+        round_mask: Tensor,
+    ) -> Tensor:
+        """:meth:`loss` from fused encodings ``[B*R, F]`` (e.g. ``DialogOutput.fused``), so that a validation
+        step gets the loss and the scores from one encoder pass.
+
+        Args: ``fused [B*R, F]``, ``option_tokens [U, Ta]``, ``option_lengths [U]``, ``options [B, R, O]``,
+        ``gt_index [B, R]``, ``round_mask [B, R]``.
+        """
+        B, R, n_options = options.shape
         if not self.generative:
-            scores = self.decoder(
-                fusion.fused, option_tokens, option_lengths, options.reshape(B * R, n_options)
-            )
+            scores = self.decoder(fused, option_tokens, option_lengths, options.reshape(B * R, n_options))
             return discriminative_loss(
                 scores.view(B, R, n_options), gt_index, round_mask
-            )  # [B*R, O] -> scalar
-        known = (gt_index >= 0) & round_mask  # [B, R]
+            )  # [B, R, O] -> scalar
+        known = ((gt_index >= 0) & round_mask).reshape(B * R)  # [B*R]
         gt_rows = options.gather(2, gt_index.clamp(min=0).unsqueeze(-1)).reshape(B * R)  # [B*R]
-        answers = option_tokens[gt_rows]  # [B*R, Ta]
-        lengths = option_lengths[gt_rows]  # [B*R]
-        logits = self.decoder.answer_logits(fusion.fused, answers)  # [B*R, Ta-1, V]
+        if not bool(known.all()):
+            # Teacher-force only the rounds with a known answer.
+            keep = known.nonzero().squeeze(1)  # [M']
+            fused, gt_rows = fused[keep], gt_rows[keep]  # [M', F], [M']
+        answers = option_tokens[gt_rows]  # [M', Ta]
+        lengths = option_lengths[gt_rows]  # [M']
+        if answers.shape[0] == 0 or answers.shape[1] < 2:
+            return fused.sum() * 0.0
+        logits = self.decoder.answer_logits(fused, answers)  # [M', Ta-1, V]
         steps = torch.arange(1, answers.shape[1], device=answers.device)  # [Ta-1]
-        target_mask = (steps[None, :] < lengths[:, None]) & known.reshape(B * R, 1)  # [B*R, Ta-1]
+        target_mask = steps[None, :] < lengths[:, None]  # [M', Ta-1]
         return generative_loss(logits, answers[:, 1:], target_mask)
 
     def forward_batch(self, batch: DialogBatch) -> DialogOutput:

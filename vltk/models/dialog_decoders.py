@@ -207,26 +207,35 @@ class GenerativeDecoder(CaptionDecoder):
     def _sequence_logprobs(self, fused: Tensor, tokens: Tensor, lengths: Tensor, *, copies: int) -> Tensor:
         """Sum of log-probs ``[C*copies]`` of ``tokens [C*copies, T]``; row ``i`` continues round
         ``i // copies`` (``fused [C, F]``)."""
-        state = self.start(fused)  # [C] rows
-        width = int(lengths.max()) if lengths.numel() else 0
-        total = fused.new_zeros(tokens.shape[0], dtype=torch.float32)  # [C*copies]
+        rows = tokens.shape[0]
+        total = fused.new_zeros(rows, dtype=torch.float32)  # [C*copies]
+        width = int(lengths.max()) if rows else 0
         if width < 2:
             return total
+        # Longest candidates first: step t runs only the rows still longer than t (a shrinking prefix), so
+        # the many short answers padded to the batch's longest one cost nothing after their <end>.
+        order = lengths.argsort(descending=True, stable=True)  # [C*copies]
+        tokens, lengths = tokens[order], lengths[order]  # [C*copies, T], [C*copies]
+        live = (lengths[None, :] > torch.arange(width + 1, device=lengths.device)[:, None]).sum(1).tolist()
+        source = torch.div(order, copies, rounding_mode="floor")  # [C*copies] the round of each row
+        state = self.start(fused)  # [C] rows
         first = tokens[:, 0]  # [C*copies]
         if bool((first == first[0]).all()):
             # Every candidate starts with the same <start>: take the first step once per round.
-            logprobs, state = self.step(first[::copies], state)  # [C, V]
-            logprobs = logprobs.repeat_interleave(copies, dim=0)  # [C*copies, V]
-            state = state.expand(copies)
+            logprobs, state = self.step(first[: fused.shape[0]], state)  # [C, V]
+            logprobs, state = logprobs[source], state.select(source)  # [C*copies, V]
         else:
-            state = state.expand(copies)
-            logprobs, state = self.step(first, state)  # [C*copies, V]
+            logprobs, state = self.step(first, state.select(source))  # [C*copies, V]
+        sums = torch.zeros_like(total)  # [C*copies], in length order
         for t in range(1, width):
-            target = tokens[:, t]  # [C*copies]
-            picked = logprobs.gather(1, target[:, None]).squeeze(1)  # [C*copies]
-            total = total + picked.float().masked_fill(lengths <= t, 0.0)  # [C*copies]
-            if t + 1 < width:
-                logprobs, state = self.step(target, state)  # [C*copies, V]
+            target = tokens[: live[t], t]  # [live_t] the rows that still have a word (or <end>) at t
+            picked = logprobs[: live[t]].gather(1, target[:, None]).squeeze(1)  # [live_t]
+            sums[: live[t]] += picked.float()
+            if live[t + 1] > 0:
+                if live[t + 1] < state.batch_size:
+                    state = state.select(torch.arange(live[t + 1], device=tokens.device))
+                logprobs, state = self.step(target[: live[t + 1]], state)  # [live_t+1, V]
+        total[order] = sums
         return total
 
 
