@@ -408,6 +408,7 @@ def list_components() -> None:
     from vltk.attention import ATTENTIONS
     from vltk.decoders import DECODERS
     from vltk.encoders import IMAGE_ENCODERS, TEXT_ENCODERS
+    from vltk.models.dialog import DIALOG_DECODERS, DIALOG_ENCODERS
     from vltk.rnn import CELLS
     from vltk.tasks import TASKS
     from vltk.tasks.runner import available_configs
@@ -423,6 +424,8 @@ def list_components() -> None:
     table.add_row("text encoders", ", ".join(TEXT_ENCODERS))
     table.add_row("attention", ", ".join(ATTENTIONS))
     table.add_row("decoders", ", ".join(DECODERS))
+    table.add_row("dialog encoders", ", ".join(DIALOG_ENCODERS))
+    table.add_row("dialog decoders", ", ".join(DIALOG_DECODERS))
     table.add_row("recurrent cells", ", ".join(CELLS))
     table.add_row("decoding", "greedy, sample, beam")
     console.print(table)
