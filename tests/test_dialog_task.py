@@ -174,3 +174,41 @@ def test_from_pretrained_chats_like_the_system(dialog_run: Path, tmp_path: Path)
     reference = open_session(load_system(checkpoint), _an_image(), "a red circle")
     assert [session.ask(q).answer for q in questions] == [reference.ask(q).answer for q in questions]
     assert session.history() == reference.history()
+
+
+def test_evaluate_on_visdial_files_skips_bad_dialogs_by_name_and_scores_the_rest(
+    dialog_run: Path, tmp_path: Path, caplog
+):
+    """The issue's bad inputs (fewer than 10 rounds, gt_index out of range, not 100 options, a missing image),
+    one dialog each, in a VisDial v1.0 file: each is named by its image_id; the other dialogs evaluate."""
+    import logging
+    import shutil
+
+    from vltk.tasks.runner import evaluate
+
+    dialogs_path, dense_path = _generated_test_files(None)
+    document = json.loads(dialogs_path.read_text())
+    dialogs = document["data"]["dialogs"]
+    bad = {dialog["image_id"]: kind for dialog, kind in zip(dialogs, ["rounds", "gt", "options", "image"])}
+    kinds = {kind: image_id for image_id, kind in bad.items()}
+    dialogs[0]["dialog"] = dialogs[0]["dialog"][:9]
+    dialogs[1]["dialog"][3]["gt_index"] = 100
+    dialogs[2]["dialog"][5]["answer_options"] = dialogs[2]["dialog"][5]["answer_options"][:99]
+    images = tmp_path / "images"
+    shutil.copytree(dialogs_path.parent / "images", images)
+    (missing,) = [path for path in images.iterdir() if path.stem.endswith(f"_{kinds['image']:012d}")]
+    missing.unlink()
+    broken = tmp_path / "visdial_1.0_test.json"
+    broken.write_text(json.dumps(document))
+    overrides = [
+        "data.name=visdial", f"data.train_json={broken}", f"data.test_json={broken}",
+        f"data.test_dense={dense_path}", f"data.image_dir={images}", "data.test_min_rounds=10",
+    ]  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        result = evaluate(dialog_run / "checkpoints" / "best.ckpt", overrides=overrides)
+    warnings = caplog.text
+    for image_id in bad:
+        assert f"image_id={image_id}" in warnings or f"image_id {image_id}" in warnings, (image_id, warnings)
+    ranked = {row["image_id"] for row in result.predictions}
+    assert ranked == {d["image_id"] for d in dialogs} - set(bad)
+    assert 0.0 < result.metrics["MRR"] <= 1.0

@@ -25,8 +25,8 @@ class DialogBatch:
     """A batch of ``B`` dialogs of ``R`` rounds.
 
     Attributes:
-        images: ``[B, 3, H, W]`` float, normalised by the encoder's ``transforms()`` (or cached features'
-            placeholder images when the encoder is ``cached``: see ``vltk.encoders.cached``).
+        images: ``[B, 3, H, W]`` float, normalised by the encoder's ``transforms()``; with the ``cached``
+            encoder (``vltk.encoders.cached``), the cached grids ``[B, N, D]`` instead.
         image_ids: ``[B]`` long, VisDial ``image_id``.
         questions: ``[B, R, Tq]`` long question token ids (no ``<start>``/``<end>``), right-padded with 0.
         question_lengths: ``[B, R]`` long real lengths.
