@@ -499,7 +499,7 @@ def data_validate(
         str,
         typer.Argument(
             help="A Karpathy-split JSON, a VQA v2 questions JSON, a VisDial v1.0 JSON, or a built-in "
-            "dataset name (shapes)."
+            "dataset name (shapes, shapes_dialog)."
         ),
     ],
     image_root: Annotated[
@@ -522,16 +522,36 @@ def data_validate(
 
     Exits 1 when anything is wrong, so scripts can stop before a long run.
     """
-    from rich.progress import track
 
     from vltk.data.shapes import ensure_shapes
-    from vltk.data.validate import validate_dataset
+    from vltk.data.shapes_dialog import ensure_shapes_dialog, split_paths
 
-    path = Path(dataset)
-    if not path.is_file():
-        if dataset != "shapes":
-            raise VltkError(f"{dataset}: neither a file nor a built-in dataset (built-in: shapes)")
-        path = ensure_shapes()
+    paths = [Path(dataset)]
+    if not paths[0].is_file():
+        if dataset == "shapes":
+            paths = [ensure_shapes()]
+        elif dataset == "shapes_dialog":
+            root = ensure_shapes_dialog()
+            paths = [split_paths(root, split)[0] for split in ("train", "val", "test")]
+        else:
+            raise VltkError(
+                f"{dataset}: neither a file nor a built-in dataset (built-in: shapes, shapes_dialog)"
+            )
+    all_ok = True
+    for path in paths:
+        all_ok &= _validate_one(path, format, image_root, annotations, show)
+    if not all_ok:
+        raise typer.Exit(1)
+    console.print("[bold green]no problems found[/]")
+
+
+def _validate_one(
+    path: Path, format: str, image_root: Path | None, annotations: Path | None, show: int
+) -> bool:
+    """Validate one dataset file and print its problems; ``True`` when there are none."""
+    from rich.progress import track
+
+    from vltk.data.validate import validate_dataset
 
     def progress(items):
         return track(items, description=f"validating {path.name}", console=err_console, transient=True)
@@ -551,8 +571,7 @@ def data_validate(
                 console.print(f"  {problem}", highlight=False, soft_wrap=True)
             if len(problems) > show:
                 console.print(f"  ... and {len(problems) - show} more (--show N lists more)")
-    if not report.ok:
-        raise typer.Exit(1)
+    return report.ok
     console.print("[bold green]no problems found[/]")
 
 
