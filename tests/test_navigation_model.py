@@ -22,11 +22,16 @@ def _batch(observation: str, batch: int = 3, steps: int = 5):
     return images, directions, instructions, instructions != 0
 
 
+GROUNDING = {"pool": "flatten", "flatten_dim": 24, "cell_attention_heads": 2, "film_condition": "instruction"}
+
+
 @pytest.mark.parametrize("observation", ["symbolic", "rgb"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_agent_shapes_and_every_parameter_gets_a_gradient(observation, bidirectional):
+@pytest.mark.parametrize("grounding", [False, True])
+def test_agent_shapes_and_every_parameter_gets_a_gradient(observation, bidirectional, grounding):
     torch.manual_seed(0)
     spec = {**TINY, "bidirectional": bidirectional, "pool": "flatten" if bidirectional else "max"}
+    spec.update(GROUNDING if grounding else {})
     agent = build_navigation_agent(spec, vocab_size=10, observation=observation)
     images, directions, instructions, mask = _batch(observation)
     step_mask = torch.ones(3, 5, dtype=torch.bool)
@@ -78,3 +83,19 @@ def test_agent_spec_is_resolved_and_checked():
         resolve_agent_spec({"name": "attention_lstm", "memory_dims": 3})
     with pytest.raises(ConfigError, match="attention_lstm"):
         resolve_agent_spec({"name": "attention_lstn"})
+    with pytest.raises(ConfigError, match="film_condition"):
+        build_navigation_agent({**TINY, "film_condition": "words"}, vocab_size=10, observation="symbolic")
+
+
+def test_cell_attention_points_at_the_cell_the_instruction_names():
+    """The cell attention maps are softmaxes over the 49 cells, one per head, and move with the object."""
+    torch.manual_seed(0)
+    agent = build_navigation_agent({**TINY, **GROUNDING}, vocab_size=10, observation="symbolic").eval()
+    images = torch.ones(1, 7, 7, 3, dtype=torch.uint8)  # empty cells
+    images[0, 1, 2] = torch.tensor([6, 0, 0], dtype=torch.uint8)  # a red ball
+    instruction = agent.text(torch.tensor([[4, 5, 6]]), torch.tensor([3])).final  # [1, H']
+    maps = agent._cell_attention(agent.image(images), instruction).view(2, 49)  # [h, 49]
+    assert torch.allclose(maps.sum(-1), torch.ones(2))
+    moved = images.clone()
+    moved[0, 1, 2], moved[0, 5, 4] = moved[0, 0, 0], images[0, 1, 2]
+    assert not torch.allclose(maps, agent._cell_attention(agent.image(moved), instruction).view(2, 49))
