@@ -22,7 +22,8 @@ def _batch(observation: str, batch: int = 3, steps: int = 5):
     return images, directions, instructions, instructions != 0
 
 
-GROUNDING = {"pool": "flatten", "flatten_dim": 24, "cell_attention_heads": 2, "film_condition": "instruction"}
+GROUNDING = {"pool": "flatten", "flatten_dim": 24, "cell_attention_heads": 2, "film_condition": "instruction",
+             "early_film": True}  # fmt: skip
 
 
 @pytest.mark.parametrize("observation", ["symbolic", "rgb"])
@@ -56,10 +57,12 @@ def test_truncation_changes_gradients_not_outputs():
     assert torch.allclose(full, cut, atol=1e-6)
 
 
-def test_step_by_step_policy_matches_teacher_forcing():
+@pytest.mark.parametrize("grounding", [False, True])
+def test_step_by_step_policy_matches_teacher_forcing(grounding):
     torch.manual_seed(0)
     vocab = Vocabulary.build([["go", "to", "the", "red", "ball"]])
-    agent = build_navigation_agent(TINY, vocab_size=len(vocab), observation="symbolic").eval()
+    spec = {**TINY, **(GROUNDING if grounding else {})}
+    agent = build_navigation_agent(spec, vocab_size=len(vocab), observation="symbolic").eval()
     images, directions, _, _ = _batch("symbolic", batch=1, steps=4)
     ids = torch.tensor([vocab.encode("go to the red ball", add_special=False)])
     logits = agent.forward_episodes(images, directions, ids, ids != vocab.pad_id).logits  # [1, 4, 7]
@@ -68,6 +71,15 @@ def test_step_by_step_policy_matches_teacher_forcing():
     for t in range(4):
         actions, attention, state = policy.act(images[:, t].numpy(), directions[:, t].numpy(), state)
         assert actions[0] == int(logits[0, t].argmax()) and attention.shape == (1, 5)
+    if (
+        grounding
+    ):  # the early FiLM (identity at init, so perturbed here) makes views depend on the instruction
+        torch.nn.init.normal_(agent.early_film.proj.weight)
+        other = torch.tensor([vocab.encode("go to the ball", add_special=False)])
+        assert not torch.equal(
+            agent.encode_views(images[0], agent.begin(ids, ids != 0).words.final.expand(4, -1)),
+            agent.encode_views(images[0], agent.begin(other, other != 0).words.final.expand(4, -1)),
+        )
 
 
 def test_film_starts_as_identity():

@@ -29,7 +29,7 @@ from vltk.attention import AdditiveAttention
 from vltk.encoders import RNNTextEncoder
 from vltk.envs.babyai import NUM_ACTIONS, ObservationKind, check_observation
 from vltk.errors import ConfigError, unknown_choice_message
-from vltk.models.film import FiLMBlock
+from vltk.models.film import FiLM, FiLMBlock
 from vltk.models.observation_encoder import OBSERVATION_ENCODERS
 from vltk.registry import build, resolved_spec
 from vltk.text import Vocabulary
@@ -74,6 +74,10 @@ class NavigationAgent(nn.Module):
             concatenated to the memory input).
         film_condition: what conditions FiLM: ``"attention"`` (the words attended from the memory at this
             step) or ``"instruction"`` (the instruction GRU's final state, as in the BabyAI baselines).
+        early_film: also modulate the cell embeddings, *before* the convolutions, by FiLM from the
+            instruction's final state, so that the convolutions can pick out the cells whose object matches
+            the instruction (colour *and* type). The FiLM blocks after the convolutions scale whole channels
+            and could not learn that (docs/navigation.md).
         memory_dim: LSTM memory size ``H``.
         attention_dim: additive attention hidden size ``A``.
         pool: how the 7x7 grid becomes one vector: ``"max"`` over cells (the BabyAI baselines) or
@@ -100,6 +104,7 @@ class NavigationAgent(nn.Module):
         channels: int = 128,
         film_blocks: int = 2,
         film_condition: Literal["attention", "instruction"] = "attention",
+        early_film: bool = False,
         memory_dim: int = 256,
         attention_dim: int = 64,
         pool: Literal["max", "flatten"] = "max",
@@ -125,6 +130,7 @@ class NavigationAgent(nn.Module):
         self.image = OBSERVATION_ENCODERS[observation](channels=channels)
         self.attention = AdditiveAttention(memory_dim, words_dim, dim=attention_dim)
         self.film = nn.ModuleList(FiLMBlock(channels, words_dim) for _ in range(film_blocks))
+        self.early_film = FiLM(channels, words_dim) if early_film else None
         if pool not in ("max", "flatten"):
             raise ConfigError(unknown_choice_message("model.pool", str(pool), ("max", "flatten")))
         self.pool = pool
@@ -191,11 +197,19 @@ class NavigationAgent(nn.Module):
         scores = (keys * query).sum(dim=-1) / dim**0.5  # [B, 49, h]
         return torch.softmax(scores, dim=1).transpose(1, 2).flatten(1)  # [B, h * 49]
 
+    def encode_views(self, images: Tensor, instruction: Tensor | None = None) -> Tensor:
+        """Views ``uint8 [N, *obs]`` -> CNN grids ``[N, C, 7, 7]``; ``instruction [N, H']`` (the final GRU
+        state of each view's episode) is needed with ``early_film``."""
+        if self.early_film is None:
+            return self.image(images)  # [N, C, 7, 7]
+        cells = self.early_film(self.image.embed_cells(images), instruction)  # [N, C, 7, 7]
+        return self.image.convs(cells)  # [N, C, 7, 7]
+
     def step(
         self, images: Tensor, directions: Tensor, state: AgentState
     ) -> tuple[Tensor, Tensor, AgentState]:
         """One step from raw observations ``uint8 [B, *obs]`` and headings ``[B]``."""
-        return self._step(self.image(images), directions, state)
+        return self._step(self.encode_views(images, state.words.final), directions, state)
 
     # --------------------------------------------------------------------------------------- training
     def forward_episodes(
@@ -218,14 +232,15 @@ class NavigationAgent(nn.Module):
                 (0: backprop through whole episodes).
         """
         batch, steps = directions.shape
+        state = self.begin(instructions, instruction_mask)
+        final = state.words.final[:, None].expand(-1, steps, -1)  # [B, T, H']
         if step_mask is None:
-            grids = self.image(images.flatten(0, 1))  # [B*T, C, 7, 7]
+            grids = self.encode_views(images.flatten(0, 1), final.flatten(0, 1))  # [B*T, C, 7, 7]
         else:
-            real = self.image(images[step_mask])  # [S, C, 7, 7]
+            real = self.encode_views(images[step_mask], final[step_mask])  # [S, C, 7, 7]
             grids = real.new_zeros(batch * steps, *real.shape[1:])  # [B*T, C, 7, 7]
             grids[step_mask.flatten()] = real
         grids = grids.view(batch, steps, *grids.shape[1:])  # [B, T, C, 7, 7]
-        state = self.begin(instructions, instruction_mask)
         logits, attention = [], []
         for t in range(steps):
             if tbptt_steps > 0 and t > 0 and t % tbptt_steps == 0:
