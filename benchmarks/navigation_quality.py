@@ -6,6 +6,7 @@ demos (`vltk data demos`) and training + validation + test (`vltk train navigati
     python benchmarks/navigation_quality.py                          # GoToRedBall (the default config)
     python benchmarks/navigation_quality.py --runs gotolocal         # GoToLocal (gotolocal.yaml)
     python benchmarks/navigation_quality.py --runs default --set trainer.max_epochs=5
+    python benchmarks/navigation_quality.py --runs gotolocal --demos DIR   # reuse demos
 
 The test split is 500 held-out episodes (seeds from 2,000,000,000; the demos use seeds from 0). Other work may
 share the machine: the load average (`uptime`) before and after each run is recorded next to its times.
@@ -57,7 +58,7 @@ def env_steps_per_second(level: str, steps: int = 20000) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def run(name: str, work: Path, overrides: list[str]) -> dict:
+def run(name: str, work: Path, overrides: list[str], demos_dir: str | None = None) -> dict:
     config, level, episodes = RUNS[name]
     for override in overrides:
         if override.startswith("data.episodes="):
@@ -65,11 +66,14 @@ def run(name: str, work: Path, overrides: list[str]) -> dict:
     demos, run_dir = work / f"demos-{name}", work / name
     before = load()
     start = time.perf_counter()
-    out = subprocess.run(
-        [VLTK, "data", "demos", "--level", level, "--episodes", str(episodes), "--out", str(demos)],
-        check=True, capture_output=True, text=True, cwd=work,
-    ).stdout  # fmt: skip
-    demo_seconds = time.perf_counter() - start
+    if demos_dir is None:
+        out = subprocess.run(
+            [VLTK, "data", "demos", "--level", level, "--episodes", str(episodes), "--out", str(demos)],
+            check=True, capture_output=True, text=True, cwd=work,
+        ).stdout  # fmt: skip
+    else:  # reuse a folder made by `vltk data demos` (the run reads its first `episodes` demos)
+        demos, out = Path(demos_dir).resolve(), ""
+    demo_seconds = time.perf_counter() - start if demos_dir is None else float("nan")
     rates = re.search(r"([\d.]+) demos/s, ([\d.]+) steps/s", out.replace("\n", " "))
     command = [
         "vltk",
@@ -116,8 +120,8 @@ def table(results: list[dict]) -> str:
     rule = "|" + "---|" * (9 + len(METRICS))
     rows = [
         f"| {r['level']} | {r['episodes']} | {r['test_episodes']} | `{r['command']}` | "
-        f"{r['demo_seconds']:.0f} s | "
-        f"{r['demos_per_s']:.0f} ({r['demo_steps_per_s']:.0f}) | {r['train_seconds'] / 60:.1f} min | "
+        + ("reused | " if r["demo_seconds"] != r["demo_seconds"] else f"{r['demo_seconds']:.0f} s | ")
+        + f"{r['demos_per_s']:.0f} ({r['demo_steps_per_s']:.0f}) | {r['train_seconds'] / 60:.1f} min | "
         + " | ".join(f"{r['metrics'].get(m, float('nan')):.4f}" for m in METRICS)
         + f" | {r['env_steps_per_s']:.0f} | {r['load']} |"
         for r in results
@@ -132,9 +136,14 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=["default"])
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
     parser.add_argument("--no-append", action="store_true", help="print only; do not touch BENCHMARKS.md")
+    parser.add_argument(
+        "--demos", default=None, help="an existing demo folder to train on (no generation; one run)"
+    )
     args = parser.parse_args()
+    if args.demos is not None and len(args.runs) != 1:
+        parser.error("--demos needs exactly one of --runs")
     with tempfile.TemporaryDirectory() as tmp:
-        results = [run(name, Path(tmp), args.overrides) for name in args.runs]
+        results = [run(name, Path(tmp), args.overrides, args.demos) for name in args.runs]
     text = (
         f"\n### Navigation on BabyAI ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine()})\n\n"
         f"`{invocation()}`; test episodes are held-out seeds (from 2,000,000,000; demos use seeds from 0); "

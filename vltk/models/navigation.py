@@ -29,7 +29,7 @@ from vltk.attention import AdditiveAttention
 from vltk.encoders import RNNTextEncoder
 from vltk.envs.babyai import NUM_ACTIONS, ObservationKind, check_observation
 from vltk.errors import ConfigError, unknown_choice_message
-from vltk.models.film import FiLMBlock
+from vltk.models.film import FiLM, FiLMBlock
 from vltk.models.observation_encoder import OBSERVATION_ENCODERS
 from vltk.registry import build, resolved_spec
 from vltk.text import Vocabulary
@@ -72,10 +72,22 @@ class NavigationAgent(nn.Module):
         channels: CNN channels ``C``.
         film_blocks: FiLM blocks conditioned on the attended instruction (0: no FiLM, the context is only
             concatenated to the memory input).
+        film_condition: what conditions FiLM: ``"attention"`` (the words attended from the memory at this
+            step) or ``"instruction"`` (the instruction GRU's final state, as in the BabyAI baselines).
+        early_film: also modulate the cell embeddings, *before* the convolutions, by FiLM from the
+            instruction's final state, so that the convolutions can pick out the cells whose object matches
+            the instruction (colour *and* type). The FiLM blocks after the convolutions scale whole channels
+            and could not learn that (docs/navigation.md).
         memory_dim: LSTM memory size ``H``.
         attention_dim: additive attention hidden size ``A``.
         pool: how the 7x7 grid becomes one vector: ``"max"`` over cells (the BabyAI baselines) or
             ``"flatten"`` (a linear layer over all 49 cells, which keeps where things are in the view).
+        flatten_dim: output size of the ``"flatten"`` layer (0: ``channels``, a tight bottleneck for views
+            with several objects).
+        cell_attention_heads: heads of a scaled dot-product attention from the instruction's final state over
+            the 49 cells of the (FiLM-conditioned) grid; each head's 49 weights, a map of where the
+            instruction's referent is, go into the memory (0: none).
+        cell_attention_dim: key/query size per head of that attention.
         direction_dim: heading embedding size (0: the heading is not given).
         dropout: dropout before the policy head.
         pad_id: the instruction padding id.
@@ -91,9 +103,14 @@ class NavigationAgent(nn.Module):
         bidirectional: bool = False,
         channels: int = 128,
         film_blocks: int = 2,
+        film_condition: Literal["attention", "instruction"] = "attention",
+        early_film: bool = False,
         memory_dim: int = 256,
         attention_dim: int = 64,
         pool: Literal["max", "flatten"] = "max",
+        flatten_dim: int = 0,
+        cell_attention_heads: int = 0,
+        cell_attention_dim: int = 32,
         direction_dim: int = 16,
         dropout: float = 0.0,
         pad_id: int = 0,
@@ -113,13 +130,28 @@ class NavigationAgent(nn.Module):
         self.image = OBSERVATION_ENCODERS[observation](channels=channels)
         self.attention = AdditiveAttention(memory_dim, words_dim, dim=attention_dim)
         self.film = nn.ModuleList(FiLMBlock(channels, words_dim) for _ in range(film_blocks))
+        self.early_film = FiLM(channels, words_dim) if early_film else None
         if pool not in ("max", "flatten"):
             raise ConfigError(unknown_choice_message("model.pool", str(pool), ("max", "flatten")))
         self.pool = pool
-        self.flatten = nn.Linear(channels * 49, channels) if pool == "flatten" else None
+        if film_condition not in ("attention", "instruction"):
+            raise ConfigError(
+                unknown_choice_message(
+                    "model.film_condition", str(film_condition), ("attention", "instruction")
+                )
+            )
+        self.film_condition = film_condition
+        view_dim = (flatten_dim or channels) if pool == "flatten" else channels
+        self.flatten = nn.Linear(channels * 49, view_dim) if pool == "flatten" else None
+        self.cell_heads, self.cell_dim = cell_attention_heads, cell_attention_dim
+        if cell_attention_heads > 0:
+            self.cell_keys = nn.Linear(channels, cell_attention_heads * cell_attention_dim)
+            self.cell_query = nn.Linear(words_dim, cell_attention_heads * cell_attention_dim)
         self.direction = nn.Embedding(4, direction_dim) if direction_dim > 0 else None
         self.init_memory = nn.Linear(words_dim, memory_dim)
-        self.memory = nn.LSTMCell(channels + words_dim + direction_dim, memory_dim)
+        self.memory = nn.LSTMCell(
+            view_dim + words_dim + direction_dim + 49 * cell_attention_heads, memory_dim
+        )
         self.head = nn.Sequential(
             nn.Dropout(dropout),
             nn.Linear(memory_dim + words_dim, memory_dim),
@@ -140,24 +172,44 @@ class NavigationAgent(nn.Module):
         context, weights = self.attention(
             state.h, state.words.states, state.projected, state.words.mask
         )  # [B, H'], [B, L]
+        cond = context if self.film_condition == "attention" else state.words.final  # [B, H']
         for block in self.film:
-            grid = block(grid, context)  # [B, C, 7, 7]
+            grid = block(grid, cond)  # [B, C, 7, 7]
         if self.flatten is not None:
-            pooled = torch.relu(self.flatten(grid.flatten(1)))  # [B, C]
+            pooled = torch.relu(self.flatten(grid.flatten(1)))  # [B, flatten_dim or C]
         else:
             pooled = grid.amax(dim=(2, 3))  # [B, C]
         inputs = [pooled, context]
+        if self.cell_heads > 0:
+            inputs.append(self._cell_attention(grid, state.words.final))  # [B, 49 * heads]
         if self.direction is not None:
             inputs.append(self.direction(directions))  # [B, Dd]
         h, c = self.memory(torch.cat(inputs, dim=-1), (state.h, state.c))  # [B, H]
         logits = self.head(torch.cat([h, context], dim=-1))  # [B, 7]
         return logits, weights, AgentState(h, c, state.words, state.projected)
 
+    def _cell_attention(self, grid: Tensor, instruction: Tensor) -> Tensor:
+        """Where the instruction's referent is in the view: per head, a softmax over the 49 cells of
+        ``key(cell) . query(instruction)`` (scaled dot product), flattened to ``[B, 49 * heads]``."""
+        batch, heads, dim = grid.shape[0], self.cell_heads, self.cell_dim
+        keys = self.cell_keys(grid.flatten(2).transpose(1, 2)).view(batch, -1, heads, dim)  # [B, 49, h, d]
+        query = self.cell_query(instruction).view(batch, 1, heads, dim)  # [B, 1, h, d]
+        scores = (keys * query).sum(dim=-1) / dim**0.5  # [B, 49, h]
+        return torch.softmax(scores, dim=1).transpose(1, 2).flatten(1)  # [B, h * 49]
+
+    def encode_views(self, images: Tensor, instruction: Tensor | None = None) -> Tensor:
+        """Views ``uint8 [N, *obs]`` -> CNN grids ``[N, C, 7, 7]``; ``instruction [N, H']`` (the final GRU
+        state of each view's episode) is needed with ``early_film``."""
+        if self.early_film is None:
+            return self.image(images)  # [N, C, 7, 7]
+        cells = self.early_film(self.image.embed_cells(images), instruction)  # [N, C, 7, 7]
+        return self.image.convs(cells)  # [N, C, 7, 7]
+
     def step(
         self, images: Tensor, directions: Tensor, state: AgentState
     ) -> tuple[Tensor, Tensor, AgentState]:
         """One step from raw observations ``uint8 [B, *obs]`` and headings ``[B]``."""
-        return self._step(self.image(images), directions, state)
+        return self._step(self.encode_views(images, state.words.final), directions, state)
 
     # --------------------------------------------------------------------------------------- training
     def forward_episodes(
@@ -180,14 +232,15 @@ class NavigationAgent(nn.Module):
                 (0: backprop through whole episodes).
         """
         batch, steps = directions.shape
+        state = self.begin(instructions, instruction_mask)
+        final = state.words.final[:, None].expand(-1, steps, -1)  # [B, T, H']
         if step_mask is None:
-            grids = self.image(images.flatten(0, 1))  # [B*T, C, 7, 7]
+            grids = self.encode_views(images.flatten(0, 1), final.flatten(0, 1))  # [B*T, C, 7, 7]
         else:
-            real = self.image(images[step_mask])  # [S, C, 7, 7]
+            real = self.encode_views(images[step_mask], final[step_mask])  # [S, C, 7, 7]
             grids = real.new_zeros(batch * steps, *real.shape[1:])  # [B*T, C, 7, 7]
             grids[step_mask.flatten()] = real
         grids = grids.view(batch, steps, *grids.shape[1:])  # [B, T, C, 7, 7]
-        state = self.begin(instructions, instruction_mask)
         logits, attention = [], []
         for t in range(steps):
             if tbptt_steps > 0 and t > 0 and t % tbptt_steps == 0:

@@ -41,12 +41,16 @@ class SymbolicGridEncoder(nn.Module):
         self.convs = _conv_stack(channels, channels)
         self.out_dim = channels
 
-    def forward(self, images: Tensor) -> Tensor:
-        """``uint8`` ``[B, 7, 7, 3]`` -> ``[B, C, 7, 7]``."""
+    def embed_cells(self, images: Tensor) -> Tensor:
+        """``uint8`` ``[B, 7, 7, 3]`` -> the cell embeddings ``[B, C, 7, 7]``, before the convolutions."""
         limits = torch.tensor(SYMBOLIC_VALUES, device=images.device) - 1
         codes = torch.minimum(images.long(), limits) + self.offsets  # [B, 7, 7, 3]
         cells = self.embedding(codes).sum(dim=3)  # [B, 7, 7, C]
-        return self.convs(cells.permute(0, 3, 1, 2).contiguous())  # [B, C, 7, 7]
+        return cells.permute(0, 3, 1, 2).contiguous()  # [B, C, 7, 7]
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``uint8`` ``[B, 7, 7, 3]`` -> ``[B, C, 7, 7]``."""
+        return self.convs(self.embed_cells(images))  # [B, C, 7, 7]
 
 
 class PixelGridEncoder(nn.Module):
@@ -65,10 +69,14 @@ class PixelGridEncoder(nn.Module):
         self.convs = _conv_stack(channels, channels)
         self.out_dim = channels
 
+    def embed_cells(self, images: Tensor) -> Tensor:
+        """``uint8`` ``[B, 56, 56, 3]`` -> one vector per cell ``[B, C, 7, 7]`` (before the 3x3 convs)."""
+        pixels = images.permute(0, 3, 1, 2).float() / 255.0  # [B, 3, 56, 56]
+        return self.cells(pixels)  # [B, C, 7, 7]
+
     def forward(self, images: Tensor) -> Tensor:
         """``uint8`` ``[B, 56, 56, 3]`` -> ``[B, C, 7, 7]``."""
-        pixels = images.permute(0, 3, 1, 2).float() / 255.0  # [B, 3, 56, 56]
-        return self.convs(self.cells(pixels))  # [B, C, 7, 7]
+        return self.convs(self.embed_cells(images))  # [B, C, 7, 7]
 
 
 OBSERVATION_ENCODERS = {"symbolic": SymbolicGridEncoder, "rgb": PixelGridEncoder}
