@@ -22,12 +22,14 @@ from dataclasses import replace
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vltk.attention import ATTENTIONS
-from vltk.decoders.base import CaptionDecoder, cell_step, make_cell
+from vltk.attention import ATTENTIONS, AdditiveAttention
+from vltk.decoders.base import CaptionDecoder, DecoderOutput, cell_step, check_tokens, make_cell
 from vltk.decoders.state import DecoderState
 from vltk.registry import build
+from vltk.rnn import GRUCell, LSTMCell
 from vltk.types import ImageFeatures
 
 logger = logging.getLogger(__name__)
@@ -117,3 +119,90 @@ class ShowAttendTellDecoder(CaptionDecoder):
         h, c = cell_step(self.rnn, inputs, state.h, state.c)  # [B, H], [B, H]
         deep = embedded + self.hidden_to_output(self.dropout(h)) + self.context_to_output(context)  # [B, E]
         return torch.tanh(deep), replace(state, h=h, c=c, attention=weights, gate=gate)  # [B, E]
+
+    # --- teacher forcing: everything that does not depend on the recurrent state runs outside the loop -----
+
+    def teacher_forcing(self, features: ImageFeatures, tokens: Tensor) -> DecoderOutput:
+        """Scores of the next word at every position given the ground-truth words (see the base class).
+
+        The same model as :meth:`step` run ``T`` times (the tests check that they agree), rearranged so that
+        the time loop holds only what depends on ``h_{t-1}``:
+
+        - before the loop, one matmul over all ``T`` steps: the word part of the cell's input projection,
+          ``W_ih[:, :E] E y_{t-1} + b_ih (+ b_hh for the LSTM)``;
+        - in the loop, two matmuls per step: ``h_{t-1}`` times ``[W_q; W_hh; w_beta]`` (the attention query,
+          the recurrent gates and the gate logit at once), then the context part ``W_ih[:, E:] beta z_t``;
+        - after the loop, one matmul each: the deep output's ``L_h h_t`` and ``L_z z_t``, then ``L_o``.
+        """
+        check_tokens(tokens)
+        if type(self.rnn) not in (LSTMCell, GRUCell):  # a cell without torch's layout steps one by one
+            return super().teacher_forcing(features, tokens)
+        state = self.init_state(features)
+        grid, projected, mask = state.grid, state.projected_keys, state.mask  # [B, N, D], [B, N, A], [B, N]
+        rnn, lstm = self.rnn, self.rnn.state_size == 2
+        additive = isinstance(self.attention, AdditiveAttention)
+        gate_rows = rnn.gates * self.hidden_dim  # gH
+        query_dim = self.attention.dim if additive else 0  # A: columns of W_q h in the fused matmul
+        embedded = self.dropout(self.embedding(tokens)).transpose(0, 1)  # [T, B, E]
+        word_weight, context_weight = rnn.weight_ih.split([self.embed_dim, self.feature_dim], dim=1)
+        # the LSTM adds both biases to every gate, so b_hh joins the hoisted part; the GRU's candidate needs
+        # r * (W_hn h + b_hn), so there b_hh stays with W_hh
+        word_bias = rnn.bias_ih + rnn.bias_hh if lstm else rnn.bias_ih  # [gH]
+        word_gates = F.linear(embedded, word_weight, word_bias)  # [T, B, gH]
+        weights, biases = [rnn.weight_hh], [rnn.bias_hh if not lstm else None]
+        if additive:
+            weights.insert(0, self.attention.query_proj.weight)
+            biases.insert(0, None)
+        if self.f_beta is not None:
+            weights.append(self.f_beta.weight)
+            biases.append(self.f_beta.bias)
+        fused_weight = torch.cat(weights).t()  # [H, A + gH + 1]
+        fused_bias = torch.cat(
+            [b if b is not None else w.new_zeros(w.shape[0]) for w, b in zip(weights, biases, strict=True)]
+        )  # [A + gH + 1]
+        context_weight = context_weight.t()  # [D, gH]
+        h, c = state.h, state.c  # [B, H], [B, H]
+        hiddens, contexts, attention, gates = [], [], [], []
+        for t in range(tokens.shape[1]):
+            fused = torch.addmm(fused_bias, h, fused_weight)  # [B, A + gH + 1]
+            if additive:
+                context, alpha = self.attention.attend(fused[:, :query_dim], grid, projected, mask)
+            else:
+                context, alpha = self.attention(h, grid, projected, mask)  # [B, D], [B, N]
+            if self.f_beta is not None:
+                gate = torch.sigmoid(fused[:, -1])  # [B]
+                context = gate.unsqueeze(-1) * context  # [B, D]
+                gates.append(gate)
+            recurrent = fused[:, query_dim : query_dim + gate_rows]  # [B, gH]
+            if lstm:
+                h, c = _lstm_pointwise(torch.addmm(word_gates[t] + recurrent, context, context_weight), c)
+            else:
+                h = _gru_pointwise(torch.addmm(word_gates[t], context, context_weight), recurrent, h)
+            hiddens.append(h)
+            contexts.append(context)
+            attention.append(alpha)
+        hidden = torch.stack(hiddens, dim=1)  # [B, T, H]
+        deep = embedded.transpose(0, 1) + self.hidden_to_output(self.dropout(hidden))  # [B, T, E]
+        deep = torch.tanh(deep + self.context_to_output(torch.stack(contexts, dim=1)))  # [B, T, E]
+        return DecoderOutput(
+            logits=self.output(self.dropout(deep)),  # [B, T, V]
+            attention=torch.stack(attention, dim=1),  # [B, T, N]
+            gates=torch.stack(gates, dim=1) if gates else None,  # [B, T]
+        )
+
+
+def _lstm_pointwise(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """:class:`vltk.rnn.LSTMCell` after its matmuls: ``gates [B, 4H]`` in torch's order ``i, f, g, o``."""
+    i, f, g, o = gates.unsafe_chunk(4, dim=1)  # [B, H] each
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # [B, H]
+    return torch.sigmoid(o) * torch.tanh(c), c  # [B, H], [B, H]
+
+
+def _gru_pointwise(inputs: Tensor, recurrent: Tensor, h: Tensor) -> Tensor:
+    """:class:`vltk.rnn.GRUCell` after its matmuls: ``W_i x + b_i`` and ``W_h h + b_h`` ``[B, 3H]`` in torch's
+    order ``r, z, n``."""
+    i_r, i_z, i_n = inputs.unsafe_chunk(3, dim=1)  # [B, H] each
+    h_r, h_z, h_n = recurrent.unsafe_chunk(3, dim=1)  # [B, H] each
+    r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)  # [B, H]
+    n = torch.tanh(i_n + r * h_n)  # [B, H]
+    return n + z * (h - n)  # [B, H]
