@@ -129,6 +129,22 @@ def test_rearranged_teacher_forcing_equals_the_generic_loop_with_gradients(optio
         assert torch.allclose(grad, generic_grads[name], atol=1e-10), name
 
 
+def test_rearranged_teacher_forcing_with_a_frozen_cell() -> None:
+    """With the cell frozen, the fused matmul still gives the attention and the gate their gradients."""
+    decoder = make_decoder("show_attend_tell", {}).double().eval()
+    decoder.rnn.requires_grad_(False)
+    grid = make_features().grid.double().requires_grad_(True)
+    grads = []
+    for teacher_forcing in (decoder.teacher_forcing, super(ShowAttendTellDecoder, decoder).teacher_forcing):
+        decoder.zero_grad(set_to_none=True)
+        grid.grad = None
+        teacher_forcing(ImageFeatures(grid, grid.mean(1), None), make_tokens()).logits.sum().backward()
+        grads.append([grid.grad] + [p.grad for p in decoder.parameters() if p.requires_grad])
+    assert decoder.rnn.weight_hh.grad is None
+    for fused, generic in zip(*grads, strict=True):
+        assert torch.allclose(fused, generic, atol=1e-10)
+
+
 def test_dropout_makes_training_stochastic_and_eval_deterministic() -> None:
     decoder = make_decoder("show_attend_tell", {})
     features, tokens = make_features(), make_tokens()

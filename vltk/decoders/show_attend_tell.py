@@ -133,6 +133,9 @@ class ShowAttendTellDecoder(CaptionDecoder):
         - in the loop, two matmuls per step: ``h_{t-1}`` times ``[W_q; W_hh; w_beta]`` (the attention query,
           the recurrent gates and the gate logit at once), then the context part ``W_ih[:, E:] beta z_t``;
         - after the loop, one matmul each: the deep output's ``L_h h_t`` and ``L_z z_t``, then ``L_o``.
+
+        In the backward, the gradients of the two in-loop weights are one matmul each over all steps (see
+        :class:`_DeferredWeightGrad`) rather than ``T`` thin ``[out, B] x [B, in]`` ones summed.
         """
         check_tokens(tokens)
         if type(self.rnn) not in (LSTMCell, GRUCell):  # a cell without torch's layout steps one by one
@@ -156,15 +159,23 @@ class ShowAttendTellDecoder(CaptionDecoder):
         if self.f_beta is not None:
             weights.append(self.f_beta.weight)
             biases.append(self.f_beta.bias)
-        fused_weight = torch.cat(weights).t()  # [H, A + gH + 1]
+        fused_weight = torch.cat(weights)  # [A + gH + 1, H]
         fused_bias = torch.cat(
             [b if b is not None else w.new_zeros(w.shape[0]) for w, b in zip(weights, biases, strict=True)]
         )  # [A + gH + 1]
-        context_weight = context_weight.t()  # [D, gH]
+        steps = tokens.shape[1]
+        fused_record, context_record = _StepInputs(steps), _StepInputs(steps)
+        if fused_weight.requires_grad:  # (False under no_grad)
+            fused_bias = _DeferredWeightGrad.apply(fused_bias, fused_weight, fused_record)
+            fused_weight = fused_weight.detach()
+        if context_weight.requires_grad:
+            word_gates = _DeferredWeightGrad.apply(word_gates, context_weight, context_record)
+            context_weight = context_weight.detach()
+        fused_weight, context_weight = fused_weight.t(), context_weight.t()  # [H, A + gH + 1], [D, gH]
         h, c = state.h, state.c  # [B, H], [B, H]
         hiddens, contexts, attention, gates = [], [], [], []
-        for t in range(tokens.shape[1]):
-            fused = torch.addmm(fused_bias, h, fused_weight)  # [B, A + gH + 1]
+        for t, word_gate in enumerate(word_gates.unbind(0)):
+            fused = fused_record.capture(t, h, torch.addmm(fused_bias, h, fused_weight))  # [B, A + gH + 1]
             if additive:
                 context, alpha = self.attention.attend(fused[:, :query_dim], grid, projected, mask)
             else:
@@ -175,9 +186,11 @@ class ShowAttendTellDecoder(CaptionDecoder):
                 gates.append(gate)
             recurrent = fused[:, query_dim : query_dim + gate_rows]  # [B, gH]
             if lstm:
-                h, c = _lstm_pointwise(torch.addmm(word_gates[t] + recurrent, context, context_weight), c)
+                pre = torch.addmm(word_gate + recurrent, context, context_weight)  # [B, 4H]
+                h, c = _lstm_pointwise(context_record.capture(t, context, pre), c)
             else:
-                h = _gru_pointwise(torch.addmm(word_gates[t], context, context_weight), recurrent, h)
+                pre = context_record.capture(t, context, torch.addmm(word_gate, context, context_weight))
+                h = _gru_pointwise(pre, recurrent, h)  # [B, H]
             hiddens.append(h)
             contexts.append(context)
             attention.append(alpha)
@@ -206,3 +219,53 @@ def _gru_pointwise(inputs: Tensor, recurrent: Tensor, h: Tensor) -> Tensor:
     r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)  # [B, H]
     n = torch.tanh(i_n + r * h_n)  # [B, H]
     return n + z * (h - n)  # [B, H]
+
+
+class _StepInputs:
+    """The inputs and output gradients of one weight's matmul at every step of a time loop, so that the
+    weight's gradient is one ``[out, T B] x [T B, in]`` matmul instead of ``T`` thin ones summed.
+
+    Args:
+        steps: ``T``.
+    """
+
+    def __init__(self, steps: int):
+        self.inputs: list[Tensor | None] = [None] * steps
+        self.grads: list[Tensor | None] = [None] * steps
+        self.active = False  # set by _DeferredWeightGrad.forward: the weight needs a gradient
+
+    def capture(self, t: int, inputs: Tensor, outputs: Tensor) -> Tensor:
+        """Keep step ``t``'s ``inputs [B, in]`` and, in the backward, the gradient of its ``outputs``."""
+        if self.active and outputs.requires_grad:
+            self.inputs[t] = inputs.detach()
+            outputs.register_hook(lambda grad: self.grads.__setitem__(t, grad))
+        return outputs
+
+    def weight_grad(self, dtype: torch.dtype) -> Tensor | None:
+        """``sum_t grad_t^T inputs_t`` ``[out, in]`` in the weight's ``dtype`` (under autocast the steps ran
+        in lower precision); ``None`` when no step got a gradient."""
+        pairs = [(x, g) for x, g in zip(self.inputs, self.grads, strict=True) if g is not None]
+        if not pairs:
+            return None
+        inputs = torch.cat([x for x, _ in pairs]).to(dtype)  # [T B, in]
+        grads = torch.cat([g for _, g in pairs]).to(dtype)  # [T B, out]
+        return grads.t().mm(inputs)  # [out, in]
+
+
+class _DeferredWeightGrad(torch.autograd.Function):
+    """Identity on ``anchor`` (a tensor every step reads, so its backward runs after all steps'); the
+    backward also returns ``weight``'s gradient from a :class:`_StepInputs` that the steps filled. The steps
+    multiply by ``weight.detach()``, so autograd computes only their input gradients."""
+
+    @staticmethod
+    def forward(ctx, anchor: Tensor, weight: Tensor, record: _StepInputs) -> Tensor:  # type: ignore[override]
+        ctx.record, ctx.dtype = record, weight.dtype
+        record.active = True
+        ctx.set_materialize_grads(False)
+        return anchor.view_as(anchor)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor | None) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
+        weight_grad = ctx.record.weight_grad(ctx.dtype) if ctx.needs_input_grad[1] else None
+        return grad, weight_grad, None
