@@ -109,7 +109,7 @@ class AdditiveAttention(nn.Module):
         # tanh in place on the fresh sum: one [B, N, A] buffer per step instead of two (autograd keeps the
         # tanh output for the backward and the sum's backward needs neither input)
         hidden = torch.add(projected, query_projected.unsqueeze(1)).tanh_()  # [B, N, A]
-        scores = torch.matmul(hidden, self.score.weight.squeeze(0))  # [B, N]
+        scores = self.score(hidden).squeeze(-1)  # [B, N]
         weights = masked_softmax(scores, mask)  # [B, N]
         return weighted_sum(weights, keys), weights  # [B, D], [B, N]
 
