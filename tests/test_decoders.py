@@ -90,6 +90,61 @@ def test_step_by_step_equals_teacher_forcing_in_eval(name: str, options: dict) -
                 assert torch.allclose(state.attention, out.attention[:, t], atol=1e-6)
 
 
+SAT_VARIANTS = [options for name, options in VARIANTS if name == "show_attend_tell"] + [
+    {"cell": "gru"},  # GRU with additive attention and the gate
+    {"cell": "lstm", "gating": False, "attention": {"name": "general"}},
+]
+
+
+@pytest.mark.parametrize(
+    "options", SAT_VARIANTS, ids=["lstm", "gru-general-nogate", "lstm-dot", "gru", "lstm-general"]
+)
+def test_rearranged_teacher_forcing_equals_the_generic_loop_with_gradients(options: dict) -> None:
+    """Show, Attend and Tell hoists the word projections and the deep output out of its time loop and
+    fuses the matmuls of h_{t-1}: the outputs and every parameter's gradient equal the base class's loop of
+    ``_advance`` (the same code as ``step``)."""
+    decoder = make_decoder("show_attend_tell", options).double().eval()
+    features = make_features()
+    features = ImageFeatures(features.grid.double(), features.pooled.double(), features.mask)
+    tokens = make_tokens()
+    results = []
+    for teacher_forcing in (decoder.teacher_forcing, super(ShowAttendTellDecoder, decoder).teacher_forcing):
+        decoder.zero_grad(set_to_none=True)
+        out = teacher_forcing(features, tokens)
+        loss = F.cross_entropy(out.logits.reshape(-1, V), tokens.roll(-1, 1).reshape(-1), ignore_index=0)
+        loss = loss + (1 - out.attention.sum(1)).pow(2).mean()
+        if out.gates is not None:
+            loss = loss + out.gates.sum()
+        loss.backward()
+        grads = {name: p.grad.clone() for name, p in decoder.named_parameters()}
+        results.append((out, grads))
+    (fused, fused_grads), (generic, generic_grads) = results
+    assert torch.allclose(fused.logits, generic.logits, atol=1e-10)
+    assert torch.allclose(fused.attention, generic.attention, atol=1e-10)
+    assert (fused.gates is None) == (generic.gates is None)
+    if fused.gates is not None:
+        assert torch.allclose(fused.gates, generic.gates, atol=1e-10)
+    assert fused_grads.keys() == generic_grads.keys()
+    for name, grad in fused_grads.items():
+        assert torch.allclose(grad, generic_grads[name], atol=1e-10), name
+
+
+def test_rearranged_teacher_forcing_with_a_frozen_cell() -> None:
+    """With the cell frozen, the fused matmul still gives the attention and the gate their gradients."""
+    decoder = make_decoder("show_attend_tell", {}).double().eval()
+    decoder.rnn.requires_grad_(False)
+    grid = make_features().grid.double().requires_grad_(True)
+    grads = []
+    for teacher_forcing in (decoder.teacher_forcing, super(ShowAttendTellDecoder, decoder).teacher_forcing):
+        decoder.zero_grad(set_to_none=True)
+        grid.grad = None
+        teacher_forcing(ImageFeatures(grid, grid.mean(1), None), make_tokens()).logits.sum().backward()
+        grads.append([grid.grad] + [p.grad for p in decoder.parameters() if p.requires_grad])
+    assert decoder.rnn.weight_hh.grad is None
+    for fused, generic in zip(*grads, strict=True):
+        assert torch.allclose(fused, generic, atol=1e-10)
+
+
 def test_dropout_makes_training_stochastic_and_eval_deterministic() -> None:
     decoder = make_decoder("show_attend_tell", {})
     features, tokens = make_features(), make_tokens()

@@ -89,7 +89,26 @@ class AdditiveAttention(nn.Module):
         """
         if projected is None:
             projected = self.precompute(keys)  # [B, N, A]
-        hidden = torch.tanh(projected + self.query_proj(query).unsqueeze(1))  # [B, N, A]
+        return self.attend(self.query_proj(query), keys, projected, mask)  # [B, D], [B, N]
+
+    def attend(
+        self, query_projected: Tensor, keys: Tensor, projected: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The step after the query projection, for callers that compute ``W_q q`` themselves (e.g. fused
+        with other projections of the same query in one matmul).
+
+        Args:
+            query_projected: ``W_q q`` ``[B, A]`` (any strides, e.g. a column slice of a wider matmul).
+            keys: ``[B, N, D]`` region features.
+            projected: ``precompute(keys)`` ``[B, N, A]``.
+            mask: ``[B, N]`` bool, ``True`` = real region.
+
+        Returns:
+            ``(context [B, D], weights [B, N])``.
+        """
+        # tanh in place on the fresh sum: one [B, N, A] buffer per step instead of two (autograd keeps the
+        # tanh output for the backward and the sum's backward needs neither input)
+        hidden = torch.add(projected, query_projected.unsqueeze(1)).tanh_()  # [B, N, A]
         scores = self.score(hidden).squeeze(-1)  # [B, N]
         weights = masked_softmax(scores, mask)  # [B, N]
         return weighted_sum(weights, keys), weights  # [B, D], [B, N]

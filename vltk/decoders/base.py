@@ -54,6 +54,12 @@ def cell_step(cell: RecurrentCell, inputs: Tensor, h: Tensor, c: Tensor | None) 
     return h, None
 
 
+def check_tokens(tokens: Tensor) -> None:
+    """The words of :meth:`CaptionDecoder.teacher_forcing` must be ``[B, T]`` with ``T >= 1``."""
+    if tokens.dim() != 2 or tokens.shape[1] == 0:
+        raise ValueError(f"teacher_forcing expects tokens [B, T] with T >= 1, got {tuple(tokens.shape)}")
+
+
 @dataclass
 class DecoderOutput:
     """Result of :meth:`CaptionDecoder.teacher_forcing`.
@@ -161,8 +167,7 @@ class CaptionDecoder(nn.Module):
             :class:`DecoderOutput` with ``logits [B, T, V]``, ``attention [B, T, N] | None`` and
             ``gates [B, T] | None``.
         """
-        if tokens.dim() != 2 or tokens.shape[1] == 0:
-            raise ValueError(f"teacher_forcing expects tokens [B, T] with T >= 1, got {tuple(tokens.shape)}")
+        check_tokens(tokens)
         state = self.init_state(features)
         embedded = self.dropout(self.embedding(tokens))  # [B, T, E]
         outputs: list[Tensor] = []
