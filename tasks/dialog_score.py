@@ -10,12 +10,11 @@ references is an error, since it usually means the wrong references file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from vltk.data.json_file import read_json
 from vltk.data.visdial import read_visdial
 from vltk.errors import DataError, VltkError
 from vltk.metrics.retrieval import DialogScores, RoundRanking, check_ranks, ndcg, score_rankings
@@ -24,12 +23,7 @@ from vltk.tasks.common import ScoreRequest, ScoreResult
 
 def read_ranks(path: Path, num_options: int) -> dict[tuple[int, int], list[int]]:
     """``{(image_id, round_id): ranks}`` of a ranks file; duplicates and malformed rows are errors."""
-    if not path.is_file():
-        raise DataError(f"{path}: predictions (ranks) file not found")
-    try:
-        rows: Any = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: not a readable JSON file ({error})") from None
+    rows = read_json(path, "predictions (ranks)")
     if not isinstance(rows, list):
         raise DataError(f'{path}: expected a JSON list of {{"image_id", "round_id", "ranks"}} objects')
     ranks: dict[tuple[int, int], list[int]] = {}

@@ -143,7 +143,8 @@ def test_chat_and_predict_from_the_cli(dialog_run: Path):
 
 
 def test_generative_model_generates_free_answers(tmp_path: Path, _isolated_cache):
-    cfg = load_task_config("dialog", "generative", [*TINY_DIALOG, "model.decoder.hidden_dim=8", "seed=2"])
+    overrides = [*TINY_DIALOG, "model.decoder.hidden_dim=8", "trainer.check_val_every_n_epoch=1", "seed=2"]
+    cfg = load_task_config("dialog", "generative", overrides)
     result = train(cfg, run_dir=tmp_path / "generative")
     assert {"MRR", "NDCG"} <= set(result.metrics)
     system = load_system(tmp_path / "generative" / "checkpoints" / "best.ckpt")

@@ -16,7 +16,6 @@ Generating Image Descriptions* (``dataset_coco.json``, ``dataset_flickr8k.json``
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from torch.utils.data import Dataset
 from vltk.data.collate import CaptionItem, truncate_caption
 from vltk.data.feature_cache import FeatureStore
 from vltk.data.images import ImageTransform, default_image_transform, load_image, to_rgb
+from vltk.data.json_file import read_json
 from vltk.errors import DataError
 from vltk.text.vocab import Vocabulary, tokenize
 
@@ -109,16 +109,7 @@ def parse_karpathy_entry(entry: Any, where: str, image_root: Path) -> tuple[str,
 
 def read_karpathy_entries(path: Path) -> list:
     """The raw ``images`` list of a Karpathy-split JSON (``DataError`` naming the file if unreadable)."""
-    if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(
-            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from error
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read annotation file ({error})") from error
+    document = read_json(path)
     if not isinstance(document, dict) or not isinstance(document.get("images"), list):
         raise DataError(f"{path}: expected a Karpathy-split JSON object with an 'images' list")
     return document["images"]

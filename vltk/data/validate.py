@@ -10,7 +10,6 @@ finds all of them in one pass, by entry and path, so they can be fixed before a 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vltk.data.images import load_image
+from vltk.data.json_file import read_json
 from vltk.data.karpathy import parse_karpathy_entry, read_karpathy_entries
 from vltk.errors import ConfigError, DataError, unknown_choice_message
 
@@ -146,16 +146,7 @@ def detect_format(path: str | Path) -> str:
         DataError: the file is missing, not JSON, or of no known format (naming the keys it has).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(
-            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from error
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read annotation file ({error})") from error
+    document = read_json(path)
     if not isinstance(document, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(document).__name__}")
     for key, name in FORMAT_KEYS.items():

@@ -20,7 +20,6 @@ Images are found by id in one or more directories: VisDial names them
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vltk.data.json_file import read_json
 from vltk.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -125,18 +125,6 @@ def index_images(directories: Sequence[str | Path]) -> dict[int, Path]:
     return found
 
 
-def _load_json(path: Path) -> Any:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON ({error})") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
-
-
 def _key(mapping: Any, key: str, path: Path, where: str, kind: type) -> Any:
     if not isinstance(mapping, dict) or key not in mapping:
         raise DataError(f"{path}: missing key '{where}{key}' (not a VisDial v1.0 file?)")
@@ -221,7 +209,7 @@ def read_visdial(
     if min_rounds < 1:
         raise ConfigError(f"min_rounds must be >= 1, got {min_rounds}")
     path = Path(json_path).expanduser()
-    document = _load_json(path)
+    document = read_json(path)
     data = _key(document, "data", path, "", dict)
     questions = _key(data, "questions", path, "data.", list)
     answers = _key(data, "answers", path, "data.", list)
@@ -296,7 +284,7 @@ def _parse_dialog(
 
 
 def _attach_dense(result: VisDialSplit, path: Path, num_options: int) -> None:
-    entries = _load_json(path)
+    entries = read_json(path)
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected a list of {{image_id, round_id, gt_relevance}} entries")
     by_id = {record.image_id: record for record in result.dialogs}

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vltk.data.json_file import read_json
 from vltk.data.vqa_datamodule import VqaDataModule
 from vltk.data.vqa_records import VqaExample
 from vltk.errors import ConfigError, DataError
@@ -38,12 +39,7 @@ VAL_SEED = 0
 
 
 def _read_json(path: Path, key: str, what: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    if not path.is_file():
-        raise DataError(f"{path}: {what} file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: not a readable JSON file ({error})") from None
+    data = read_json(path, what)
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
         raise DataError(f"{path}: expected a JSON object with a '{key}' list (VQA v2 {what} layout)")
     return data, data[key]
