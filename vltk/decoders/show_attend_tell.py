@@ -172,12 +172,14 @@ class ShowAttendTellDecoder(CaptionDecoder):
             word_gates = _DeferredWeightGrad.apply(word_gates, context_weight, context_record)
             context_weight = context_weight.detach()
         fused_weight, context_weight = fused_weight.t(), context_weight.t()  # [H, A + gH + 1], [D, gH]
+        if additive:
+            attend = self.attention.loop(projected).attend  # projected keys' gradient summed in place
         h, c = state.h, state.c  # [B, H], [B, H]
         hiddens, contexts, attention, gates = [], [], [], []
         for t, word_gate in enumerate(word_gates.unbind(0)):
             fused = fused_record.capture(t, h, torch.addmm(fused_bias, h, fused_weight))  # [B, A + gH + 1]
             if additive:
-                context, alpha = self.attention.attend(fused[:, :query_dim], grid, projected, mask)
+                context, alpha = attend(fused[:, :query_dim], grid, mask)  # [B, D], [B, N]
             else:
                 context, alpha = self.attention(h, grid, projected, mask)  # [B, D], [B, N]
             if self.f_beta is not None:
