@@ -115,7 +115,7 @@ class AdditiveAttention(nn.Module):
 
     def loop(self, projected: Tensor) -> AdditiveLoop:
         """An :meth:`attend` for every step of a time loop over the same ``projected`` keys ``[B, N, A]``,
-        with a leaner backward (see :class:`AdditiveLoop`)."""
+        with a leaner forward and backward (see :class:`AdditiveLoop`)."""
         return AdditiveLoop(self, projected)
 
     def extra_repr(self) -> str:

@@ -135,7 +135,9 @@ class ShowAttendTellDecoder(CaptionDecoder):
         - after the loop, one matmul each: the deep output's ``L_h h_t`` and ``L_z z_t``, then ``L_o``.
 
         In the backward, the gradients of the two in-loop weights are one matmul each over all steps (see
-        :class:`_DeferredWeightGrad`) rather than ``T`` thin ``[out, B] x [B, in]`` ones summed.
+        :class:`_DeferredWeightGrad`) rather than ``T`` thin ``[out, B] x [B, in]`` ones summed. The additive
+        attention runs through :meth:`~vltk.attention.AdditiveAttention.loop`, whose backward sums the
+        projected keys' gradient over the steps in place.
         """
         check_tokens(tokens)
         if type(self.rnn) not in (LSTMCell, GRUCell):  # a cell without torch's layout steps one by one
