@@ -13,13 +13,13 @@ seeds it holds (evaluation seeds must never be among them).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from vltk.data.generate_once import generate_once
 from vltk.data.shapes import default_cache_dir
 from vltk.envs.babyai import ObservationKind, check_level, check_observation, observation_shape
 from vltk.envs.expert import BotEpisode, bot_episodes
@@ -206,33 +207,8 @@ def ensure_demos(
     level = check_level(level)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     name = demos_dir_name(level=level, episodes=episodes, seed=seed, observation=observation)
-    final = root / name
-    if (final / META_FILE).is_file():
-        return final
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{name}-tmp-", dir=root))
-    except OSError as error:
-        raise DataError(f"{root}: cannot create the demo cache directory ({error})") from error
-    try:
-        logger.warning("generating %d %s demos with the BabyAI bot into %s", episodes, level, final)
-        generate_demos(
-            work / "demos",
-            level=level,
-            episodes=episodes,
-            seed=seed,
-            observation=observation,
-            workers=workers,
-            progress=progress,
-        )
-        if final.exists() and not (final / META_FILE).is_file():
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.replace(work / "demos", final)
-        except OSError:
-            if not (final / META_FILE).is_file():
-                raise
-            logger.info("another process generated %s first; keeping its copy", final)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return final
+    generate = functools.partial(
+        generate_demos, level=level, episodes=episodes, seed=seed, observation=observation,
+        workers=workers, progress=progress,
+    )  # fmt: skip
+    return generate_once(root, name, META_FILE, generate, what="BabyAI demos")

@@ -21,8 +21,6 @@ import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +29,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from vltk.errors import ConfigError, DataError
+from vltk.data.generate_once import generate_once
+from vltk.errors import ConfigError
 from vltk.text.vocab import tokenize
 
 logger = logging.getLogger(__name__)
@@ -503,36 +502,18 @@ def ensure_shapes(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
     )
-    final = root / name
-    json_path = final / "dataset_shapes.json"
-    if json_path.is_file():
-        return json_path
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{name}-tmp-", dir=root))
-    except OSError as error:
-        raise DataError(f"{root}: cannot create the shapes cache directory ({error})") from error
-    try:
-        logger.info("generating the shapes dataset (%d images) into %s", num_images, final)
-        generate_shapes(
+    final = generate_once(
+        root,
+        name,
+        "dataset_shapes.json",
+        lambda work: generate_shapes(
             work,
             num_images=num_images,
             image_size=image_size,
             seed=seed,
             val_fraction=val_fraction,
             test_fraction=test_fraction,
-        )
-        if final.exists() and not json_path.is_file():
-            # Never produced by this function (the rename is atomic): a leftover from a manual copy.
-            logger.warning("removing incomplete shapes folder %s", final)
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.replace(work, final)
-        except OSError:
-            if not json_path.is_file():
-                raise
-            logger.info("another process generated %s first; keeping its copy", final)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-    return json_path
+        ),
+        what="shapes",
+    )
+    return final / "dataset_shapes.json"

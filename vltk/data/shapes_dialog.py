@@ -27,17 +27,16 @@ See ``docs/dialog.md`` for examples.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from vltk.data.generate_once import generate_once
 from vltk.data.shapes import BACKGROUNDS, COLOURS, SHAPES, ShapeObject, _place, default_cache_dir, draw_scene
 from vltk.data.shapes_dialog_rounds import (
     NUM_OPTIONS,
@@ -49,7 +48,7 @@ from vltk.data.shapes_dialog_rounds import (
     relevance,
     surface_forms,
 )
-from vltk.errors import ConfigError, DataError
+from vltk.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -269,35 +268,12 @@ def ensure_shapes_dialog(
         val_fraction=float(val_fraction),
         test_fraction=float(test_fraction),
     )
-    final = root / name
-    marker = final / "params.json"  # written last
-    if marker.is_file():
-        return final
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{name}-tmp-", dir=root))
-    except OSError as error:
-        raise DataError(f"{root}: cannot create the shapes_dialog cache directory ({error})") from error
-    try:
-        logger.info("generating the shapes_dialog dataset (%d dialogs) into %s", num_dialogs, final)
-        generate_shapes_dialog(
-            work,
-            num_dialogs=num_dialogs,
-            image_size=image_size,
-            seed=seed,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-        )
-        if final.exists() and not marker.is_file():
-            logger.warning("removing incomplete shapes_dialog folder %s", final)
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.replace(work, final)
-        except OSError:
-            if not marker.is_file():
-                raise
-            logger.info("another process generated %s first; keeping its copy", final)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-    return final
+    generate = functools.partial(
+        generate_shapes_dialog,
+        num_dialogs=num_dialogs,
+        image_size=image_size,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
+    return generate_once(root, name, "params.json", generate, what="shapes_dialog")  # params.json: last
