@@ -12,9 +12,10 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from vltk.config import to_dict
 from vltk.data.images import load_image
 from vltk.errors import VltkError
-from vltk.models.dialog_session import DialogAnswer, DialogSession
+from vltk.models.dialog_session import DialogAnswer, DialogSession, session_settings
 from vltk.tasks.common import PredictRequest
 
 QUIT_WORDS = frozenset({"quit", "exit", "/quit", "/exit", ":q"})
@@ -38,18 +39,13 @@ def open_session(
         beam_size: beam width of a generative model (``None``: the config's ``decoding.beam_size``).
         max_length: longest generated answer (``None``: the config's ``decoding.max_length``).
     """
-    data, decoding = system.config.data, system.config.decoding
+    settings = session_settings(to_dict(system.config))
+    if beam_size is not None:
+        settings["beam_size"] = beam_size
+    if max_length is not None:
+        settings["max_length"] = max_length
     return DialogSession(
-        system.model,
-        system.vocab,
-        load_image(image),
-        caption,
-        answers=system.answers,
-        max_question_length=int(data.get("max_question_length", 20)),
-        max_answer_length=int(data.get("max_answer_length", 12)),
-        max_history_length=int(data.get("max_history_length", 100)),
-        beam_size=beam_size if beam_size is not None else decoding.beam_size,
-        max_length=max_length if max_length is not None else decoding.max_length,
+        system.model, system.vocab, load_image(image), caption, answers=system.answers, **settings
     )
 
 

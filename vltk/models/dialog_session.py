@@ -8,8 +8,9 @@ candidate answers (the checkpoint keeps its training split's most frequent answe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from PIL import Image
@@ -20,6 +21,19 @@ from vltk.errors import VltkError
 from vltk.models.dialog import DialogModel
 from vltk.text.history import history_ids
 from vltk.text.vocab import Vocabulary
+
+
+def session_settings(config: Mapping[str, Any]) -> dict[str, int]:
+    """The :class:`DialogSession` options a run's resolved config implies: the lengths the model was trained
+    with (``data``) and how a generative model decodes (``decoding``)."""
+    data, decoding = config.get("data", {}), config.get("decoding", {})
+    return {
+        "max_question_length": int(data.get("max_question_length", 20)),
+        "max_answer_length": int(data.get("max_answer_length", 12)),
+        "max_history_length": int(data.get("max_history_length", 100)),
+        "beam_size": int(decoding.get("beam_size", 3)),
+        "max_length": int(decoding.get("max_length", 10)),
+    }
 
 
 @dataclass

@@ -347,17 +347,9 @@ class PretrainedDialog:
         """A :class:`~vltk.models.dialog_session.DialogSession` about ``image``: ``session.ask(question)``
         answers with the history so far. ``options`` override the trained lengths and the decoding
         (``beam_size``, ``max_length``...)."""
-        from vltk.models.dialog_session import DialogSession
+        from vltk.models.dialog_session import DialogSession, session_settings
 
-        data, decoding = self.config.get("data", {}), self.config.get("decoding", {})
-        settings = {
-            "max_question_length": int(data.get("max_question_length", 20)),
-            "max_answer_length": int(data.get("max_answer_length", 12)),
-            "max_history_length": int(data.get("max_history_length", 100)),
-            "beam_size": int(decoding.get("beam_size", 3)),
-            "max_length": int(decoding.get("max_length", 10)),
-        }
-        settings.update(options)
+        settings = {**session_settings(self.config), **options}
         return DialogSession(self.model, self.vocab, image, caption, answers=self.answers, **settings)
 
 
