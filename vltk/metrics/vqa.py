@@ -42,9 +42,10 @@ does.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -158,14 +159,25 @@ def compared_answers(prediction: str, answers: Sequence[str], rule: str = HEAD_R
     if rule == HEAD_RULE:
         predicted, truth = clean_answer(prediction), [clean_answer(a) for a in answers]
         if len(set(truth)) > 1:
-            predicted = process_digit_article(process_punctuation(predicted))
-            truth = [process_digit_article(process_punctuation(a)) for a in truth]
+            predicted = _punctuation_digit_article(predicted)
+            truth = [_punctuation_digit_article(a) for a in truth]
         return predicted, truth
-    predicted = process_digit_article(process_punctuation(clean_answer(prediction)))
+    predicted = _punctuation_digit_article(clean_answer(prediction))
     truth = list(answers)
     if len(set(truth)) > 1:
-        truth = [process_punctuation(a) for a in truth]
+        truth = [_punctuation(a) for a in truth]
     return predicted, truth
+
+
+# Answers repeat a lot (VQA v2 val: 2.1M answers, far fewer distinct strings): memoise the pure steps.
+@functools.lru_cache(maxsize=1 << 18)
+def _punctuation(text: str) -> str:
+    return process_punctuation(text)
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _punctuation_digit_article(text: str) -> str:
+    return process_digit_article(process_punctuation(text))
 
 
 def vqa_accuracy(
@@ -197,11 +209,12 @@ def vqa_accuracy(
         raise ValueError(f"{len(answers)} answers but {len(labels)} answer_fields labels")
     predicted, truth = compared_answers(prediction, answers, rule)
     entries = list(zip(truth, labels))
+    copies = Counter(entries)
     matching = [answer == predicted for answer in truth]
     total = sum(matching)
     accuracies = []
     for entry, matches in zip(entries, matching):
-        left_out = entries.count(entry) if matches else 0  # every entry equal to this one is left out
+        left_out = copies[entry] if matches else 0  # every entry equal to this one is left out
         accuracies.append(min(1, (total - left_out) / 3))
     return sum(accuracies) / len(accuracies)
 
