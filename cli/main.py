@@ -364,6 +364,13 @@ def score(
         Path | None,
         typer.Option(help="vqa: annotations JSON (VQA v2 layout); dialog: dense annotations JSON (NDCG)."),
     ] = None,
+    rule: Annotated[
+        str | None,
+        typer.Option(
+            help="vqa: the official vqaEval.py rule: a013f00 (its head since 2021, the default) | "
+            "pre-a013f00 (the earlier rule, behind numbers published before 2021)."
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option(help="Write {split, metrics} JSON here.")] = None,
 ) -> None:
     """Score a predictions file against references, without a model (e.g. re-score a submission)."""
@@ -373,8 +380,9 @@ def score(
     entry = task_entry(task)
     if entry.score is None:
         raise VltkError(f"`vltk score` does not support {task} yet")
-    request = ScoreRequest(predictions, references, split, questions, annotations)
+    request = ScoreRequest(predictions, references, split, questions, annotations, rule=rule)
     given = {"references": references, "split": split, "questions": questions, "annotations": annotations}
+    given["rule"] = rule
     unused = [
         f"--{name}" for name, value in given.items() if value is not None and name not in entry.score_options
     ]

@@ -82,7 +82,7 @@ TASKS: dict[str, TaskEntry] = {
         predict=predict_vqa_lines,
         predict_options=frozenset({"inputs", "question", "attention_map"}),
         score=score_vqa,
-        score_options=frozenset({"questions", "annotations"}),
+        score_options=frozenset({"questions", "annotations", "rule"}),
     ),
     "dialog": TaskEntry(
         DialogConfig,

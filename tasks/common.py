@@ -147,6 +147,7 @@ class ScoreRequest:
     split: str | None = None
     questions: Path | None = None
     annotations: Path | None = None
+    rule: str | None = None
 
 
 @dataclass

@@ -9,13 +9,17 @@ Loss (``loss.name``):
 
 Questions with no answer in the vocabulary carry no soft-CE signal and are left out of that loss (the
 dataset counts them). Evaluation predicts the arg-max answer and scores it with the official VQA accuracy
-(:mod:`vltk.metrics.vqa`), overall, per answer type and per question type, over the whole split gathered
-across DDP ranks and de-duplicated by question id.
+(:mod:`vltk.metrics.vqa`, the rule of ``metrics.rule``), overall, per answer type and per question type,
+over the whole split gathered across DDP ranks and de-duplicated by question id. A split whose questions
+have one human answer each (easy-VQA) is scored by exact match instead (``exact_match...``): the official
+formula gives such questions 0. ``monitor: auto`` selects best checkpoints by whichever of ``accuracy`` and
+``exact_match`` the validation split reports.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,9 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vltk.config import from_dict, spec_field, to_dict
-from vltk.data import VQA_DATASETS, AnswerVocabulary, VqaBatch
+from vltk.data import VQA_DATASETS, AnswerVocabulary, VqaBatch, VqaExample
 from vltk.errors import ConfigError
-from vltk.metrics.vqa import VqaMetrics
+from vltk.metrics.vqa import ACCURACY, EXACT_MATCH, HEAD_RULE, VqaMetrics, VqaRule
 from vltk.models.vqa import VqaOutput, build_vqa_model, resolve_vqa_spec
 from vltk.registry import resolved_spec
 from vltk.tasks.common import EvaluatingSystem, OptimConfig, TrainerConfig
@@ -47,6 +51,15 @@ class VqaLossConfig:
 
 
 @dataclass
+class VqaMetricsConfig:
+    """How answers are scored: ``rule`` is the official ``vqaEval.py`` rule
+    (:data:`vltk.metrics.vqa.VQA_RULES`): ``a013f00`` (its head since 2021, default) or ``pre-a013f00``
+    (the earlier rule, behind numbers published before 2021)."""
+
+    rule: VqaRule = HEAD_RULE
+
+
+@dataclass
 class VqaConfig:
     """A VQA run: ``model`` is a VQA model spec (vltk.models.vqa), ``data`` a dataset spec."""
 
@@ -57,12 +70,35 @@ class VqaConfig:
     loss: VqaLossConfig = field(default_factory=VqaLossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    monitor: str = "accuracy"
+    metrics: VqaMetricsConfig = field(default_factory=VqaMetricsConfig)
+    # "auto": `accuracy` for questions with several human answers (VQA v2), `exact_match` for one (easy-VQA)
+    monitor: str = "auto"
     num_samples: int = 5
 
     def __post_init__(self) -> None:
         if self.task != "vqa":
             raise ConfigError(f"task: this is a vqa config, got task '{self.task}'")
+
+
+def resolve_monitor(monitor: str, examples: Sequence[VqaExample]) -> str:
+    """The metric that selects best checkpoints on ``examples`` (the validation split).
+
+    ``auto`` -> ``exact_match`` when every answered question has one human answer, else ``accuracy``
+    (as :func:`vltk.metrics.vqa.metric_name` names the split's scores). Any other name must be one the
+    split reports: the headline or ``<headline>/<answer type>``.
+    """
+    answered = [e for e in examples if e.answers]
+    headline = EXACT_MATCH if answered and all(len(e.answers) == 1 for e in answered) else ACCURACY
+    if monitor == "auto":
+        return headline
+    reported = {headline} | {f"{headline}/{e.answer_type}" for e in answered}
+    if monitor not in reported:
+        why = "one human answer per question" if headline == EXACT_MATCH else "several human answers"
+        raise ConfigError(
+            f"monitor: '{monitor}' is not reported on this validation split ({why}: it reports "
+            f"'{headline}' and '{headline}/<answer type>'); use monitor=auto or monitor={headline}"
+        )
+    return monitor
 
 
 class VqaTask(EvaluatingSystem):
@@ -86,7 +122,8 @@ class VqaTask(EvaluatingSystem):
             num_answers=len(self.answer_vocab),
             pad_id=self.vocab.pad_id,
         )
-        self.metrics = {"val": VqaMetrics(), "test": VqaMetrics()}
+        rule = self.config.metrics.rule
+        self.metrics = {"val": VqaMetrics(rule=rule), "test": VqaMetrics(rule=rule)}
         self.samples: list[dict[str, str]] = []
         self.predictions: dict[int, str] = {}
         self.results: dict[str, dict[str, float]] = {}
@@ -95,7 +132,13 @@ class VqaTask(EvaluatingSystem):
     @classmethod
     def from_data(cls, cfg: VqaConfig, datamodule: Any) -> VqaTask:
         """The system for training on ``datamodule`` (set up for ``fit``): its vocabularies go in, the
-        encoder's preprocessing goes back to the datamodule."""
+        encoder's preprocessing goes back to the datamodule.
+
+        ``cfg.monitor`` is resolved here against the validation split (``auto`` becomes ``accuracy`` or
+        ``exact_match``; a name the split will not report is a ConfigError), before the runner builds its
+        best-checkpoint callback from it.
+        """
+        cfg.monitor = resolve_monitor(cfg.monitor, datamodule.examples("val"))
         system = cls(
             config=to_dict(cfg), vocab=datamodule.vocab.to_json(), answers=datamodule.answer_vocab.answers
         )

@@ -13,12 +13,13 @@ from typer.testing import CliRunner
 
 from vltk.cli.main import app
 from vltk.config import to_dict
-from vltk.data import VqaBatch, write_vqa_v2
+from vltk.data import VqaBatch, VqaExample, write_vqa_v2
 from vltk.data.easy_vqa import EasyVqaDataModule
 from vltk.errors import ConfigError
 from vltk.models.vqa import VQA_MODELS, build_vqa_model
 from vltk.tasks import VqaTask
 from vltk.tasks.runner import available_configs, load_task_config
+from vltk.tasks.vqa import resolve_monitor
 from vltk.text import Vocabulary
 
 VOCAB = Vocabulary.build([["what", "color", "is", "the", "shape"], ["is", "there", "a", "red", "circle"]])
@@ -123,6 +124,31 @@ def test_config_errors_name_the_key():
         load_task_config("vqa", None, ["model.head.name=cnn_lstm"])
 
 
+def _example(qid: int, answers: tuple[str, ...], answer_type: str = "color") -> VqaExample:
+    return VqaExample(qid, qid, "q", answers, Path("x.png"), answer_type, "what color")
+
+
+def test_monitor_auto_follows_the_number_of_answers():
+    single = [_example(1, ("red",)), _example(2, ("yes",), "yes/no"), _example(3, ())]
+    several = [_example(1, ("red",) * 10), _example(2, ("red",))]
+    assert resolve_monitor("auto", single) == "exact_match"
+    assert resolve_monitor("auto", several) == "accuracy"
+    assert resolve_monitor("exact_match/yes/no", single) == "exact_match/yes/no"
+    assert resolve_monitor("accuracy/color", several) == "accuracy/color"
+    with pytest.raises(ConfigError, match="monitor=exact_match"):
+        resolve_monitor("accuracy", single)
+    with pytest.raises(ConfigError, match="monitor: 'exact_match'"):
+        resolve_monitor("exact_match", several)
+
+
+def test_metrics_rule_is_a_config_key():
+    assert _system("default").metrics["val"].rule == "a013f00"
+    system = _system("default", ["metrics.rule=pre-a013f00"])
+    assert system.metrics["val"].rule == system.metrics["test"].rule == "pre-a013f00"
+    with pytest.raises(ConfigError, match="metrics.rule"):
+        load_task_config("vqa", None, ["metrics.rule=c4e6a0e"])
+
+
 @pytest.fixture(scope="module")
 def vqa_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("vqa-run")
@@ -136,8 +162,12 @@ def vqa_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_cli_train_evaluate_score_round_trip(vqa_run: Path, tmp_path: Path):
     trained = json.loads((vqa_run / "metrics.json").read_text())
     assert trained["split"] == "test"
-    assert {"accuracy", "accuracy/yes/no", "accuracy/color", "accuracy/shape"} <= set(trained["metrics"])
+    # easy-VQA has one answer per question: exact match, never the official formula's zeros.
+    names = {"exact_match", "exact_match/yes/no", "exact_match/color", "exact_match/shape"}
+    assert names <= set(trained["metrics"]) and not any(n.startswith("accuracy") for n in trained["metrics"])
+    assert "monitor: exact_match" in (vqa_run / "config.yaml").read_text()  # `auto`, resolved from the data
     checkpoint = vqa_run / "checkpoints" / "best.ckpt"
+    assert checkpoint.is_file()
     out, predictions = tmp_path / "metrics.json", tmp_path / "predictions.json"
     result = CliRunner().invoke(
         app, ["evaluate", str(checkpoint), "--output", str(out), "--predictions", str(predictions)]
@@ -147,7 +177,7 @@ def test_cli_train_evaluate_score_round_trip(vqa_run: Path, tmp_path: Path):
     assert evaluated == pytest.approx(trained["metrics"])
     rows = json.loads(predictions.read_text())
     assert len(rows) == 120 and set(rows[0]) == {"question_id", "answer"}
-    # The official-format scorer on the same questions gives the same accuracy.
+    # The official-format scorer on the same questions gives the same exact match.
     dm = EasyVqaDataModule(max_questions=120)
     dm.setup("test")
     questions, annotations = write_vqa_v2(
@@ -160,8 +190,8 @@ def test_cli_train_evaluate_score_round_trip(vqa_run: Path, tmp_path: Path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     scored = json.loads(scored_out.read_text())["metrics"]
-    assert scored["accuracy"] == pytest.approx(evaluated["accuracy"])
-    assert scored["accuracy/color"] == pytest.approx(evaluated["accuracy/color"])
+    assert scored["exact_match"] == pytest.approx(evaluated["exact_match"])
+    assert scored["exact_match/color"] == pytest.approx(evaluated["exact_match/color"])
     # A results file that misses questions is refused, naming it.
     predictions.write_text(json.dumps(rows[:-1]))
     result = CliRunner().invoke(

@@ -3,7 +3,8 @@
 Caption metrics (COCO definitions, equal to ``pycocoevalcap`` to 1e-6): BLEU-1..4, ROUGE-L, CIDEr-D; METEOR
 through COCO's Java scorer when Java is installed; readers that check COCO results / references files.
 Language-model metrics: bits per character (symbol) and perplexity.
-VQA accuracy (the official normalisation and 10-choose-9 average): vltk.metrics.vqa.
+VQA accuracy (vqaEval.py step for step, its head or earlier rule; exact match for one-answer splits):
+vltk.metrics.vqa.
 """
 
 from vltk.metrics.bleu import bleu_scores, corpus_bleu
@@ -31,18 +32,22 @@ from vltk.metrics.meteor import SPICE_NOTE, MeteorUnavailable, meteor_scores, me
 from vltk.metrics.navigation import NAVIGATION_METRIC_NAMES, NavigationMetrics, navigation_scores
 from vltk.metrics.rouge import corpus_rouge_l, lcs_length, rouge_l, rouge_l_scores
 from vltk.metrics.vqa import (
+    VQA_RULES,
     VqaMetrics,
     VqaRecord,
     VqaScores,
+    exact_match,
     normalize_answer,
     score_vqa_records,
     vqa_accuracy,
 )
 
 __all__ = [
+    "VQA_RULES",
     "VqaMetrics",
     "VqaRecord",
     "VqaScores",
+    "exact_match",
     "normalize_answer",
     "score_vqa_records",
     "vqa_accuracy",

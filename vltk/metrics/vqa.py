@@ -1,20 +1,39 @@
 """VQA accuracy as the official VQA evaluation computes it (Antol et al. 2015, *VQA: Visual Question
 Answering*; Goyal et al. 2017, *Making the V in VQA Matter*), without the evaluation toolkit.
 
-The rules, reimplemented from the published description and behaviour of the official ``vqaEval.py``:
+Restated from the official code, GT-Vision-Lab/VQA ``PythonEvaluationTools/vqaEvaluation/vqaEval.py``
+(``VQAEval.evaluate``, ``processPunctuation``, ``processDigitArticle`` and their tables). Two versions of
+its ``evaluate`` loop are offered, named by the commit that separates them (``rule=``):
 
-* every answer (predicted and ground truth) has ``\\n`` and ``\\t`` replaced by spaces and is stripped;
-* **only when the ground-truth answers of a question disagree** (more than one distinct string) are the
-  answers normalised: punctuation (:func:`process_punctuation`), then number words to digits, articles
-  dropped and contractions restored (:func:`process_digit_article`); unanimous ground truth is compared
-  with the prediction as it is (case-insensitively);
-* accuracy of a prediction = the mean, over the 10 leave-one-out subsets of 9 human answers, of
-  ``min(1, #matches / 3)`` (matches compared case-insensitively);
-* the split's accuracy is the mean over questions; per answer type and per question type likewise.
+``"a013f00"`` (the default; the head since 2021-03-11, "Fixed processing answers bug"), per question:
 
-Accuracies are fractions in ``[0, 1]`` (the toolkit prints ``100 *`` the value rounded to 2 decimals).
-A question with a single ground-truth answer (easy-VQA) is scored by exact match after normalisation:
-with one answer there is no leave-one-out subset to average over.
+1. the prediction and every human answer have ``\\n`` and ``\\t`` replaced by spaces and are stripped;
+2. only if the human answers are not all identical (``len(set(answers)) > 1``, compared as they are after
+   step 1) do both sides get :func:`process_punctuation` then :func:`process_digit_article`; otherwise
+   neither side is normalised;
+3. for each human answer entry, the entries *not equal to it* (whole entries: answer text after step 2
+   and every other field, such as ``answer_id`` and ``answer_confidence``) are kept; the ones whose answer
+   equals the prediction, **case-sensitively**, are counted, and that entry's accuracy is
+   ``min(1, count / 3)``;
+4. the question's accuracy is the mean of those; overall, per question type and per answer type are means
+   of the per-question accuracies.
+
+``"pre-a013f00"`` (the earlier loop, e.g. at commit c4e6a0e, behind the numbers published before 2021):
+the prediction is always cleaned (step 1) and given :func:`process_punctuation` then
+:func:`process_digit_article`; the human answers are not cleaned and, only when they disagree, are given
+:func:`process_punctuation` alone; steps 3 and 4 are the same.
+
+In VQA v2 every entry of a question has its own ``answer_id`` (1..10), so step 3 leaves exactly one entry
+out. Entries that are identical dicts are all left out together (a file without ``answer_id``): pass
+``answer_fields`` to reproduce that; plain answer strings count as distinct entries.
+
+Accuracies are fractions in ``[0, 1]``, unrounded (the official tool prints ``100 *`` the value rounded
+to 2 decimals).
+
+With one answer per question (easy-VQA) step 3 leaves no entry, so the official formula scores every
+question 0. Such a split is scored by **exact match** instead (:func:`exact_match`: both sides given
+:func:`normalize_answer`, i.e. cleaned, :func:`process_punctuation` and :func:`process_digit_article`),
+reported as ``exact_match`` and ``exact_match/<type>`` rather than ``accuracy``.
 
 :class:`VqaMetrics` is the metric object a Lightning system feeds; it gathers every rank's answers and
 drops the repeats that distributed samplers add, by question id, as :class:`~vltk.metrics.CaptionMetrics`
@@ -23,20 +42,28 @@ does.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.distributed as dist
 
-from vltk.errors import DataError
+from vltk.errors import DataError, VltkError, unknown_choice_message
 
 logger = logging.getLogger(__name__)
 
 QuestionId = Hashable
+VqaRule = Literal["a013f00", "pre-a013f00"]
+HEAD_RULE: VqaRule = "a013f00"
+EARLIER_RULE: VqaRule = "pre-a013f00"
+VQA_RULES: tuple[str, ...] = (HEAD_RULE, EARLIER_RULE)
+ACCURACY = "accuracy"
+EXACT_MATCH = "exact_match"
 
 # Contractions written without the apostrophe -> with it (the table of the official evaluation code,
 # entries with capitals included although lower-cased text never matches them).
@@ -74,16 +101,17 @@ PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_",
 # A period not followed by a digit (the official lookbehind is written ``(?!<=\d)``, a no-op lookahead,
 # so "1.5" keeps its period only because of the ``(?!\d)`` after it).
 _PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")
-_DIGIT_COMMA_DIGIT = re.compile(r"(\d)(,)(\d)")
+_DIGIT_COMMA_DIGIT = re.compile(r"(\d)(\,)(\d)")
 # The official code passes re.UNICODE as ``count`` to ``sub``: at most 32 periods are removed.
 _MAX_PERIODS = int(re.UNICODE)
 
 
 def process_punctuation(text: str) -> str:
-    """Delete or blank punctuation as the official evaluation does.
+    """``processPunctuation``: delete or blank punctuation as the official evaluation does.
 
-    A punctuation mark next to a space, or any mark when the text has a digit-comma-digit group, is
-    deleted; otherwise it becomes a space. Periods not followed by a digit are deleted.
+    For each mark of :data:`PUNCTUATION`: when the *original* text has the mark next to a space, or has a
+    digit-comma-digit group anywhere, every occurrence is deleted; otherwise each becomes a space. Then
+    periods not followed by a digit are deleted (at most 32, the official ``count`` quirk). Case is kept.
     """
     out = text
     has_digit_comma = _DIGIT_COMMA_DIGIT.search(text) is not None
@@ -96,99 +124,207 @@ def process_punctuation(text: str) -> str:
 
 
 def process_digit_article(text: str) -> str:
-    """Lower-case, number words to digits, drop articles, restore contractions, single spaces."""
+    """``processDigitArticle``: lower-case, split on whitespace, number words to digits, drop articles,
+    restore contractions, join with single spaces."""
     words = [NUMBER_WORDS.get(word, word) for word in text.lower().split()]
     words = [word for word in words if word not in ARTICLES]
     return " ".join(CONTRACTIONS.get(word, word) for word in words)
 
 
-def normalize_answer(text: str) -> str:
-    """The full normalisation (whitespace, punctuation, digits/articles/contractions) of one answer.
-
-    Used to build answer vocabularies; the accuracy applies it only when ground truth disagrees.
-    """
-    return process_digit_article(process_punctuation(_clean(text)))
-
-
-def _clean(text: str) -> str:
+def clean_answer(text: str) -> str:
+    """``\\n`` and ``\\t`` to spaces, then ``strip()``: what the official code does to every answer."""
     return text.replace("\n", " ").replace("\t", " ").strip()
 
 
-def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
-    """Accuracy of one predicted answer against the human answers of one question, in ``[0, 1]``.
+def normalize_answer(text: str) -> str:
+    """The full normalisation: :func:`clean_answer`, :func:`process_punctuation`,
+    :func:`process_digit_article`.
+
+    Used to build answer vocabularies and for :func:`exact_match`; :func:`vqa_accuracy` applies it only
+    where the official rule does.
+    """
+    return process_digit_article(process_punctuation(clean_answer(text)))
+
+
+def check_rule(rule: str) -> VqaRule:
+    """``rule`` if it names a rule of :data:`VQA_RULES`, else a :class:`~vltk.errors.VltkError`."""
+    if rule not in VQA_RULES:
+        raise VltkError(unknown_choice_message("VQA accuracy rule", str(rule), VQA_RULES))
+    return rule  # type: ignore[return-value]
+
+
+def compared_answers(prediction: str, answers: Sequence[str], rule: str = HEAD_RULE) -> tuple[str, list[str]]:
+    """The prediction and the human answers as ``rule`` compares them (steps 1-2 of the module doc)."""
+    check_rule(rule)
+    if rule == HEAD_RULE:
+        predicted, truth = clean_answer(prediction), [clean_answer(a) for a in answers]
+        if len(set(truth)) > 1:
+            predicted = _punctuation_digit_article(predicted)
+            truth = [_punctuation_digit_article(a) for a in truth]
+        return predicted, truth
+    predicted = _punctuation_digit_article(clean_answer(prediction))
+    truth = list(answers)
+    if len(set(truth)) > 1:
+        truth = [_punctuation(a) for a in truth]
+    return predicted, truth
+
+
+# Answers repeat a lot (VQA v2 val: 2.1M answers, far fewer distinct strings): memoise the pure steps.
+@functools.lru_cache(maxsize=1 << 18)
+def _punctuation(text: str) -> str:
+    return process_punctuation(text)
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _punctuation_digit_article(text: str) -> str:
+    return process_digit_article(process_punctuation(text))
+
+
+def vqa_accuracy(
+    prediction: str,
+    answers: Sequence[str],
+    *,
+    rule: str = HEAD_RULE,
+    answer_fields: Sequence[Hashable] | None = None,
+) -> float:
+    """Official accuracy of one predicted answer against the human answers of one question, in ``[0, 1]``.
 
     Args:
         prediction: the predicted answer (raw string).
-        answers: the ground-truth answers (VQA: 10 per question; one for easy-VQA).
+        answers: the human answers (raw strings; VQA: 10 per question).
+        rule: ``"a013f00"`` (the official head, default) or ``"pre-a013f00"`` (the earlier loop).
+        answer_fields: per answer, a label of its entry's other fields (``answer_id``,
+            ``answer_confidence``...): equal labels mean equal fields. The official leave-one-out drops
+            every entry equal to the current one (answer after processing and other fields), so identical
+            entries leave together. ``None``: every entry differs, as VQA v2's ``answer_id`` makes them.
 
-    Example: with ``answers = ["2"] * 3 + ["3"] * 7`` the prediction ``"two"`` scores 0.9 (9 of the 10
-    leave-one-out subsets hold three "2"s; the 3 subsets that drop a "2" hold two: 7 * 1 + 3 * 2/3 = 9).
+    Example: with ``answers = ["2"] * 3 + ["3"] * 7`` the prediction ``"two"`` scores 0.9 (the answers
+    disagree, so "two" becomes "2"; 7 entries leave three "2"s, 3 leave two: (7 * 1 + 3 * 2/3) / 10). A
+    question with one answer scores 0 (nothing is left once it is left out).
     """
     if not answers:
         raise DataError("vqa_accuracy needs at least one ground-truth answer")
-    truth = [_clean(a) for a in answers]
-    predicted = _clean(prediction)
-    if len(set(truth)) > 1:
-        truth = [process_digit_article(process_punctuation(a)) for a in truth]
-        predicted = process_digit_article(process_punctuation(predicted))
-    predicted = predicted.lower()
-    matches = [a.lower() == predicted for a in truth]
-    if len(truth) == 1:
-        return float(matches[0])
-    total = sum(matches)
-    # Leaving out answer i leaves total - matches[i] matching answers among the other n - 1.
-    return sum(min(1.0, (total - m) / 3.0) for m in matches) / len(truth)
+    labels: Sequence[Hashable] = range(len(answers)) if answer_fields is None else answer_fields
+    if len(labels) != len(answers):
+        raise ValueError(f"{len(answers)} answers but {len(labels)} answer_fields labels")
+    predicted, truth = compared_answers(prediction, answers, rule)
+    entries = list(zip(truth, labels))
+    copies = Counter(entries)
+    matching = [answer == predicted for answer in truth]
+    total = sum(matching)
+    accuracies = []
+    for entry, matches in zip(entries, matching):
+        left_out = copies[entry] if matches else 0  # every entry equal to this one is left out
+        accuracies.append(min(1, (total - left_out) / 3))
+    return sum(accuracies) / len(accuracies)
+
+
+def exact_match(prediction: str, answer: str) -> float:
+    """1.0 when prediction and answer agree after :func:`normalize_answer` of both, else 0.0 (the score of
+    questions with a single human answer, where the official formula gives 0)."""
+    return float(normalize_answer(prediction) == normalize_answer(answer))
 
 
 @dataclass(frozen=True)
 class VqaRecord:
-    """One evaluated question: its id, the predicted answer, the human answers and their types."""
+    """One evaluated question: its id, the predicted answer, the human answers and their types.
+
+    ``answer_fields``: see :func:`vqa_accuracy` (``None``: the answers are distinct entries).
+    """
 
     question_id: QuestionId
     prediction: str
     answers: tuple[str, ...]
     answer_type: str = "other"
     question_type: str = "other"
+    answer_fields: tuple[Hashable, ...] | None = None
 
 
 @dataclass
 class VqaScores:
-    """Accuracy overall, per answer type, per question type and per question (fractions in ``[0, 1]``)."""
+    """A split's score overall, per answer type, per question type and per question (fractions in
+    ``[0, 1]``, unrounded).
 
-    accuracy: float
+    ``name`` is ``"accuracy"`` (the official VQA accuracy under ``rule``) or ``"exact_match"`` (every
+    question has one human answer: :func:`exact_match`).
+    """
+
+    overall: float
     per_answer_type: dict[str, float]
     per_question_type: dict[str, float]
     per_question: dict[QuestionId, float]
+    name: str = ACCURACY
+    rule: str = HEAD_RULE
 
     def metrics(self, *, question_types: bool = False) -> dict[str, float]:
-        """``{"accuracy": ..., "accuracy/<answer type>": ...}`` (and ``accuracy/question_type/<type>``)."""
-        out = {"accuracy": self.accuracy}
-        out.update({f"accuracy/{name}": value for name, value in sorted(self.per_answer_type.items())})
+        """``{name: ..., "<name>/<answer type>": ...}`` (and ``<name>/question_type/<type>``)."""
+        out = {self.name: self.overall}
+        out.update({f"{self.name}/{kind}": value for kind, value in sorted(self.per_answer_type.items())})
         if question_types:
             out.update(
-                {f"accuracy/question_type/{name}": v for name, v in sorted(self.per_question_type.items())}
+                {f"{self.name}/question_type/{kind}": v for kind, v in sorted(self.per_question_type.items())}
             )
         return out
 
+    def describe(self) -> str:
+        """One line saying how the numbers were computed (for the CLI and logs)."""
+        count = len(self.per_question)
+        if self.name == EXACT_MATCH:
+            return (
+                f"{count} questions, one human answer each: exact match after the official normalisation "
+                "(the official VQA accuracy would score each 0)"
+            )
+        return f"{count} questions scored with the official VQA accuracy, rule {self.rule} (vqaEval.py)"
 
-def score_vqa_records(records: Iterable[VqaRecord]) -> VqaScores:
-    """Official accuracy of every record, averaged overall, per answer type and per question type."""
+
+def metric_name(records: Sequence[VqaRecord]) -> str:
+    """``exact_match`` when every record has exactly one human answer, else ``accuracy``."""
+    return EXACT_MATCH if records and all(len(r.answers) == 1 for r in records) else ACCURACY
+
+
+def score_vqa_records(records: Iterable[VqaRecord], *, rule: str = HEAD_RULE) -> VqaScores:
+    """Every record scored and averaged overall, per answer type and per question type.
+
+    The official VQA accuracy under ``rule``; exact match when every question has a single answer (a
+    split mixing single and several answers keeps the official accuracy, which scores the single-answer
+    questions 0, and logs a warning).
+    """
+    check_rule(rule)
+    records = list(records)
+    name = metric_name(records)
+    if name == ACCURACY:
+        single = sum(len(r.answers) == 1 for r in records)
+        if single:
+            logger.warning(
+                "%d of %d questions have one human answer: the official VQA accuracy scores them 0",
+                single, len(records),
+            )  # fmt: skip
     per_question: dict[QuestionId, float] = {}
     by_answer_type: dict[str, list[float]] = defaultdict(list)
     by_question_type: dict[str, list[float]] = defaultdict(list)
+    values: list[float] = []
     for record in records:
-        accuracy = vqa_accuracy(record.prediction, record.answers)
-        per_question[record.question_id] = accuracy
-        by_answer_type[record.answer_type].append(accuracy)
-        by_question_type[record.question_type].append(accuracy)
-    if not per_question:
-        return VqaScores(0.0, {}, {}, {})
-    values = list(per_question.values())
+        if record.question_id in per_question:
+            raise DataError(f"question {record.question_id!r} is scored twice")
+        if name == EXACT_MATCH:
+            score = exact_match(record.prediction, record.answers[0])
+        else:
+            score = vqa_accuracy(
+                record.prediction, record.answers, rule=rule, answer_fields=record.answer_fields
+            )
+        per_question[record.question_id] = score
+        values.append(score)
+        by_answer_type[record.answer_type].append(score)
+        by_question_type[record.question_type].append(score)
+    if not values:
+        return VqaScores(0.0, {}, {}, {}, name, rule)
     return VqaScores(
-        accuracy=sum(values) / len(values),
+        overall=sum(values) / len(values),
         per_answer_type={k: sum(v) / len(v) for k, v in by_answer_type.items()},
         per_question_type={k: sum(v) / len(v) for k, v in by_question_type.items()},
         per_question=per_question,
+        name=name,
+        rule=rule,
     )
 
 
@@ -206,7 +342,8 @@ def _distributed() -> bool:
 
 
 class VqaMetrics:
-    """VQA accuracy over a whole evaluation split, correct under DDP.
+    """VQA accuracy (or exact match, one answer per question) over a whole evaluation split, correct
+    under DDP.
 
     Usage in a LightningModule::
 
@@ -218,11 +355,13 @@ class VqaMetrics:
         self.log_dict(self.val_vqa.compute()); self.val_vqa.reset()
 
     Args:
+        rule: the official rule (:data:`VQA_RULES`): ``"a013f00"`` (default) or ``"pre-a013f00"``.
         sync_across_ranks: gather answers from every process when ``torch.distributed`` is initialised
             with more than one process.
     """
 
-    def __init__(self, *, sync_across_ranks: bool = True) -> None:
+    def __init__(self, *, rule: str = HEAD_RULE, sync_across_ranks: bool = True) -> None:
+        self.rule = check_rule(rule)
         self.sync_across_ranks = sync_across_ranks
         self._records: dict[QuestionId, VqaRecord] = {}
 
@@ -239,7 +378,8 @@ class VqaMetrics:
         Args:
             question_ids: ``[B]`` question ids (a list or a tensor).
             predictions: ``B`` predicted answers.
-            answers: ``B`` lists of ground-truth answers.
+            answers: ``B`` lists of ground-truth answers (distinct entries, as VQA v2's ``answer_id``
+                makes them).
             answer_types: ``B`` answer types (``yes/no``, ``number``, ``other``; easy-VQA: ``color``...).
             question_types: ``B`` question types (VQA v2: the question's prefix, e.g. ``what color is``).
         """
@@ -280,8 +420,9 @@ class VqaMetrics:
         records = self.records()
         if not records:
             logger.warning("VqaMetrics.compute() called before any update(); returning zeros")
-        return score_vqa_records(records)
+        return score_vqa_records(records, rule=self.rule)
 
     def compute(self) -> dict[str, float]:
-        """``{"accuracy", "accuracy/<answer type>"...}`` over the whole split; equal on every rank."""
+        """``{"accuracy", "accuracy/<answer type>"...}`` (or ``exact_match...``) over the whole split;
+        equal on every rank."""
         return self.compute_detailed().metrics()
