@@ -112,6 +112,16 @@ def test_read_vqa_v2_errors_name_the_file(tmp_path):
     with pytest.raises(DataError, match="bad.json.*'questions' list"):
         read_vqa_v2(bad, None, tmp_path)
 
+    questions, annotations = tmp_path / "questions.json", tmp_path / "annotations.json"
+    questions.write_text(json.dumps({"questions": [{"question_id": 7, "image_id": 1, "question": "q?"}]}))
+    for entry, expected in (
+        ({"question_id": "q7", "answers": []}, "annotations.json.*non-integer question_id 'q7'"),
+        ("not an object", "annotations.json.*malformed annotation entry 'not an object'"),
+    ):
+        annotations.write_text(json.dumps({"annotations": [entry]}))
+        with pytest.raises(DataError, match=expected):
+            read_vqa_v2(questions, annotations, tmp_path)
+
 
 def test_vqa_v2_datamodule_batches_soft_targets_and_counts_bad_input(tmp_path, caplog):
     files = vqa_v2_fixture(tmp_path)

@@ -60,6 +60,24 @@ def image_index(image_dir: Path) -> dict[int, Path]:
     return found
 
 
+def _annotations_by_question(path: Path, rows: list[Any]) -> dict[int, dict[str, Any]]:
+    """``{question_id: annotation}``; an entry that is not an object or whose id is not an integer is an
+    error naming the file and the entry."""
+    by_id: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: malformed annotation entry {row!r} (expected a JSON object)")
+        if "question_id" not in row:
+            continue
+        try:
+            by_id[int(row["question_id"])] = row
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{path}: annotation entry has a non-integer question_id {row['question_id']!r}"
+            ) from None
+    return by_id
+
+
 def read_vqa_v2(
     questions: str | Path,
     annotations: str | Path | None,
@@ -77,7 +95,7 @@ def read_vqa_v2(
     by_id: dict[int, dict[str, Any]] = {}
     if annotations is not None:
         _, annotation_rows = _read_json(Path(annotations), "annotations", "annotations")
-        by_id = {int(row["question_id"]): row for row in annotation_rows if "question_id" in row}
+        by_id = _annotations_by_question(Path(annotations), annotation_rows)
     images = image_index(image_dir)
     examples: list[VqaExample] = []
     unknown_images: list[int] = []
@@ -97,7 +115,8 @@ def read_vqa_v2(
             if annotation is None:
                 unannotated += 1
                 continue
-            answers = tuple(str(a["answer"]) for a in annotation.get("answers", []) if "answer" in a)
+            entries = annotation.get("answers", [])
+            answers = tuple(str(a["answer"]) for a in entries if isinstance(a, dict) and "answer" in a)
             answer_type = str(annotation.get("answer_type", "other"))
             question_type = str(annotation.get("question_type", "other"))
         examples.append(
