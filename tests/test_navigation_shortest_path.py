@@ -287,9 +287,7 @@ def test_never_longer_than_the_bot_and_shorter_on_some_seeds_and_every_plan_repl
     ours_, bots_ = np.asarray(ours), np.asarray(bots)
     assert len(ours) >= 0.95 * len(seeds)
     assert (ours_ <= bots_).all()
-    assert (
-        0.1 < (ours_ < bots_).mean() < 0.5
-    )  # measured 0.27 (GoToRedBall), 0.22 (GoToLocal), 0.24 (PickupLoc)
+    assert 0.1 < (ours_ < bots_).mean() < 0.5  # measured 0.25, 0.23, 0.25
     assert ours_.mean() < bots_.mean()
 
 

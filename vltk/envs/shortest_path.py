@@ -9,8 +9,8 @@ toggle a box away), every door's open / closed / locked state, and the verifier'
 calls the bot, and it returns the action plan, so that replaying the plan in the real environment checks
 the length (``tests/test_navigation_shortest_path.py`` does, on hundreds of seeds).
 
-The simulation restates minigrid's dynamics (Farama-Foundation/Minigrid, read at the installed 3.x and at
-the repository's head, which agree):
+The simulation restates minigrid's dynamics (Farama-Foundation/Minigrid 3.2.0 as installed; its
+``verifier.py`` is the same at the repository's commit 1d55ae8):
 
 * ``minigrid/minigrid_env.py`` ``MiniGridEnv.step``: left / right turn; forward moves when the front cell
   is empty or ``can_overlap()`` (an open door, a floor tile); pickup takes the front object when it
@@ -40,14 +40,11 @@ search that outgrows ``max_states`` raises too (large multi-room levels with man
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from vltk.errors import VltkError
-
-logger = logging.getLogger(__name__)
 
 LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE, DONE = range(7)  # minigrid's Actions enum
 ACTIONS = (LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE, DONE)
@@ -55,7 +52,7 @@ CARRIED, GONE = -1, -2  # object "positions" besides a cell: in the agent's hand
 OPEN, CLOSED, LOCKED = 0, 1, 2  # minigrid's door states (STATE_TO_IDX)
 NOTHING = -1  # "carrying nothing"
 SUCCESS, FAILURE, CONTINUE = "success", "failure", "continue"
-DEFAULT_MAX_STATES = 1_000_000
+DEFAULT_MAX_STATES = 500_000
 SUPPORTED_INSTRUCTIONS = (
     "GoToInstr", "PickupInstr", "OpenInstr", "PutNextInstr", "BeforeInstr", "AfterInstr", "AndInstr",
 )  # fmt: skip
@@ -151,9 +148,10 @@ def _adjacent(a: int, b: int, width: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ the verifier
-# Each node restates one verifier class: ``verify(memory, action, before, after) -> (status, memory)``
-# with ``before``/``after`` the physical states around the action, and ``dropped(memory, after)`` the
-# ``update_objs_poss`` that a drop action triggers on every node before verification.
+# Each node restates one verifier class: ``verify(memory, action, after) -> (status, memory)`` with
+# ``after`` the physical state the action led to and ``memory`` what the verifier object keeps between
+# steps, and ``dropped(memory, after)`` the ``update_objs_poss`` that a drop action triggers on every node
+# before verification.
 class _Node:
     def initial(self) -> Any:
         raise NotImplementedError
@@ -161,7 +159,7 @@ class _Node:
     def dropped(self, memory: Any, after: tuple) -> Any:
         return memory
 
-    def verify(self, memory: Any, action: int, before: tuple, after: tuple) -> tuple[str, Any]:
+    def verify(self, memory: Any, action: int, after: tuple) -> tuple[str, Any]:
         raise NotImplementedError
 
 
@@ -183,7 +181,7 @@ class _GoTo(_Node):
         objects = after[3]
         return tuple(sorted([objects[i] for i in self.targets if objects[i] >= 0] + list(self.door_cells)))
 
-    def verify(self, memory: Any, action: int, before: tuple, after: tuple) -> tuple[str, Any]:
+    def verify(self, memory: Any, action: int, after: tuple) -> tuple[str, Any]:
         front = after[0] + self.steps[after[1]]
         return (SUCCESS if front in memory else CONTINUE), memory
 
@@ -200,7 +198,7 @@ class _Pickup(_Node):
     def initial(self) -> int:
         return self.start
 
-    def verify(self, memory: Any, action: int, before: tuple, after: tuple) -> tuple[str, Any]:
+    def verify(self, memory: Any, action: int, after: tuple) -> tuple[str, Any]:
         carried = after[2]
         if action != PICKUP:
             return CONTINUE, carried
@@ -224,7 +222,7 @@ class _Open(_Node):
     def initial(self) -> None:
         return None
 
-    def verify(self, memory: Any, action: int, before: tuple, after: tuple) -> tuple[str, Any]:
+    def verify(self, memory: Any, action: int, after: tuple) -> tuple[str, Any]:
         if action != TOGGLE:
             return CONTINUE, memory
         door = self.door_at.get(after[0] + self.steps[after[1]])
@@ -249,7 +247,7 @@ class _PutNext(_Node):
     def initial(self) -> int:
         return self.start
 
-    def verify(self, memory: Any, action: int, before: tuple, after: tuple) -> tuple[str, Any]:
+    def verify(self, memory: Any, action: int, after: tuple) -> tuple[str, Any]:
         carried, objects = after[2], after[3]
         if self.strict and action == PICKUP and carried != NOTHING:
             return FAILURE, carried
@@ -278,19 +276,19 @@ class _Before(_Node):
     def dropped(self, memory: Any, after: tuple) -> tuple:
         return (memory[0], self.a.dropped(memory[1], after), self.b.dropped(memory[2], after))
 
-    def verify(self, memory: Any, action: int, before: tuple, after: tuple) -> tuple[str, Any]:
+    def verify(self, memory: Any, action: int, after: tuple) -> tuple[str, Any]:
         done, mem_a, mem_b = memory
         if not done:
-            status, mem_a = self.a.verify(mem_a, action, before, after)
+            status, mem_a = self.a.verify(mem_a, action, after)
             if status == FAILURE:
                 return FAILURE, (False, mem_a, mem_b)
             if status != SUCCESS:
                 if self.strict:
-                    status, mem_b = self.b.verify(mem_b, action, before, after)
+                    status, mem_b = self.b.verify(mem_b, action, after)
                     if status == SUCCESS:
                         return FAILURE, (False, mem_a, mem_b)
                 return CONTINUE, (False, mem_a, mem_b)
-        status, mem_b = self.b.verify(mem_b, action, before, after)
+        status, mem_b = self.b.verify(mem_b, action, after)
         return (status if status in (SUCCESS, FAILURE) else CONTINUE), (True, mem_a, mem_b)
 
 
@@ -312,8 +310,8 @@ class _After(_Node):
     def dropped(self, memory: Any, after: tuple) -> tuple:
         return self._before.dropped(memory, after)
 
-    def verify(self, memory: Any, action: int, before: tuple, after: tuple) -> tuple[str, Any]:
-        return self._before.verify(memory, action, before, after)
+    def verify(self, memory: Any, action: int, after: tuple) -> tuple[str, Any]:
+        return self._before.verify(memory, action, after)
 
 
 @dataclass
@@ -331,13 +329,13 @@ class _And(_Node):
     def dropped(self, memory: Any, after: tuple) -> tuple:
         return (memory[0], memory[1], self.a.dropped(memory[2], after), self.b.dropped(memory[3], after))
 
-    def verify(self, memory: Any, action: int, before: tuple, after: tuple) -> tuple[str, Any]:
+    def verify(self, memory: Any, action: int, after: tuple) -> tuple[str, Any]:
         done_a, done_b, mem_a, mem_b = memory
         if not done_a:
-            status, mem_a = self.a.verify(mem_a, action, before, after)
+            status, mem_a = self.a.verify(mem_a, action, after)
             done_a = status == SUCCESS
         if not done_b:
-            status, mem_b = self.b.verify(mem_b, action, before, after)
+            status, mem_b = self.b.verify(mem_b, action, after)
             done_b = status == SUCCESS
         return (SUCCESS if done_a and done_b else CONTINUE), (done_a, done_b, mem_a, mem_b)
 
@@ -365,6 +363,8 @@ class _Reader:
                 elif cell.type == "floor":
                     floor[index] = 1
                 elif cell.type == "door":
+                    if cell.is_open and cell.is_locked:
+                        self.unsupported(f"a door both open and locked at ({i}, {j})")
                     self.doors.append(cell)
                     self.door_cells.append(index)
                 elif cell.type in ("ball", "key", "box"):
@@ -480,7 +480,7 @@ def shortest_path(
             for action in ACTIONS:
                 after = act(before, action)
                 mem = verifier.dropped(memory, after) if action == DROP else memory
-                status, mem = verifier.verify(mem, action, before, after)
+                status, mem = verifier.verify(mem, action, after)
                 if status == SUCCESS:
                     plan = _plan(parents, state) + (action,)
                     return ShortestPath(len(plan), plan, len(parents))
