@@ -4,8 +4,9 @@ Training is imitation learning (Chevalier-Boisvert et al. 2019, BabyAI, section 
 agent's action distribution and the bot's action at every step of whole demo episodes, run with truncated
 backprop through time (the memory is detached every ``loss.tbptt_steps`` steps; one optimiser step per
 batch of episodes). Validation and test play fresh episodes on held-out seeds (a batch is a list of seeds;
-see ``vltk.data.babyai_datamodule``) and report success rate, mean reward, SPL (against the bot's path
-length) and mean episode length, gathered over DDP ranks and de-duplicated by seed.
+see ``vltk.data.babyai_datamodule``) and report success rate, mean reward, SPL (against each episode's
+shortest solution, searched exactly by ``vltk.envs.shortest_path``) and mean episode length, gathered over
+DDP ranks and de-duplicated by seed.
 """
 
 from __future__ import annotations
@@ -126,21 +127,25 @@ class NavigationTask(EvaluatingSystem):
                 "mission": e.mission,
                 "success": "yes" if e.success else "no",
                 "steps": str(e.length),
-                "bot steps": "-" if e.shortest is None else str(e.shortest),
+                "shortest": "-" if e.shortest is None else str(e.shortest),
             }
             for e in self.episodes[: self.config.num_samples]
         ]
 
     def prediction_rows(self) -> list[dict[str, Any]]:
-        """Every episode of the last evaluation, every rank's, one per seed."""
+        """Every episode of the last evaluation, every rank's, one per seed: ``seed``, ``level``, ``mission``,
+        ``success``, ``reward``, ``length`` (the agent's steps), ``shortest_length`` (the fewest steps that
+        solve it, ``None`` when none within the step budget) and its ``spl``."""
         return [
             {
                 "seed": e.seed,
+                "level": e.level,
                 "mission": e.mission,
                 "success": e.success,
                 "reward": e.reward,
                 "length": e.length,
-                "bot_length": e.shortest,
+                "shortest_length": e.shortest,
+                "spl": e.spl,
             }
             for e in self.episodes
         ]

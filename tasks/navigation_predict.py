@@ -23,10 +23,11 @@ def predict_navigation_lines(system: Any, request: Any) -> list[str]:
     (episode,) = system.play([seed], record=True, level=level)
     words = system.vocab.tokenize(episode.mission)
     outcome = "[green]success[/]" if episode.success else "[red]failure[/]"
-    bot = "-" if episode.shortest is None else str(episode.shortest)
+    shortest = "none within the step budget" if episode.shortest is None else str(episode.shortest)
     lines = [
         f'[bold]{level}[/] seed {seed}: "{episode.mission}"',
-        f"{outcome} in {episode.length} steps (bot: {bot}), reward {episode.reward:.3f}",
+        f"{outcome} in {episode.length} steps (shortest: {shortest}), reward {episode.reward:.3f}, "
+        f"SPL {episode.spl:.3f}",
     ]
     for t, action in enumerate(episode.actions):
         focus = ""

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vltk.cli.main import app
+from vltk.envs import BabyAIEnv, shortest_path
 from vltk.tasks.runner import available_configs, load_task_config
 
 TINY_NAVIGATION = [
@@ -68,7 +69,17 @@ def test_evaluate_plays_the_requested_number_of_fresh_episodes(nav_run, tmp_path
     assert result.exit_code == 0, result.output
     rows = json.loads(preds.read_text())
     assert [row["seed"] for row in rows] == list(range(2_000_000_000, 2_000_000_005))
-    assert json.loads(out.read_text())["metrics"]["success_rate"] == sum(r["success"] for r in rows) / 5
+    metrics = json.loads(out.read_text())["metrics"]
+    assert metrics["success_rate"] == sum(r["success"] for r in rows) / 5
+    env = BabyAIEnv("BabyAI-GoToRedBall-v0")
+    for row in rows:  # one record per episode, its shortest path searched again here
+        assert {"seed", "level", "success", "length", "shortest_length", "spl"} <= set(row)
+        assert row["level"] == "BabyAI-GoToRedBall-v0" and 1 <= row["length"] <= 64
+        env.reset(row["seed"])
+        shortest, length = row["shortest_length"], row["length"]
+        assert shortest is not None and shortest == shortest_path(env).length
+        assert row["spl"] == pytest.approx(shortest / max(length, shortest) if row["success"] else 0.0)
+    assert metrics["SPL"] == pytest.approx(sum(r["spl"] for r in rows) / 5)
 
 
 def test_predict_renders_a_gif_with_word_attention(nav_run, tmp_path):
@@ -80,10 +91,16 @@ def test_predict_renders_a_gif_with_word_attention(nav_run, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "seed 123" in result.output and "step   1:" in result.output
+    env = BabyAIEnv("BabyAI-GoToRedBall-v0")
+    env.reset(123)
+    assert f"(shortest: {shortest_path(env).length})" in result.output and "SPL" in result.output
     with Image.open(gif) as image:
         assert image.n_frames >= 2
     result = CliRunner().invoke(app, ["predict", ckpt, "--level", "BabyAI-GoToRedBal-v0"])
     assert result.exit_code == 2 and "BabyAI-GoToRedBall-v0" in result.output
+    result = CliRunner().invoke(app, ["predict", ckpt, "--level", "BabyAI-KeyInBox-v0", "--seed", "0"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "does not model a box holding a key" in result.output  # SPL's search refuses, in one line
     result = CliRunner().invoke(app, ["predict", ckpt, "--beam-size", "3"])
     assert result.exit_code == 2 and "--beam-size" in result.output
 

@@ -1,4 +1,5 @@
-"""Environments for the navigation task: BabyAI levels of ``minigrid``, its bot, vectorised rollouts."""
+"""Environments for the navigation task: BabyAI levels of ``minigrid``, its bot, exact shortest paths (SPL),
+vectorised rollouts."""
 
 from vltk.envs.babyai import (
     ACTION_NAMES,
@@ -11,8 +12,9 @@ from vltk.envs.babyai import (
     observation_shape,
     quiet_stdout,
 )
-from vltk.envs.expert import BotEpisode, bot_episode, bot_episodes, bot_path_length
+from vltk.envs.expert import BotEpisode, bot_episode, bot_episodes
 from vltk.envs.rollout import EpisodeResult, NavigationPolicy, rollout
+from vltk.envs.shortest_path import ShortestPath, UnsupportedLevelError, shortest_path
 
 __all__ = [
     "ACTION_NAMES",
@@ -23,12 +25,14 @@ __all__ = [
     "EpisodeResult",
     "NavigationPolicy",
     "Observation",
+    "ShortestPath",
+    "UnsupportedLevelError",
     "bot_episode",
     "bot_episodes",
-    "bot_path_length",
     "check_level",
     "level_ids",
     "observation_shape",
     "quiet_stdout",
     "rollout",
+    "shortest_path",
 ]

@@ -85,9 +85,3 @@ def bot_episodes(level: str, observation: ObservationKind, seeds: list[int]) -> 
         return [bot_episode(env, seed) for seed in seeds]
     finally:
         env.close()
-
-
-def bot_path_length(env: BabyAIEnv, seed: int) -> int | None:
-    """The number of steps the bot needs for ``seed`` (SPL's shortest path), ``None`` when it fails."""
-    episode = bot_episode(env, seed)
-    return episode.num_steps if episode.success else None

@@ -1,9 +1,11 @@
 """Vectorised evaluation rollouts: one policy call per step for a whole batch of seeded episodes.
 
 The environments of a batch step in lockstep in this process (BabyAI steps cost microseconds; the policy's
-forward pass is what is worth batching). Each finished episode is scored against the BabyAI bot's path on
-the same seed, the shortest path of SPL (Anderson et al. 2018, On Evaluation of Embodied Navigation Agents):
-``SPL = success * l / max(p, l)`` with ``l`` the bot's length and ``p`` the agent's.
+forward pass is what is worth batching). Each episode is scored by SPL (Anderson et al. 2018, On Evaluation
+of Embodied Navigation Agents): ``SPL = success * l / max(p, l)`` with ``p`` the agent's number of actions
+and ``l`` the fewest actions that solve the episode, found by breadth-first search from its start state
+(:func:`vltk.envs.shortest_path.shortest_path`). Earlier versions took the BabyAI bot's length for ``l``,
+which is longer in about a quarter of the episodes and overstated SPL (docs/navigation.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vltk.envs.babyai import BabyAIEnv, ObservationKind
-from vltk.envs.expert import bot_path_length
+from vltk.envs.shortest_path import shortest_path
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +45,9 @@ class EpisodeResult:
         success: the mission was accomplished (positive reward).
         reward: the return.
         length: the agent's number of steps.
-        shortest: the bot's number of steps on this seed (``None`` if the bot failed).
+        shortest: the fewest steps that solve this episode (SPL's ``l``, by breadth-first search);
+            ``None`` when no plan succeeds within the episode's step budget, or when not searched.
+        level: the BabyAI level played.
         actions: the agent's actions.
         attention: per step, the weights over the instruction's tokens (when recorded).
         frames: per step, a full-grid render (when recorded, for GIFs).
@@ -55,17 +59,20 @@ class EpisodeResult:
     reward: float
     length: int
     shortest: int | None
+    level: str = ""
     actions: list[int] = field(default_factory=list)
     attention: list[list[float]] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
 
     @property
     def spl(self) -> float:
-        """Success weighted by (normalised inverse) path length; the agent's length when the bot failed."""
+        """``success * l / max(p, l)``: 0 for a failed episode (so also when no solution exists, as then the
+        agent cannot succeed); NaN for a success whose shortest path was not searched (unknown)."""
         if not self.success:
             return 0.0
-        shortest = self.shortest if self.shortest is not None else self.length
-        return shortest / max(self.length, shortest, 1)
+        if self.shortest is None:
+            return float("nan")
+        return self.shortest / max(self.length, self.shortest)
 
 
 def rollout(
@@ -87,33 +94,35 @@ def rollout(
         observation: ``"symbolic"`` or ``"rgb"``, as the agent was trained.
         batch_size: environments stepped together (one policy call per step for all of them).
         record: keep actions, word attention and full-grid frames per step (for ``vltk predict --gif``).
-        shortest_paths: run the bot on each seed for SPL's shortest path.
+        shortest_paths: search each episode's shortest solution from its start state, for SPL.
+
+    Raises:
+        UnsupportedLevelError: ``shortest_paths`` on a level the search cannot solve exactly (a
+            :class:`vltk.errors.VltkError` naming the instruction type or what else is missing).
     """
     results: list[EpisodeResult] = []
     envs = [BabyAIEnv(level, observation=observation) for _ in range(min(batch_size, max(len(seeds), 1)))]
-    bot_env = BabyAIEnv(level, observation=observation) if shortest_paths else None
     try:
         for start in range(0, len(seeds), batch_size):
             chunk = [int(s) for s in seeds[start : start + batch_size]]
-            results.extend(_rollout_chunk(policy, envs[: len(chunk)], chunk, record))
-        if bot_env is not None:
-            for result in results:
-                result.shortest = bot_path_length(bot_env, result.seed)
+            results.extend(_rollout_chunk(policy, envs[: len(chunk)], chunk, record, shortest_paths))
     finally:
         for env in envs:
             env.close()
-        if bot_env is not None:
-            bot_env.close()
     return results
 
 
 def _rollout_chunk(
-    policy: NavigationPolicy, envs: list[BabyAIEnv], seeds: list[int], record: bool
+    policy: NavigationPolicy, envs: list[BabyAIEnv], seeds: list[int], record: bool, shortest_paths: bool
 ) -> list[EpisodeResult]:
     observations = [env.reset(seed) for env, seed in zip(envs, seeds)]
     results = [
-        EpisodeResult(seed, obs.mission, False, 0.0, 0, None) for seed, obs in zip(seeds, observations)
+        EpisodeResult(seed, obs.mission, False, 0.0, 0, None, env.level)
+        for env, seed, obs in zip(envs, seeds, observations)
     ]
+    if shortest_paths:  # from the start state, before the agent moves
+        for env, result in zip(envs, results):
+            result.shortest = shortest_path(env, where=f"{env.level} seed {result.seed}").length
     if record:
         for env, result in zip(envs, results):
             result.frames.append(env.render_rgb())
@@ -140,4 +149,17 @@ def _rollout_chunk(
                 result.reward = reward
                 result.success = reward > 0
                 active[i] = False
+    if shortest_paths:
+        for result in results:
+            _check_shortest(result)
     return results
+
+
+def _check_shortest(result: EpisodeResult) -> None:
+    """An agent's success in fewer steps than the search's shortest (or where it found none) would mean
+    that the search does not match minigrid: stop rather than report a wrong SPL."""
+    if result.success and (result.shortest is None or result.length < result.shortest):
+        raise RuntimeError(
+            f"{result.level} seed {result.seed}: the agent succeeded in {result.length} steps but the "
+            f"shortest-path search found {result.shortest} (vltk.envs.shortest_path disagrees with minigrid)"
+        )

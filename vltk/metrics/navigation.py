@@ -3,8 +3,10 @@ Agents; Chevalier-Boisvert et al. 2019, BabyAI):
 
 * ``success_rate``: fraction of episodes whose mission was accomplished;
 * ``mean_reward``: mean return (minigrid: ``1 - 0.9 * steps / max_steps`` on success, else 0);
-* ``SPL``: success weighted by path length, ``mean(success * l / max(p, l))`` with ``l`` the BabyAI bot's
-  number of steps on the same seed (the shortest path) and ``p`` the agent's;
+* ``SPL``: success weighted by path length, ``mean(success * l / max(p, l))`` with ``p`` the agent's number
+  of steps and ``l`` the fewest steps that solve the episode, by breadth-first search from its start
+  state (``vltk.envs.shortest_path``; not the BabyAI bot's length, which earlier versions used and which is
+  longer in about a quarter of the episodes); an episode without a solution in its step budget scores 0;
 * ``episode_length``: mean number of steps the agent took.
 
 :class:`NavigationMetrics` is correct under DDP like ``vltk.metrics.caption.CaptionMetrics``: ``compute``
@@ -78,7 +80,10 @@ class NavigationMetrics:
         local = list(self._episodes.values())
         if not (self.sync_across_ranks and _distributed()):
             return merge_episodes([local])
-        light = [EpisodeResult(e.seed, e.mission, e.success, e.reward, e.length, e.shortest) for e in local]
+        light = [
+            EpisodeResult(e.seed, e.mission, e.success, e.reward, e.length, e.shortest, e.level)
+            for e in local
+        ]  # without the per-step records
         gathered: list[list[EpisodeResult] | None] = [None] * dist.get_world_size()
         dist.all_gather_object(gathered, light)
         return merge_episodes(part or [] for part in gathered)

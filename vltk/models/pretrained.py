@@ -281,7 +281,7 @@ class PretrainedAgent:
             seeds: episode seeds.
             level: a BabyAI level id (default: the training level).
             record: keep each step's action, word attention and frame (without it, only the outcome).
-            shortest_paths: also run the bot on each seed, for the episode's ``shortest`` (SPL).
+            shortest_paths: also search each episode's shortest solution, its ``shortest`` (SPL).
         """
         from vltk.envs import check_level, rollout
         from vltk.models.navigation import AgentPolicy
@@ -304,7 +304,7 @@ class PretrainedAgent:
 
     def play(self, seed: int, *, level: str | None = None) -> Any:
         """One episode of ``level`` (default: the training level) by ``seed``: a
-        :class:`vltk.envs.EpisodeResult` with the mission, ``success``, ``reward``, ``length``, the bot's
+        :class:`vltk.envs.EpisodeResult` with the mission, ``success``, ``reward``, ``length``, the
         ``shortest`` length and, per step, the ``actions``, the word ``attention`` and the ``frames``."""
         (episode,) = self.play_many([seed], level=level, record=True)
         return episode
