@@ -23,7 +23,12 @@ def predict_navigation_lines(system: Any, request: Any) -> list[str]:
     (episode,) = system.play([seed], record=True, level=level)
     words = system.vocab.tokenize(episode.mission)
     outcome = "[green]success[/]" if episode.success else "[red]failure[/]"
-    shortest = "none within the step budget" if episode.shortest is None else str(episode.shortest)
+    if not episode.searched:
+        shortest = "not searched"
+    elif episode.shortest is None:
+        shortest = "none within the step budget"
+    else:
+        shortest = str(episode.shortest)
     lines = [
         f'[bold]{level}[/] seed {seed}: "{episode.mission}"',
         f"{outcome} in {episode.length} steps (shortest: {shortest}), reward {episode.reward:.3f}, "

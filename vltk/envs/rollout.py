@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vltk.envs.babyai import BabyAIEnv, ObservationKind
-from vltk.envs.shortest_path import shortest_path
+from vltk.envs.shortest_path import UnsupportedLevelError, shortest_path
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ class EpisodeResult:
         shortest: the fewest steps that solve this episode (SPL's ``l``, by breadth-first search);
             ``None`` when no plan succeeds within the episode's step budget, or when not searched.
         level: the BabyAI level played.
+        searched: the shortest path was searched (False: not asked for, or the level holds something
+            the search does not model), so ``shortest = None`` means "no solution" only when True.
         actions: the agent's actions.
         attention: per step, the weights over the instruction's tokens (when recorded).
         frames: per step, a full-grid render (when recorded, for GIFs).
@@ -60,6 +62,7 @@ class EpisodeResult:
     length: int
     shortest: int | None
     level: str = ""
+    searched: bool = False
     actions: list[int] = field(default_factory=list)
     attention: list[list[float]] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
@@ -120,9 +123,7 @@ def _rollout_chunk(
         EpisodeResult(seed, obs.mission, False, 0.0, 0, None, env.level)
         for env, seed, obs in zip(envs, seeds, observations)
     ]
-    if shortest_paths:  # from the start state, before the agent moves
-        for env, result in zip(envs, results):
-            result.shortest = shortest_path(env, where=f"{env.level} seed {result.seed}").length
+    searched = shortest_paths and _search_shortest(envs, results)  # from the start state
     if record:
         for env, result in zip(envs, results):
             result.frames.append(env.render_rgb())
@@ -149,10 +150,31 @@ def _rollout_chunk(
                 result.reward = reward
                 result.success = reward > 0
                 active[i] = False
-    if shortest_paths:
+    if searched:
         for result in results:
             _check_shortest(result)
     return results
+
+
+def _search_shortest(envs: list[BabyAIEnv], results: list[EpisodeResult]) -> bool:
+    """Fill each result's ``shortest`` by the search; False (SPL unknown: NaN for successes) when the
+    level holds something the search does not model, which is logged once per reason rather than raised,
+    so that training and evaluation on such a level go on with the other metrics."""
+    try:
+        for env, result in zip(envs, results):
+            result.shortest = shortest_path(env, where=f"{env.level} seed {result.seed}").length
+            result.searched = True
+    except UnsupportedLevelError as error:
+        for result in results:
+            result.shortest, result.searched = None, False
+        if str(error) not in _UNSEARCHABLE_REPORTED:
+            _UNSEARCHABLE_REPORTED.add(str(error))
+            logger.warning("SPL is not computed (reported as NaN): %s", error)
+        return False
+    return True
+
+
+_UNSEARCHABLE_REPORTED: set[str] = set()
 
 
 def _check_shortest(result: EpisodeResult) -> None:

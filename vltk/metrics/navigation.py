@@ -81,7 +81,7 @@ class NavigationMetrics:
         if not (self.sync_across_ranks and _distributed()):
             return merge_episodes([local])
         light = [
-            EpisodeResult(e.seed, e.mission, e.success, e.reward, e.length, e.shortest, e.level)
+            EpisodeResult(e.seed, e.mission, e.success, e.reward, e.length, e.shortest, e.level, e.searched)
             for e in local
         ]  # without the per-step records
         gathered: list[list[EpisodeResult] | None] = [None] * dist.get_world_size()
