@@ -114,11 +114,14 @@ def pick(metrics: Mapping[str, float], *names: str) -> tuple[str | None, float]:
     return None, float("nan")
 
 
-def interleaved(arms: Mapping[str, callable], repeats: int) -> dict[str, list[float]]:
-    """Wall times of ``repeats`` calls of each arm, interleaved A B A B ... (B A on odd rounds) in this
-    process, so that changes of the machine's load hit every arm alike."""
+def interleaved(arms: Mapping[str, callable], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Wall times of ``repeats`` calls of each arm, interleaved A B, B A, ... in this process, so that changes
+    of the machine's load hit every arm alike; each arm is called ``warmup`` times untimed first."""
     times: dict[str, list[float]] = {name: [] for name in arms}
     names = list(arms)
+    for _ in range(warmup):
+        for name in names:
+            arms[name]()
     for round_index in range(repeats):
         for name in names if round_index % 2 == 0 else reversed(names):
             start = time.perf_counter()

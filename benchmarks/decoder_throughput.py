@@ -120,7 +120,8 @@ def main() -> None:
         assert same, "the two implementations must compute the same loss"
         times = {"vltk": [], "per-step": []}
         peaks = []
-        time_training_step(vltk_loss, decoder, grid, tokens, targets)  # warm-up
+        time_training_step(vltk_loss, decoder, grid, tokens, targets)  # warm-up, untimed
+        time_training_step(per_step_loss, decoder, grid, tokens, targets)
         for round_index in range(args.repeats):  # interleaved, so machine noise hits all three alike
             order = ("vltk", "per-step") if round_index % 2 == 0 else ("per-step", "vltk")
             for arm in order:
