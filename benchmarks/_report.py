@@ -152,5 +152,13 @@ def run_vltk(args: list[str], *, timing_path: Path, env: Mapping[str, str] | Non
     return {"wall_s": wall, "fit_s": timing["fit_s"], "test_s": timing["test_s"], "setup_s": setup}
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (``VmHWM``). Not ``getrusage``'s ``ru_maxrss``: Linux carries
+    that across ``exec``, so a child started from a large parent would report the parent's size."""
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":", 1) for line in status if ":" in line)
+    return int(fields["VmHWM"].split()[0]) / 1024
+
+
 def read_metrics(run_dir: Path) -> dict[str, float]:
     return json.loads((run_dir / "metrics.json").read_text())["metrics"]

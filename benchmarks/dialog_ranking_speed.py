@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import add_json_argument, best_median, interleaved, publish  # noqa: E402
+from _report import add_json_argument, best_median, interleaved, peak_rss_mib, publish  # noqa: E402
 
 from vltk.models.dialog_decoders import GenerativeDecoder  # noqa: E402
 
@@ -59,7 +58,7 @@ def naive(decoder: GenerativeDecoder, fused, tokens, lengths, options):
 
 
 def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mib()
 
 
 def current_mib() -> float:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import add_json_argument, best_median, publish, verdict  # noqa: E402
+from _report import add_json_argument, best_median, peak_rss_mib, publish, verdict  # noqa: E402
 
 ENCODER: list[str] = []  # set from --encoder / --image-size in main()
 COMMON = ["trainer.max_epochs=1", "trainer.limit_val_batches=0", "trainer.limit_test_batches=0",
@@ -68,8 +68,6 @@ def train_epoch(overrides: list[str]) -> float:
 
 def child_memory(overrides: list[str]) -> dict:
     """One training epoch in this (fresh) process: peak private memory (sampled every 20 ms), peak RSS."""
-    import resource
-
     peak = {"anon": private_memory_kib()}
     stop = threading.Event()
 
@@ -84,7 +82,7 @@ def child_memory(overrides: list[str]) -> dict:
     stop.set()
     sampler.join()
     return {"seconds": seconds, "anon_mib": peak["anon"] / 1024,
-            "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+            "maxrss_mib": peak_rss_mib()}  # fmt: skip
 
 
 def loading_rates(workers: list[int], images: int, batches: int, repeats: int) -> dict[int, dict]:
