@@ -110,7 +110,8 @@ def main() -> None:
     text = (
         f"Captioner {source}; the first {rows[0][3]} test images in one batch, max length 20, encoding "
         f"excluded; both ways in one process, {args.repeats} interleaved repeats; speed-up = ratio of the "
-        "medians (of the best repeats in brackets).\n\n"
+        "medians (of the best repeats in brackets).\n"
+        "\n"
         "| beam | batched images/s, best / median | one-at-a-time images/s, best / median | speed-up | "
         "identical captions | target (issue 7): >= 3x at beam 3, batch 32, identical captions |\n"
         "|---|---|---|---|---|---|\n" + "\n".join(row(*r) for r in rows) + "\n"

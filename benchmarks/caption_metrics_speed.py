@@ -130,10 +130,8 @@ def main() -> None:
     tokenising = java_t["median"] / python_t["median"]
     lines = [
         f"{args.images} images x {args.refs} references ({n_captions} captions, synthetic, Zipfian "
-        "vocabulary); "
-        f"each comparison side by side in one process, {args.repeats} interleaved rounds; speed-up = ratio "
-        "of "
-        "the medians (of the best rounds in brackets).\n",
+        f"vocabulary); each comparison side by side in one process, {args.repeats} interleaved rounds; "
+        "speed-up = ratio of the medians (of the best rounds in brackets).\n",
         "| step | pycocoevalcap best / median | vltk best / median | speed-up | target (issue 3) |",
         "|---|---|---|---|---|",
         f"| BLEU-1..4 + ROUGE-L + CIDEr-D, same tokens | {coco_t['best']:.2f} / {coco_t['median']:.2f} s | "
@@ -141,12 +139,11 @@ def main() -> None:
         f"({coco_t['best'] / vltk_t['best']:.1f}x) | >= 3x: {verdict(scoring, 3.0, fmt='.1f', unit='x')} |",
         f"| tokenisation (Java PTBTokenizer incl. JVM start vs pure Python) | {java_t['best']:.2f} / "
         f"{java_t['median']:.2f} s | {python_t['best']:.2f} / {python_t['median']:.2f} s | "
-        f"**{tokenising:.1f}x** "
-        f"({java_t['best'] / python_t['best']:.1f}x) | >= 1x: "
+        f"**{tokenising:.1f}x** ({java_t['best'] / python_t['best']:.1f}x) | >= 1x: "
         f"{verdict(tokenising, 1.0, fmt='.1f', unit='x')} |",
         "",
-        f"Largest |vltk - pycocoevalcap| over the six metrics: {worst:.1e}; "
-        f"tokens identical to Java on every caption: {'yes' if same_tokens else 'NO'}.\n",
+        f"Largest |vltk - pycocoevalcap| over the six metrics: {worst:.1e}; tokens identical to Java on "
+        f"every caption: {'yes' if same_tokens else 'NO'}.\n",
     ]
     data = {
         "scoring": {"pycocoevalcap": coco_t, "vltk": vltk_t},

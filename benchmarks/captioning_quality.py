@@ -83,10 +83,10 @@ def targets(results: list[dict]) -> list[str]:
         wall = spread([r["wall_s"] / 60 for r in default])
         n = len(default)
         lines += [
-            f"- default, mean test CIDEr over {n} seed(s) >= 3.0: {verdict(cider['mean'], 3.0)}; "
-            f"lowest seed {cider['min']:.3f}.",
-            f"- default, mean test BLEU-4 over {n} seed(s) >= 0.60: {verdict(bleu['mean'], 0.60)}; "
-            f"lowest seed {bleu['min']:.3f}.",
+            f"- default, mean test CIDEr over {n} seed(s) >= 3.0: {verdict(cider['mean'], 3.0)}; lowest "
+            f"seed {cider['min']:.3f}.",
+            f"- default, mean test BLEU-4 over {n} seed(s) >= 0.60: {verdict(bleu['mean'], 0.60)}; lowest "
+            f"seed {bleu['min']:.3f}.",
             f"- default, at most 10 minutes end to end (slowest seed): {verdict(wall['max'], 10.0, higher=False, fmt='.1f', unit=' min')}.",  # noqa: E501
         ]
         if n < 3:
@@ -118,11 +118,15 @@ def main() -> None:
                 results.append(run(name, seed, Path(tmp), extra))
                 print(seed_table(results[-1:]), flush=True)
     text = (
-        f"Test split of shapes, beam 3, the best validation checkpoint; each run in a fresh dataset cache "
+        "Test split of shapes, beam 3, the best validation checkpoint; each run in a fresh dataset cache "
         f"(generation included in its wall time); seeds {args.seeds}. Mean ± standard deviation (min-max) "
-        "over seeds.\n\n"
+        "over seeds.\n"
+        "\n"
         f"{summary_table(results, args.runs)}\n\nTargets:\n\n" + "\n".join(targets(results)) + "\n\n"
-        f"Per seed:\n\n{seed_table(results)}\n\n"
+        "Per seed (each command also got `--run-dir DIR --set trainer.enable_progress_bar=false`):\n"
+        "\n"
+        f"{seed_table(results)}\n"
+        "\n"
         "Reference points on the same test split: the section *Shapes reference points*.\n"
     )
     publish(text, {"results": results}, args.json)

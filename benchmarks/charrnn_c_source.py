@@ -61,8 +61,8 @@ def main() -> None:
         params = parameter_count(system.model)
         model = cfg.model
         rows.append(
-            f"| {name} | {model['cell'].upper()} {model['num_layers']} x {model['hidden_dim']} "
-            f"| {params:,} | {result.metrics['bpc']:.3f} | {seconds / 60:.1f} min |"
+            f"| {name} | {model['cell'].upper()} {model['num_layers']} x {model['hidden_dim']} | {params:,} "
+            f"| {result.metrics['bpc']:.3f} | {seconds / 60:.1f} min |"
         )
         print(rows[-1], flush=True)
         results[name] = {"parameters": params, "bpc": result.metrics["bpc"], "seconds": seconds}

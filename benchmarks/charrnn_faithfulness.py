@@ -94,8 +94,10 @@ def main() -> None:
             rows.append(f"| {mark} | {_mean_std(r)} | {_mean_std(v)} | {diff:+.2f} | {within} |")
             summary[f"{precision} @ {mark}"] = {"numpy": r, "vltk": v}
         tables.append(
-            f"vltk precision {precision}:\n\n"
-            "| updates | numpy min-char-rnn | vltk (`--config min_char_rnn`) | vltk - numpy | within 2 sd |\n"
+            f"vltk precision {precision}:\n"
+            "\n"
+            "| updates | numpy min-char-rnn | vltk (`--config min_char_rnn`) | vltk - numpy | within 2 sd "
+            "|\n"
             "|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
         )
     wall = ", ".join(f"vltk {p} {statistics.mean(vltk_seconds[p]):.1f} s" for p in args.precisions)

@@ -171,8 +171,8 @@ def main() -> None:
         records.append(record)
         rows.append(
             f"| {seed} | {ref_s:.1f} s (set-up {record['reference_setup_s']:.2f} s, loop "
-            f"{ref['loop_s']:.1f} s) "
-            f"| {ref['target']:.3f} ({ref['target'] / 0.6931:.2f} bpc) | {vltk_cell} | {ratio_cell} |"
+            f"{ref['loop_s']:.1f} s) | {ref['target']:.3f} ({ref['target'] / 0.6931:.2f} bpc) | {vltk_cell} "
+            f"| {ratio_cell} |"
         )
         print(rows[-1], flush=True)
     ratios = [r["ratio"] for r in records if "ratio" in r]

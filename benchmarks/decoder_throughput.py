@@ -148,11 +148,10 @@ def main() -> None:
     )
     text = (
         f"Show, Attend and Tell decoder, V={VOCAB:,}, D={FEATURE}, E={EMBED}, H={HIDDEN}, A={ATTENTION}, "
-        "batch "
-        f"{BATCH} x {STEPS} tokens, forward + backward, {torch.get_num_threads()} torch thread(s); median of "
-        f"{args.repeats} interleaved repeats (the best repeats' speed-up in brackets); the matmul peak is "
-        "the "
-        "median of the best 1024^3 fp32 `torch.mm` of each repeat.\n\n"
+        f"batch {BATCH} x {STEPS} tokens, forward + backward, {torch.get_num_threads()} torch thread(s); "
+        f"median of {args.repeats} interleaved repeats (the best repeats' speed-up in brackets); the matmul "
+        "peak is the median of the best 1024^3 fp32 `torch.mm` of each repeat.\n"
+        "\n"
         "| grid | vltk tokens/s | per-step tokens/s | speed-up | matmul GFLOP/s | vltk GFLOP/s | of peak | "
         "targets (issue 7) |\n|---|---|---|---|---|---|---|---|\n" + table + "\n"
     )

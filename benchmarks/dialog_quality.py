@@ -115,11 +115,15 @@ def main() -> None:
                 results.append(run(name, seed, Path(tmp), extra))
                 print(seed_table(results[-1:]), flush=True)
     text = (
-        f"shapes_dialog test split, every round ranked among its 100 candidates; each run in a fresh dataset "
-        f"cache (generation included in its wall time); seeds {args.seeds}; mean ± standard deviation "
-        "(min-max) over seeds.\n\n"
+        "shapes_dialog test split, every round ranked among its 100 candidates; each run in a fresh "
+        f"dataset cache (generation included in its wall time); seeds {args.seeds}; mean ± standard "
+        "deviation (min-max) over seeds.\n"
+        "\n"
         f"{summary_table(results, args.runs)}\n\nTargets:\n\n" + "\n".join(targets(results)) + "\n\n"
-        f"Per seed:\n\n{seed_table(results)}\n\n"
+        "Per seed (each command also got `--run-dir DIR --set trainer.enable_progress_bar=false`):\n"
+        "\n"
+        f"{seed_table(results)}\n"
+        "\n"
         "Reference points without training: the section *shapes_dialog: the data*.\n"
     )
     publish(text, {"results": results}, args.json)

@@ -148,16 +148,15 @@ def main() -> None:
             rows[-2] += " |"
         print("\n".join(rows[-2:]), flush=True)
     text = (
-        "Random weights and tokens (speed and memory do not depend on what the model learnt); answer lengths "
-        "follow VisDial's (mostly 1-4 words, a few up to 20), padded to the batch's longest. Both ways in "
-        "one "
-        f"process, {args.repeats} interleaved repeats; peak RSS growth of one call, each way in a fresh "
-        "process; "
-        "the results of both ways agree to 1e-3. No target of its own (issue 4: keep memory flat).\n\n"
-        "| sizes | rounds x options | Ta | method | seconds, best / median | rounds/s (median) | "
-        "peak RSS growth (MiB) | naive / vltk (medians) |\n|---|---|---|---|---|---|---|---|\n"
-        + "\n".join(rows)
-        + "\n"
+        "Random weights and tokens (speed and memory do not depend on what the model learnt); answer "
+        "lengths follow VisDial's (mostly 1-4 words, a few up to 20), padded to the batch's longest. Both "
+        f"ways in one process, {args.repeats} interleaved repeats; peak RSS growth of one call, each way in "
+        "a fresh process; the results of both ways agree to 1e-3. No target of its own (issue 4: keep "
+        "memory flat).\n"
+        "\n"
+        "| sizes | rounds x options | Ta | method | seconds, best / median | rounds/s (median) | peak RSS "
+        "growth (MiB) | naive / vltk (medians) |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     publish(text, data, args.json)
 

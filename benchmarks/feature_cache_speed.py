@@ -178,9 +178,10 @@ def main() -> None:
     text = (
         f"Default captioning decoder, one training epoch (validation and test off), frozen {args.encoder} "
         f"(`weights: null`) at {args.image_size}x{args.image_size} on {small} shapes images; both arms in "
-        "one "
-        f"process, {args.repeats} interleaved rounds (A B, B A, ...).\n\n"
-        "| arm | best epoch (s) | median epoch (s) | every round (s) |\n|---|---|---|---|\n"
+        f"one process, {args.repeats} interleaved rounds (A B, B A, ...).\n"
+        "\n"
+        "| arm | best epoch (s) | median epoch (s) | every round (s) |\n"
+        "|---|---|---|---|\n"
         + "".join(
             f"| {label} | {stats[arm]['best']:.2f} | {stats[arm]['median']:.2f} | {seconds(epochs[arm])} |\n"
             for arm, label in (
@@ -190,21 +191,23 @@ def main() -> None:
         )
         + f"\nTraining from the cache: **{speedup_median:.1f}x** faster per epoch by the medians "
         f"({speedup_best:.1f}x by the best epochs). Target (issue 7): >= 5x: {verdict(speedup_median, 5.0, fmt='.1f', unit='x')}.\n\n"  # noqa: E501
-        f"Making the caches (`vltk data cache-features`, process start to exit, one pass of the encoder): "
-        f"{cache_seconds[small]:.0f} s for {small} images, {cache_seconds[large]:.0f} s for {large}.\n\n"
+        "Making the caches (`vltk data cache-features`, process start to exit, one pass of the encoder): "
+        f"{cache_seconds[small]:.0f} s for {small} images, {cache_seconds[large]:.0f} s for {large}.\n"
+        "\n"
         "| cached-feature epoch, fresh process | images | epoch (s) | peak private memory (MiB) | peak RSS "
         "(MiB) |\n"
         "|---|---|---|---|---|\n"
         + "".join(
             f"| from the feature cache | {size} | {memory[size]['seconds']:.1f} | "
-            f"{memory[size]['anon_mib']:.0f} | "
-            f"{memory[size]['maxrss_mib']:.0f} |\n"
+            f"{memory[size]['anon_mib']:.0f} | {memory[size]['maxrss_mib']:.0f} |\n"
             for size in (small, large)
         )  # fmt: skip
-        + f"\nPeak private memory at {large} vs {small} images: {memory[large]['anon_mib']:.0f} vs "
-        f"{memory[small]['anon_mib']:.0f} MiB.\n\n"
-        f"| DataLoader workers ({args.loading_batches} batches, {args.loading_repeats} interleaved rounds) "
-        "| 0 | 1 | 2 |\n"
+        + "\n"
+        f"Peak private memory at {large} vs {small} images: {memory[large]['anon_mib']:.0f} vs "
+        f"{memory[small]['anon_mib']:.0f} MiB.\n"
+        "\n"
+        f"| DataLoader workers ({args.loading_batches} batches, {args.loading_repeats} interleaved "
+        "rounds) | 0 | 1 | 2 |\n"
         "|---|---|---|---|\n"
         "| training items/s, best (PNG decode + transform + collate, default small CNN transform) | "
         + " | ".join(f"{loading[w]['best']:.0f}" for w in (0, 1, 2))

@@ -205,12 +205,19 @@ def main() -> None:
     )
     text = (
         f"Seeds {args.seeds}; mean ± standard deviation (min-max) over seeds. Training time excludes making "
-        "the demos (done once per level, below); wall is `vltk train navigation` from process start to exit "
-        "(training, validation every epoch, the test episodes).\n\n"
+        "the demos (done once per level, below); wall is `vltk train navigation` from process start to "
+        "exit (training, validation every epoch, the test episodes).\n"
+        "\n"
         f"{summary_table(results, args.runs)}\n\nTargets:\n\n" + "\n".join(targets(results, demos)) + "\n\n"
-        "| level | demos | making the demos (`vltk data demos`, process start to exit) | demos/s | "
-        "bot steps/s | env steps/s (random actions, one process) |\n|---|---|---|---|---|---|\n"
-        f"{throughput}\n{diagnostics_table(results)}\nPer seed:\n\n{seed_table(results)}\n"
+        "| level | demos | making the demos (`vltk data demos`, process start to exit) | demos/s | bot "
+        "steps/s | env steps/s (random actions, one process) |\n"
+        "|---|---|---|---|---|---|\n"
+        f"{throughput}\n"
+        f"{diagnostics_table(results)}\n"
+        "Per seed (each command also got `--run-dir DIR --set trainer.enable_progress_bar=false --set "
+        "data.demos_dir=DEMOS`):\n"
+        "\n"
+        f"{seed_table(results)}\n"
     )
     publish(text, {"results": results, "demos": demos}, args.json)
 

@@ -48,9 +48,8 @@ def main() -> None:
             examples.append(f"- `{caption!r}`: Java `{' '.join(java)}`, vltk `{' '.join(ours)}`")
     lines = [
         f"Captions from `stress_captions(seed={args.seed})`, Java = pycocoevalcap's Stanford PTBTokenizer "
-        "3.4.1 "
-        "(`-preserveLines -lowerCase`, COCO's punctuation filter), each caption isolated from the next. Not "
-        "timed.\n",
+        "3.4.1 (`-preserveLines -lowerCase`, COCO's punctuation filter), each caption isolated from the "
+        "next. Not timed.\n",
         "| glued words | captions | captions whose tokens differ |",
         "|---|---|---|",
         *rows,

@@ -139,20 +139,19 @@ def main() -> None:
     best_wall_overhead = (best(True, 0) / best(False, 0) - 1) * 100
     text = (
         f"Default captioning model on {args.num_images} shapes images, batch {cfg.data['batch_size']}, "
-        f"{args.steps} "
-        f"steps per run, a checkpoint every {args.save_every} steps, {args.rounds} rounds alternating A B, "
-        "B A, "
-        f"... in one process, {args.threads} torch thread(s); mean time per step (data loading and "
-        "checkpoint "
-        "writes included); median over rounds (best round for wall time too).\n\n"
+        f"{args.steps} steps per run, a checkpoint every {args.save_every} steps, {args.rounds} rounds "
+        f"alternating A B, B A, ... in one process, {args.threads} torch thread(s); mean time per step "
+        "(data loading and checkpoint writes included); median over rounds (best round for wall time "
+        "too).\n"
+        "\n"
         "| run | CPU ms/step, median | wall ms/step, median | wall ms/step, best | each round (wall / CPU "
         "ms) |\n"
         "|---|---|---|---|---|\n"
         + row("plain Lightning (RandomSampler, Lightning's checkpoint writer)", False)
         + row("vltk safeguards (resume state, signals, NaN check, provenance, atomic writes)", True)
-        + f"\nOverhead per step: **{wall_overhead:+.1f}% wall time** (median; {best_wall_overhead:+.1f}% by "
-        "the "
-        f"best rounds), {cpu_overhead:+.1f}% CPU time. Target (issue 6): under 5%: "
+        + "\n"
+        f"Overhead per step: **{wall_overhead:+.1f}% wall time** (median; {best_wall_overhead:+.1f}% by "
+        f"the best rounds), {cpu_overhead:+.1f}% CPU time. Target (issue 6): under 5%: "
         f"{verdict(wall_overhead, 5.0, higher=False, fmt='.1f', unit='%')}.\n"
     )
     data = {"plain": timings[False], "safeguards": timings[True], "wall_overhead_pct": wall_overhead,

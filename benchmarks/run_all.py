@@ -89,8 +89,7 @@ REGISTRY: tuple[Bench, ...] = (
         ("--num-images", "300"),
         0.5,
         "2026-11-25: one reference vs the other four CIDEr 1.982, the canonical description 3.851, one "
-        "constant "
-        "caption 0.309; measured before issue 14 changes ROUGE-L's tokenisation.",
+        "constant caption 0.309; measured before issue 14 changes ROUGE-L's tokenisation.",
     ),
     Bench(
         "captioning",
@@ -100,8 +99,8 @@ REGISTRY: tuple[Bench, ...] = (
         ONE_SEED + TINY_CAPTIONS,
         36,
         "default 6.5 min, BLEU-4 0.771, CIDEr 3.266 (2026-11-26, seed 42; seed 7 gave BLEU-4 0.797, CIDEr "
-        "3.326); image_blind 4.8 min, BLEU-4 0.246, CIDEr 0.514 (2026-11-25): one seed each, the image-blind "
-        "run before the decoder changes of 2026-11-26.",
+        "3.326); image_blind 4.8 min, BLEU-4 0.246, CIDEr 0.514 (2026-11-25): one seed each, the "
+        "image-blind run before the decoder changes of 2026-11-26.",
     ),
     Bench(
         "captioning_long",
@@ -140,8 +139,7 @@ REGISTRY: tuple[Bench, ...] = (
         ("--updates", "100", "--seeds", "0", "--chars", "50000"),
         6,
         "after 5,000 updates numpy 57.23 ± 2.18, vltk float32 59.19 ± 1.68, float64 56.51 ± 2.50 "
-        "(2026-11-25, "
-        "5 seeds).",
+        "(2026-11-25, 5 seeds).",
     ),
     Bench(
         "charrnn_time_to_quality",
@@ -151,8 +149,8 @@ REGISTRY: tuple[Bench, ...] = (
         ("--updates", "200", "--seeds", "0", "--chars", "50000", "--max-steps", "100"),
         2,
         "median 29.9x sooner (2026-11-25): unfair, it counted only the training loops -- vltk's Trainer "
-        "construction and data set-up (1-2 s) were left out against the 0.24-0.31 s counted; now both sides "
-        "are timed from process start.",
+        "construction and data set-up (1-2 s) were left out against the 0.24-0.31 s counted; now both "
+        "sides are timed from process start.",
     ),
     Bench(
         "charrnn_c_source",
@@ -181,9 +179,9 @@ REGISTRY: tuple[Bench, ...] = (
         SEEDS,
         ONE_SEED + ("--set", "data.max_questions=300", "--set", "trainer.max_epochs=1"),
         27,
-        "default 99.97% in 1.9 min (2026-11-26, one seed), measured before later changes to the text encoder "
-        "and the attention; issue 14 measured 99.36% (127 s of training) on the code since. question_only "
-        "66.69%.",
+        "default 99.97% in 1.9 min (2026-11-26, one seed), measured before later changes to the text "
+        "encoder and the attention; issue 14 measured 99.36% (127 s of training) on the code since. "
+        "question_only 66.69%.",
     ),
     Bench(
         "dialog",
@@ -192,8 +190,8 @@ REGISTRY: tuple[Bench, ...] = (
         SEEDS,
         ONE_SEED + ("--set", "data.num_dialogs=200", "--set", "trainer.max_epochs=1"),
         90,
-        "MRR: discriminative 0.766, generative 0.589, question-only 0.577, no-history 0.720 (2026-11-26, one "
-        "seed each; the last three on a shared machine).",
+        "MRR: discriminative 0.766, generative 0.589, question-only 0.577, no-history 0.720 (2026-11-26, "
+        "one seed each; the last three on a shared machine).",
     ),
     Bench(
         "shapes_dialog_stats",
@@ -211,8 +209,8 @@ REGISTRY: tuple[Bench, ...] = (
         (),
         ("--rounds", "20", "--visdial-rounds", "4", "--repeats", "2"),
         8,
-        "shapes sizes: vltk 10.75 s vs naive 35.60 s (3.3x), VisDial 320 rounds 190 s (2026-11-26, load ~9, "
-        "each way in its own process).",
+        "shapes sizes: vltk 10.75 s vs naive 35.60 s (3.3x), VisDial 320 rounds 190 s (2026-11-26, load "
+        "~9, each way in its own process).",
     ),
     Bench(
         "navigation_gotoredball",
@@ -241,8 +239,8 @@ REGISTRY: tuple[Bench, ...] = (
             *TINY_NAV,
         ),
         58,
-        "success 99.8%, SPL 0.9904, 16.1 min (2026-11-26, one seed, shared machine): SPL from the bot's path "
-        "length, which issue 14 found overstated.",
+        "success 99.8%, SPL 0.9904, 16.1 min (2026-11-26, one seed, shared machine): SPL from the bot's "
+        "path length, which issue 14 found overstated.",
         also_runs=("navigation_diagnostics.py",),
     ),
     Bench(
@@ -376,6 +374,14 @@ def machine() -> dict[str, str]:
     }
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository root when it is inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def load() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
@@ -415,7 +421,7 @@ def run_one(bench: Bench, mode: str, runner_command: str, timeout_factor: float,
     }
     print(f"\n[{index}] {bench.name} ({mode}): {record['command']}\n"
           f"    expected ~{bench.full_minutes:g} min in full mode; timeout {timeout / 60:.0f} min; "
-          f"log {log_path.relative_to(ROOT)}", flush=True)  # fmt: skip
+          f"log {shown(log_path)}", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix=f"vltk-bench-{bench.name}-") as scratch:
         json_path = Path(scratch) / "result.json"
         # A scratch data cache: nothing is read from (or left in) the user's ~/.cache/vltk.
@@ -466,10 +472,9 @@ def provenance(record: dict) -> str:
     after = " / ".join(f"{v:.2f}" for v in record.get("load_after", []))
     return (
         f"Measured on commit `{record['commit']}`, {record['started']}, {m['cpu']} with {m['cpu_count']} "
-        "CPUs, "
-        f"torch {m['torch']}, Python {m['python']}, OMP_NUM_THREADS={m['omp_num_threads']}; load average "
-        f"(1/5/15 min) {before} before, {after} after; {record['wall_s'] / 60:.1f} min; "
-        f"status: **{record['status']}**.\n"
+        f"CPUs, torch {m['torch']}, Python {m['python']}, OMP_NUM_THREADS={m['omp_num_threads']}; load "
+        f"average (1/5/15 min) {before} before, {after} after; {record['wall_s'] / 60:.1f} min; status: "
+        f"**{record['status']}**.\n"
         f"Command: `{record['runner_command']}`, which ran `{record['command']}`."
     )
 
@@ -483,9 +488,8 @@ def render_section(bench: Bench) -> str:
     else:
         parts += [
             "**Full mode not yet run on this code** (`python benchmarks/run_all.py --full --only "
-            f"{bench.name}`, "
-            f"about {bench.full_minutes:g} min on 2 quiet cores). Last figure before the runner, **stale**: "
-            f"{bench.stale} The old tables are in [{HISTORY}]({HISTORY}).",
+            f"{bench.name}`, about {bench.full_minutes:g} min on 2 quiet cores). Last figure before the "
+            f"runner, **stale**: {bench.stale} The old tables are in [{HISTORY}]({HISTORY}).",
         ]
         if quick is not None:
             banner = (
@@ -558,10 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.render:
         write_sections(names)
-        print(
-            f"rewrote {len(names)} section(s) of {BENCHMARKS_MD.relative_to(ROOT)} from "
-            f"{RESULTS.relative_to(ROOT)}/"
-        )
+        print(f"rewrote {len(names)} section(s) of {shown(BENCHMARKS_MD)} from {shown(RESULTS)}/")
         return 0
     mode = "full" if args.full else "quick"
     runner_command = shlex.join(

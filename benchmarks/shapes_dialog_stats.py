@@ -118,8 +118,8 @@ def main() -> None:
         f"- generation of {args.num_dialogs} dialogs (images, JSON, dense annotations): {generation_s:.1f} s",
         "- round types (train): "
         + ", ".join(f"{k} {types[k] / sum(types.values()):.1%}" for k in ROUND_TYPES),
-        f"- history before round 10: {np.mean(history_words):.0f} words on average, "
-        f"{max(history_words)} at most (default `max_history_length` 100)",
+        f"- history before round 10: {np.mean(history_words):.0f} words on average, {max(history_words)} at "
+        "most (default `max_history_length` 100)",
         f"- loading ({first_epoch} training dialogs, batch 32, `in_memory`): first epoch {first_s:.1f} s "
         f"(decodes the PNGs), second {second_s:.1f} s",
         "",
@@ -138,11 +138,10 @@ def main() -> None:
     lines += [
         f"| chance | | 0.010 | 0.050 | 0.100 | {chance['mrr']:.3f} | {chance['mean_rank']:.1f} |",
         "",
-        f"NDCG of the answer prior on the annotated test rounds: {table['all']['ndcg']:.3f}. A question-only "
-        "model can learn about this prior (the form of the right answer follows the question's template, and "
-        "yes/no rounds leave it a coin flip between two options), so it is the floor the image and the "
-        "history "
-        "have to lift the full models above.",
+        f"NDCG of the answer prior on the annotated test rounds: {table['all']['ndcg']:.3f}. A "
+        "question-only model can learn about this prior (the form of the right answer follows the "
+        "question's template, and yes/no rounds leave it a coin flip between two options), so it is the "
+        "floor the image and the history have to lift the full models above.",
         "",
     ]
     data = {"generation_s": generation_s, "types": dict(types), "baselines": table, "chance": chance,

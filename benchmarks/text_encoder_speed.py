@@ -84,7 +84,9 @@ def main() -> None:
         "`RNNTextEncoder` (padded batch, state read at each row's last step) vs torch's packed-sequence "
         f"LSTM, same weights, forward + backward, {torch.get_num_threads()} torch thread(s); both in one "
         f"process, one untimed warm-up each, median of {args.repeats} interleaved repeats. No target of its "
-        f"own.\n\n{table}\n"
+        "own.\n"
+        "\n"
+        f"{table}\n"
     )
     publish(text, {"vltk": vltk_times, "packed": packed_times, "same_outputs": bool(same)}, args.json)
 

@@ -159,3 +159,36 @@ def test_reference_text_reads_the_same_symbols_as_vltk():
     dm.setup("fit")
     assert vocab_size == dm.vocab_size
     assert train.tolist() == dm.ids("train").tolist() and val.tolist() == dm.ids("val").tolist()
+
+
+SCRIPTS = {
+    "ok_bench.py": "import json, sys\n"
+    "path = sys.argv[sys.argv.index('--json') + 1]\n"
+    "print('progress line')\n"
+    "json.dump({'markdown': '| table |', 'data': {'x': 1}}, open(path, 'w'))\n",
+    "fails_bench.py": "import sys\nprint('something broke')\nsys.exit(3)\n",
+    "sleeps_bench.py": "import time\nprint('started', flush=True)\ntime.sleep(60)\n",
+}
+
+
+@pytest.mark.parametrize(
+    "script, status",
+    [("ok_bench.py", "ok"), ("fails_bench.py", "failed (exit code 3)"), ("sleeps_bench.py", "timed out")],
+)
+def test_run_one_records_success_failure_and_timeout(run_all, tmp_path, monkeypatch, script, status):
+    for name, text in SCRIPTS.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(run_all, "HERE", tmp_path)
+    monkeypatch.setattr(run_all, "RESULTS", tmp_path / "results")
+    bench = run_all.Bench("toy", "Toy", script, (), (), 1.0, "stale note", quick_minutes=0.05)
+    record = run_all.run_one(bench, "quick", "python benchmarks/run_all.py --quick", 1.0, "1/1")
+    assert record["status"].startswith(status) and record["wall_s"] < 30
+    saved = json.loads((tmp_path / "results" / "quick" / "toy.json").read_text())
+    assert saved["status"] == record["status"] and saved["command"] == f"python benchmarks/{script}"
+    assert len(saved["load_before"]) == 3 and saved["machine"]["cpu_count"]
+    log = (tmp_path / "results" / "quick" / "toy.log").read_text()
+    if status == "ok":
+        assert saved["markdown"] == "| table |" and saved["data"] == {"x": 1} and "progress line" in log
+    else:
+        assert "Last lines of the log" in saved["markdown"] and saved["data"] == {}
+        assert ("something broke" if script == "fails_bench.py" else "started") in saved["markdown"]
