@@ -441,7 +441,7 @@ def run_one(bench: Bench, mode: str, runner_command: str, timeout_factor: float,
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
                 process.wait()
-                status = f"timed out after {timeout / 60:.0f} min"
+                status = f"timed out after {timeout / 60:.1f} min"
             pump.join(timeout=10)
         record["wall_s"] = time.monotonic() - start
         record["load_after"] = load()
