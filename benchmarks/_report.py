@@ -1,30 +1,164 @@
-"""Shared plumbing of the benchmark scripts: how they name themselves and where their tables go."""
+"""Shared plumbing of the benchmark scripts: the machine, result records, spreads over seeds, target verdicts,
+and timed runs of the ``vltk`` CLI in a fresh process.
+
+A script prints its result section (markdown) and, given ``--json PATH``, writes ``{"markdown": ...,
+"data": ...}`` there. Scripts never edit BENCHMARKS.md themselves: ``benchmarks/run_all.py`` runs them, adds
+what was measured where (commit, date, machine, load, command) and replaces the script's section in
+BENCHMARKS.md by name.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 
-import torch
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+TIMED_CLI = Path(__file__).resolve().with_name("_timed_cli.py")
+MODE_ENV = "VLTK_BENCH_MODE"  # set by run_all.py: "quick" or "full"
 
-BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
+def mode() -> str:
+    """``quick``, ``full`` (set by run_all.py) or ``standalone`` (the script run by hand)."""
+    return os.environ.get(MODE_ENV, "standalone")
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch_version}"
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages."""
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def invocation() -> str:
     """The command line that ran this benchmark, as a user would type it from the repository root."""
-    script = Path(sys.argv[0]).resolve().relative_to(BENCHMARKS_MD.parent)
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(ROOT)
+    except ValueError:
+        pass
     return " ".join(["python", str(script), *sys.argv[1:]])
 
 
-def publish(text: str, *, append: bool) -> None:
-    """Print a result section and, unless told not to, append it to BENCHMARKS.md."""
-    print(text)
-    if append:
-        with open(BENCHMARKS_MD, "a", encoding="utf-8") as handle:
-            handle.write(text)
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, default=None, help="also write the result record here")
+
+
+def publish(markdown: str, data: Mapping | None = None, json_path: Path | None = None) -> None:
+    """Print a result section; with ``json_path`` write ``{"markdown", "data"}`` there (for run_all.py)."""
+    print(markdown, flush=True)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"markdown": markdown.strip("\n"), "data": dict(data or {})}
+        json_path.write_text(json.dumps(record, indent=1, default=float) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (0 for one value), min and max."""
+    values = [float(v) for v in values]
+    return {
+        "n": len(values),
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def fmt_spread(values: Sequence[float], fmt: str = ".3f", scale: float = 1.0, unit: str = "") -> str:
+    """``mean ± std (min-max)`` over seeds; the single value when there is one."""
+    values = [float(v) * scale for v in values if v == v]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:{fmt}}{unit}"
+    s = spread(values)
+    return f"{s['mean']:{fmt}}{unit} ± {s['std']:{fmt}} ({s['min']:{fmt}}-{s['max']:{fmt}})"
+
+
+def verdict(value: float, target: float, *, higher: bool = True, fmt: str = ".3f", unit: str = "") -> str:
+    """``met (... , by ...)`` or ``**not met**: short by ...``; in quick mode, not judged."""
+    if mode() == "quick":
+        return "not judged (quick mode: tiny sizes)"
+    if value != value:
+        return "**not measured**"
+    sign = ">=" if higher else "<="
+    margin = value - target if higher else target - value
+    if margin >= 0:
+        return f"met ({value:{fmt}}{unit} {sign} {target:{fmt}}{unit}, margin {margin:{fmt}}{unit})"
+    short = f"short by {-margin:{fmt}}{unit}"
+    return f"**not met** ({value:{fmt}}{unit}, target {sign} {target:{fmt}}{unit}: {short})"
+
+
+def pick(metrics: Mapping[str, float], *names: str) -> tuple[str | None, float]:
+    """The first of ``names`` present in ``metrics`` (metric names change between versions)."""
+    for name in names:
+        if name in metrics:
+            return name, float(metrics[name])
+    return None, float("nan")
+
+
+def interleaved(arms: Mapping[str, callable], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Wall times of ``repeats`` calls of each arm, interleaved A B, B A, ... in this process, so that changes
+    of the machine's load hit every arm alike; each arm is called ``warmup`` times untimed first."""
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    names = list(arms)
+    for _ in range(warmup):
+        for name in names:
+            arms[name]()
+    for round_index in range(repeats):
+        for name in names if round_index % 2 == 0 else reversed(names):
+            start = time.perf_counter()
+            arms[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def best_median(times: Iterable[float]) -> dict[str, float]:
+    times = list(times)
+    return {"best": min(times), "median": statistics.median(times), "all": times}
+
+
+# ------------------------------------------------------------------------------------------ timed CLI runs
+def run_vltk(args: list[str], *, timing_path: Path, env: Mapping[str, str] | None = None,
+             cwd: Path | None = None) -> dict[str, float]:  # fmt: skip
+    """Run ``vltk ARGS`` in a fresh process (through ``_timed_cli.py``, which runs the same CLI and times
+    ``Trainer.fit`` and ``Trainer.test``). Returns ``wall_s``: process start to exit, everything included
+    (interpreter start, imports, data generation/loading, training with validation, testing); ``fit_s``:
+    the ``Trainer.fit`` calls (training + validation every epoch); ``test_s``; ``setup_s``: process start
+    to the first ``fit``."""
+    full_env = dict(os.environ, **(env or {}), VLTK_BENCH_TIMING=str(timing_path))
+    start = time.monotonic()
+    subprocess.run([sys.executable, str(TIMED_CLI), *args], check=True, env=full_env, cwd=cwd)
+    wall = time.monotonic() - start
+    timing = json.loads(timing_path.read_text())
+    setup = timing["first_fit_at"] - start if timing.get("first_fit_at") else float("nan")
+    return {"wall_s": wall, "fit_s": timing["fit_s"], "test_s": timing["test_s"], "setup_s": setup}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (``VmHWM``). Not ``getrusage``'s ``ru_maxrss``: Linux carries
+    that across ``exec``, so a child started from a large parent would report the parent's size."""
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":", 1) for line in status if ":" in line)
+    return int(fields["VmHWM"].split()[0]) / 1024
+
+
+def read_metrics(run_dir: Path) -> dict[str, float]:
+    return json.loads((run_dir / "metrics.json").read_text())["metrics"]

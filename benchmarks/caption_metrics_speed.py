@@ -9,10 +9,11 @@ Zipfian vocabulary and COCO-like lengths):
 * **tokenisation** of every raw caption: vltk's pure-Python ``tokenize_caption`` against pycocoevalcap's
   ``PTBTokenizer`` (Java, JVM start-up included; target: vltk at least as fast).
 
-    python benchmarks/caption_metrics_speed.py                 # 5,000 images, best of 3, appends a table
-    python benchmarks/caption_metrics_speed.py --images 1000 --no-append
+    python benchmarks/caption_metrics_speed.py                 # 5,000 images, 3 interleaved rounds
+    python benchmarks/caption_metrics_speed.py --images 1000 --repeats 5
 
-Run it under ``flock /tmp/vltk-bench.lock`` on a shared machine; the load average is recorded with the table.
+Both sides of each comparison run in this process, interleaved (A B, B A, ...); best and median of the
+rounds are reported, the speed-ups from both.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import random
+import sys
 import time
-from datetime import date
+from pathlib import Path
 
-from _report import invocation, machine, publish
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import add_json_argument, best_median, publish, verdict  # noqa: E402
 
 from vltk.metrics import score_tokenized, tokenize_caption
 
@@ -58,13 +60,16 @@ def raw_corpus(num_images: int, num_refs: int, seed: int) -> tuple[list[str], li
     return hypotheses, references
 
 
-def best_of(repeats: int, function) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+def side_by_side(repeats: int, first, second) -> tuple[dict, dict, object, object]:
+    """Both functions ``repeats`` times, interleaved (A B, B A, ...): their timings and last results."""
+    times: dict[int, list[float]] = {0: [], 1: []}
+    results: dict[int, object] = {}
+    for round_index in range(repeats):
+        for arm in (0, 1) if round_index % 2 == 0 else (1, 0):
+            start = time.perf_counter()
+            results[arm] = (first, second)[arm]()
+            times[arm].append(time.perf_counter() - start)
+    return best_median(times[0]), best_median(times[1]), results[0], results[1]
 
 
 def vltk_scores(hyps: list[list[str]], refs: list[list[list[str]]]) -> dict[str, float]:
@@ -87,14 +92,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--refs", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3, help="best of N for each timing")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of each comparison")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
+    add_json_argument(parser)
     args = parser.parse_args()
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     raw_hyps, raw_refs = raw_corpus(args.images, args.refs, args.seed)
-    load_before = os.getloadavg()
 
     # Tokenisation of every caption: Java (one JVM start, as pycocoevalcap does it) vs Python.
     def java_tokenize() -> tuple[dict, dict]:
@@ -108,8 +112,7 @@ def main() -> None:
         refs = [[tokenize_caption(c) for c in image_refs] for image_refs in raw_refs]
         return hyps, refs
 
-    java_seconds, (gts, res) = best_of(args.repeats, java_tokenize)
-    python_seconds, (hyps, refs) = best_of(args.repeats, python_tokenize)
+    java_t, python_t, (gts, res), (hyps, refs) = side_by_side(args.repeats, java_tokenize, python_tokenize)
     same_tokens = all(" ".join(h) == res[i][0] for i, h in enumerate(hyps)) and all(
         [" ".join(r) for r in image_refs] == gts[i] for i, image_refs in enumerate(refs)
     )
@@ -117,28 +120,38 @@ def main() -> None:
     # Scoring on the same tokenised input (the Java tokens, as COCO would score them).
     coco_hyps = [res[i][0].split() for i in range(len(raw_hyps))]
     coco_refs = [[ref.split() for ref in gts[i]] for i in range(len(raw_refs))]
-    coco_seconds, coco = best_of(args.repeats, lambda: coco_scores(gts, res))
-    vltk_seconds, ours = best_of(args.repeats, lambda: vltk_scores(coco_hyps, coco_refs))
+    coco_t, vltk_t, coco, ours = side_by_side(
+        args.repeats, lambda: coco_scores(gts, res), lambda: vltk_scores(coco_hyps, coco_refs)
+    )
     worst = max(abs(ours[name] - coco[name]) for name in coco)
-    load_after = os.getloadavg()
 
     n_captions = len(raw_hyps) + sum(len(r) for r in raw_refs)
+    scoring = coco_t["median"] / vltk_t["median"]
+    tokenising = java_t["median"] / python_t["median"]
     lines = [
-        f"\n### Caption metric speed ({date.today().isoformat()}, {machine()})\n",
-        f"`{invocation()}`; {args.images} images x {args.refs} references ({n_captions} captions), "
-        f"best of {args.repeats}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
-        "(1-minute; the machine is shared with other work).\n",
-        "| step | pycocoevalcap | vltk | speed-up | target |",
+        f"{args.images} images x {args.refs} references ({n_captions} captions, synthetic, Zipfian "
+        f"vocabulary); each comparison side by side in one process, {args.repeats} interleaved rounds; "
+        "speed-up = ratio of the medians (of the best rounds in brackets).\n",
+        "| step | pycocoevalcap best / median | vltk best / median | speed-up | target (issue 3) |",
         "|---|---|---|---|---|",
-        f"| BLEU-1..4 + ROUGE-L + CIDEr-D, same tokens | {coco_seconds:.2f} s | {vltk_seconds:.2f} s | "
-        f"{coco_seconds / vltk_seconds:.1f}x | >= 3x |",
-        f"| tokenisation (Java PTBTokenizer incl. JVM start vs pure Python) | {java_seconds:.2f} s | "
-        f"{python_seconds:.2f} s | {java_seconds / python_seconds:.1f}x | >= 1x |",
+        f"| BLEU-1..4 + ROUGE-L + CIDEr-D, same tokens | {coco_t['best']:.2f} / {coco_t['median']:.2f} s | "
+        f"{vltk_t['best']:.2f} / {vltk_t['median']:.2f} s | **{scoring:.1f}x** "
+        f"({coco_t['best'] / vltk_t['best']:.1f}x) | >= 3x: {verdict(scoring, 3.0, fmt='.1f', unit='x')} |",
+        f"| tokenisation (Java PTBTokenizer incl. JVM start vs pure Python) | {java_t['best']:.2f} / "
+        f"{java_t['median']:.2f} s | {python_t['best']:.2f} / {python_t['median']:.2f} s | "
+        f"**{tokenising:.1f}x** ({java_t['best'] / python_t['best']:.1f}x) | >= 1x: "
+        f"{verdict(tokenising, 1.0, fmt='.1f', unit='x')} |",
         "",
-        f"Largest |vltk - pycocoevalcap| over the six metrics: {worst:.1e}; "
-        f"tokens identical to Java on every caption: {'yes' if same_tokens else 'NO'}.\n",
+        f"Largest |vltk - pycocoevalcap| over the six metrics: {worst:.1e}; tokens identical to Java on "
+        f"every caption: {'yes' if same_tokens else 'NO'}.\n",
     ]
-    publish("\n".join(lines), append=not args.no_append)
+    data = {
+        "scoring": {"pycocoevalcap": coco_t, "vltk": vltk_t},
+        "tokenising": {"java": java_t, "python": python_t},
+        "largest_difference": worst,
+        "same_tokens": same_tokens,
+    }
+    publish("\n".join(lines), data, args.json)
 
 
 if __name__ == "__main__":

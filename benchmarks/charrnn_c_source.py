@@ -6,29 +6,29 @@ Trains ``configs/lm/linux_lstm.yaml`` and ``configs/lm/linux_rnn.yaml`` through 
 of both models and the activation pictures of the LSTM (``vltk diagnose activations``) into ``docs/lm/``.
 
     python benchmarks/charrnn_c_source.py --steps 4000
+    python benchmarks/charrnn_c_source.py --steps 20 --set data.max_chars=100000 --no-docs   # a quick check
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import BENCHMARKS_MD, invocation, machine, publish  # noqa: E402
+from _report import ROOT, add_json_argument, publish, verdict  # noqa: E402
 
 from vltk.cli.diagnose import diagnose_activations  # noqa: E402
 from vltk.models.lm import parameter_count  # noqa: E402
 from vltk.tasks.lm_predict import sample_text  # noqa: E402
 from vltk.tasks.runner import load_system, load_task_config, train  # noqa: E402
 
-DOCS = BENCHMARKS_MD.parent / "docs" / "lm"
+DOCS = ROOT / "docs" / "lm"
 
 
 def main() -> None:
@@ -38,13 +38,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--runs", type=Path, default=Path("runs/lm-c-source"))
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    parser.add_argument("--set", action="append", default=[], help="extra config overrides for both runs")
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/lm (samples, pictures)")
+    add_json_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    DOCS.mkdir(parents=True, exist_ok=True)
+    docs = Path(tempfile.mkdtemp(prefix="lm-docs-")) if args.no_docs else DOCS
+    docs.mkdir(parents=True, exist_ok=True)
     overrides = [f"trainer.max_steps={args.steps}", "trainer.enable_progress_bar=false"]
-    overrides += ["trainer.accelerator=cpu", "trainer.devices=1"]
-    rows, samples = [], []
+    overrides += ["trainer.accelerator=cpu", "trainer.devices=1", *args.set]
+    rows, samples, results = [], [], {}
     for name in ("linux_rnn", "linux_lstm"):
         cfg = load_task_config("lm", name, overrides)
         run_dir = args.runs / name
@@ -58,35 +61,35 @@ def main() -> None:
         params = parameter_count(system.model)
         model = cfg.model
         rows.append(
-            f"| {name} | {model['cell'].upper()} {model['num_layers']} x {model['hidden_dim']} "
-            f"| {params:,} | {result.metrics['bpc']:.3f} | {seconds / 60:.1f} min |"
+            f"| {name} | {model['cell'].upper()} {model['num_layers']} x {model['hidden_dim']} | {params:,} "
+            f"| {result.metrics['bpc']:.3f} | {seconds / 60:.1f} min |"
         )
         print(rows[-1], flush=True)
+        results[name] = {"parameters": params, "bpc": result.metrics["bpc"], "seconds": seconds}
         text = sample_text(system, cfg.sample.prime, 800, 0.8, seed=0)
         samples.append((name, cfg.sample.prime + text))
-        (DOCS / f"sample_{name}.txt").write_text(cfg.sample.prime + text + "\n", encoding="utf-8")
+        (docs / f"sample_{name}.txt").write_text(cfg.sample.prime + text + "\n", encoding="utf-8")
         if name == "linux_lstm":
-            report = diagnose_activations(ckpt, DOCS / "activations", chars=2500, top=2)
+            report = diagnose_activations(ckpt, docs / "activations", chars=2500, top=2)
             for png in report.pngs:
                 print("picture:", png)
-    load = os.getloadavg()
-    text = f"""
-### char-RNN on C source: 2-layer LSTM vs 2-layer vanilla RNN, same parameter count
-
-`{invocation()}` — {datetime.date.today().isoformat()}, {machine()}, torch threads {args.threads},
-load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (other engineers' work shared the 2 cores).
-
-Text: `/usr/include/linux/*.h` (the kernel's userspace headers), first 2,000,000 characters, split 90/5/5 by
-position. Both: embedding 64, 32 streams x 100 characters, Adam 5e-3 with cosine decay, clip norm 5,
-{args.steps} updates; test bpc of the best validation checkpoint (`configs/lm/linux_{{rnn,lstm}}.yaml`).
+    gap = results["linux_rnn"]["bpc"] - results["linux_lstm"]["bpc"]
+    where = "`docs/lm/sample_linux_*.txt`, cell pictures in `docs/lm/activations/`" if not args.no_docs else (
+        "a scratch folder (`--no-docs`)")  # fmt: skip
+    text = f"""Text: `/usr/include/linux/*.h` (the kernel's userspace headers), split 90/5/5 by position;
+overrides {overrides}. Both: embedding 64, 32 streams x 100 characters, Adam 5e-3 with cosine decay, clip
+norm 5, {args.steps} updates; test bpc of the best validation checkpoint
+(`configs/lm/linux_{{rnn,lstm}}.yaml`), one seed each, torch threads {args.threads}; the two runs one after
+the other in this process.
 
 | config | model | parameters | test bpc | wall time |
 |---|---|---|---|---|
 {chr(10).join(rows)}
 
-Samples (temperature 0.8) are in `docs/lm/sample_linux_*.txt`; cell pictures in `docs/lm/activations/`.
+Target (issue 8): the LSTM reaches a lower test bpc than the vanilla RNN with the same parameter count:
+{verdict(gap, 0.0)} (RNN minus LSTM: {gap:+.3f} bpc). Samples (temperature 0.8) are in {where}.
 """
-    publish(text, append=not args.no_append)
+    publish(text, results, args.json)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ def lm_system(config: str, overrides: list[str], dm: TextFilesDataModule, seed: 
 class Record:
     losses: list[float] = field(default_factory=list)  # per update, as the training step returned it
     checks: list[tuple[int, float, float, float]] = field(default_factory=list)  # step, train s, total s, nll
+    check_times: list[float] = field(default_factory=list)  # time.monotonic() at the end of each check
+    started_at: float = 0.0  # time.monotonic() at on_train_start
     train_seconds: float = 0.0
     total_seconds: float = 0.0
 
@@ -52,6 +54,7 @@ class Recorder(pl.Callback):
 
     def on_train_start(self, trainer, pl_module):
         self._start = time.perf_counter()
+        self.record.started_at = time.monotonic()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.record.losses.append(float(outputs["loss"]))
@@ -65,6 +68,7 @@ class Recorder(pl.Callback):
         total = now - self._start
         nll = pl_module.results["val"]["nll"]
         self.record.checks.append((trainer.global_step, total - self._eval_seconds, total, nll))
+        self.record.check_times.append(time.monotonic())
         if self.target is not None and nll <= self.target:
             trainer.should_stop = True
 

@@ -10,8 +10,10 @@ smoothed as ``smooth = 0.999 * smooth + 0.001 * loss``, starting from ``-log(1/V
 
 from __future__ import annotations
 
+import sysconfig
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +24,33 @@ class ReferenceRun:
     smooth_losses: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def reference_text(max_chars: int, val_fraction: float = 0.05, test_fraction: float = 0.05):
+    """The built-in text read the way min-char-rnn reads its ``input.txt``: plain Python, no torch.
+
+    The same text, split and ids as vltk's ``PythonSourceDataModule`` (the running Python's
+    ``<stdlib>/*.py`` in name order, the first ``max_chars`` characters, split 90/5/5 by position; ids =
+    position in ``["<unk>", *sorted(set(train))]``), so both sides of a comparison train on the same
+    symbols; ``tests/test_benchmarks_runner.py`` checks that they agree. Returns ``(train, val, vocab_size)``
+    as int64 id arrays.
+    """
+    parts, total = [], 0
+    for path in sorted(p for p in Path(sysconfig.get_paths()["stdlib"]).glob("*.py") if p.is_file()):
+        parts.append(path.read_text(encoding="utf-8", errors="replace"))
+        total += len(parts[-1])
+        if total >= max_chars:
+            break
+    text = "".join(parts)[:max_chars]
+    val_start = round(len(text) * (1 - val_fraction - test_fraction))
+    test_start = round(len(text) * (1 - test_fraction))
+    symbols = ["<unk>", *sorted(set(text[:val_start]))]
+    index = {symbol: i for i, symbol in enumerate(symbols)}
+
+    def ids(part: str) -> np.ndarray:
+        return np.array([index.get(c, 0) for c in part], dtype=np.int64)
+
+    return ids(text[:val_start]), ids(text[val_start:test_start]), len(symbols)
 
 
 def _loss_and_grads(params, inputs, targets, hprev, vocab_size):

@@ -7,24 +7,24 @@ Random weights and random tokens: speed and memory do not depend on what the mod
 E=300, H=512); answer lengths follow VisDial's (mostly 1-4 words, a few up to 20), padded to the longest.
 The naive computation is only run where its logits fit in memory.
 
-    python benchmarks/dialog_ranking_speed.py [--rounds 320] [--visdial-rounds 32] [--no-append]
+Times: both ways in this process, interleaved (vltk, naive, naive, vltk, ...), best and median of
+``--repeats``. Memory: the peak RSS growth of one call, each way in a fresh process (a per-process figure).
+
+    python benchmarks/dialog_ranking_speed.py [--rounds 320] [--visdial-rounds 32] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import multiprocessing
 import os
-import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import invocation, machine, publish  # noqa: E402
+from _report import add_json_argument, best_median, interleaved, peak_rss_mib, publish  # noqa: E402
 
 from vltk.models.dialog_decoders import GenerativeDecoder  # noqa: E402
 
@@ -58,7 +58,7 @@ def naive(decoder: GenerativeDecoder, fused, tokens, lengths, options):
 
 
 def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mib()
 
 
 def current_mib() -> float:
@@ -66,9 +66,8 @@ def current_mib() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-@torch.no_grad()
-def measure(name: str, rounds: int, method: str, options: int = 100) -> str:
-    """One row of the table; run in a fresh process so that the peak RSS is this method's own."""
+def setup(name: str, rounds: int, options: int = 100):
+    """A random decoder of the ``name`` sizes and ``rounds`` rounds x ``options`` candidate answers."""
     size = SIZES[name]
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
@@ -78,56 +77,88 @@ def measure(name: str, rounds: int, method: str, options: int = 100) -> str:
     unique = rounds * options // 2 + 1
     tokens, lengths, option_rows = candidates(rounds, options, unique, size["vocab"], g)
     fused = torch.randn(rounds, size["fused"], generator=g)  # [M, F]
-    head = f"| {name} | {rounds} x {options} | {tokens.shape[1]} |"
-    if method == "naive" and name == "visdial":
-        elements = rounds * options * (tokens.shape[1] - 1) * size["vocab"]
-        return f"{head} naive, one pass | not run: {elements * 4 / 2**30:.1f} GiB of logits | | |"
+    return decoder, fused, tokens, lengths, option_rows
+
+
+def naive_fits(name: str, rounds: int, width: int, options: int = 100) -> tuple[bool, float]:
+    """Whether the naive pass's float32 logits fit (under 4 GiB here), and their GiB."""
+    gib = rounds * options * (width - 1) * SIZES[name]["vocab"] * 4 / 2**30
+    return gib < 4.0, gib
+
+
+@torch.no_grad()
+def memory(name: str, rounds: int, method: str) -> float:
+    """Peak RSS growth (MiB) of one call of ``method``; run in a fresh process so that the peak is its own."""
+    decoder, fused, tokens, lengths, option_rows = setup(name, rounds)
     base = current_mib()
-    start = time.perf_counter()
     if method == "naive":
-        scores = naive(decoder, fused, tokens, lengths, option_rows)
-        label = "naive, one pass"
+        naive(decoder, fused, tokens, lengths, option_rows)
     else:
-        scores = decoder.score_options(fused, tokens, lengths, option_rows)
-        label = "vltk `score_options`"
-    seconds = time.perf_counter() - start
-    growth = max(0.0, peak_mib() - base)
-    if method == "naive":
+        decoder.score_options(fused, tokens, lengths, option_rows)
+    return max(0.0, peak_mib() - base)
+
+
+@torch.no_grad()
+def timings(name: str, rounds: int, repeats: int) -> dict:
+    """Both ways side by side in this process (the naive one only where its logits fit)."""
+    decoder, fused, tokens, lengths, option_rows = setup(name, rounds)
+    fits, gib = naive_fits(name, rounds, tokens.shape[1])
+    arms = {"vltk": lambda: decoder.score_options(fused, tokens, lengths, option_rows)}
+    if fits:
+        arms["naive"] = lambda: naive(decoder, fused, tokens, lengths, option_rows)
         # The two ways must agree (the ranking test checks this against brute force too).
-        assert torch.allclose(scores, decoder.score_options(fused, tokens, lengths, option_rows), atol=1e-3)
-    return f"{head} {label} | {seconds:.2f} | {rounds / seconds:.1f} | {growth:.0f} |"
+        assert torch.allclose(arms["naive"](), arms["vltk"](), atol=1e-3)
+    times = interleaved(arms, repeats)
+    return {"Ta": int(tokens.shape[1]), "naive_gib": gib, **{arm: best_median(t) for arm, t in times.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=320, help="rounds M = B * R at shapes sizes")
-    parser.add_argument("--visdial-rounds", type=int, default=32, help="rounds M at VisDial sizes")
-    parser.add_argument("--no-append", action="store_true")
+    parser.add_argument("--rounds", type=int, default=320, help="rounds M = B * R")
+    parser.add_argument("--visdial-rounds", type=int, default=32, help="a smaller batch at VisDial sizes")
+    parser.add_argument("--repeats", type=int, default=3)
+    add_json_argument(parser)
     args = parser.parse_args()
-    load = os.getloadavg()
-    # Each size in a fresh process, so that its peak RSS is its own.
-    jobs = [
-        ("shapes", args.rounds, "vltk"),
-        ("shapes", args.rounds, "naive"),
-        ("visdial", args.visdial_rounds, "vltk"),
-        ("visdial", args.rounds, "vltk"),
-        ("visdial", args.rounds, "naive"),
-    ]
-    rows = []
-    for job in jobs:
-        with multiprocessing.get_context("spawn").Pool(1) as pool:
-            rows.append(pool.apply(measure, job))
-    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    jobs = [("shapes", args.rounds), ("visdial", args.visdial_rounds), ("visdial", args.rounds)]
+    rows, data = [], {}
+    for name, rounds in jobs:
+        result = timings(name, rounds, args.repeats)
+        for method in ("vltk", "naive"):
+            if method in result:
+                with multiprocessing.get_context("spawn").Pool(1) as pool:
+                    result[method]["peak_rss_growth_mib"] = pool.apply(memory, (name, rounds, method))
+        data[f"{name} {rounds}"] = result
+        head = f"| {name} | {rounds} x 100 | {result['Ta']} |"
+        for method, label in (("vltk", "vltk `score_options`"), ("naive", "naive, one pass")):
+            if method not in result:
+                rows.append(f"{head} {label} | not run: {result['naive_gib']:.1f} GiB of logits | | | |")
+                continue
+            r = result[method]
+            rows.append(
+                f"{head} {label} | {r['best']:.2f} / {r['median']:.2f} | {rounds / r['median']:.1f} | "
+                f"{r['peak_rss_growth_mib']:.0f} |"
+            )
+        if "naive" in result:
+            ratio = result["naive"]["median"] / result["vltk"]["median"]
+            rows[-1] += f" {ratio:.1f}x |"
+            rows[-2] += " |"
+        else:
+            rows[-2] += " |"
+        print("\n".join(rows[-2:]), flush=True)
     text = (
-        f"\n### Generative dialog decoder: ranking 100 options ({date}, {machine()})\n\n"
-        f"`{invocation()}`; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other work "
-        "shared the machine). Random weights and tokens; the results of both ways agree to 1e-3.\n\n"
-        "| sizes | rounds x options | Ta | method | seconds | rounds/s | peak RSS growth (MiB) |\n"
-        "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "Random weights and tokens (speed and memory do not depend on what the model learnt); answer "
+        "lengths follow VisDial's (mostly 1-4 words, a few up to 20), padded to the batch's longest. Both "
+        f"ways in one process, {args.repeats} interleaved repeats; peak RSS growth of one call, each way in "
+        "a fresh process; the results of both ways agree to 1e-3. No target of its own (issue 4: keep "
+        "memory flat).\n"
+        "\n"
+        "| sizes | rounds x options | Ta | method | seconds, best / median | rounds/s (median) | peak RSS "
+        "growth (MiB) | naive / vltk (medians) |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
-    publish(text, append=not args.no_append)
+    publish(text, data, args.json)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python benchmarks/navigation_diagnostics.py runs/navigation/RUN/checkpoints/best.ckpt
     python benchmarks/navigation_diagnostics.py CKPT --demo-episodes 1000 --episodes 200
 
-Two measurements, printed as tables (nothing is appended to BENCHMARKS.md):
+Two measurements, printed as tables (``--json PATH`` writes them too; ``navigation_quality.py --diagnose``
+runs this on each seed's checkpoint):
 
 1. Per-step imitation accuracy on held-out bot demos (generated here from seed 3,000,000,000, never used for
    training, validation or test), once with each episode's own instruction and once with the instruction
@@ -20,7 +21,9 @@ accuracy with swapped instructions was within 1 point of the accuracy with the r
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -33,6 +36,9 @@ from vltk.data.demos import generate_demos
 from vltk.envs import ACTION_NAMES, BabyAIEnv
 from vltk.models.navigation import AgentPolicy
 from vltk.tasks.runner import load_system
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import add_json_argument  # noqa: E402
 
 HELD_OUT_SEED = 3_000_000_000
 TEST_SEED = 2_000_000_000
@@ -110,6 +116,7 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("--demo-episodes", type=int, default=1000, help="held-out bot demos to score")
     parser.add_argument("--episodes", type=int, default=200, help="test episodes to play")
+    add_json_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     system = load_system(args.checkpoint)
@@ -126,6 +133,9 @@ def main() -> None:
     print(f"\n| rollouts ({args.episodes} test episodes) | value |\n|---|---|")
     for name, value in failures.items():
         print(f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |")
+    if args.json is not None:
+        record = {"level": level, "accuracy": accuracy, "rollouts": failures}
+        args.json.write_text(json.dumps({"markdown": "", "data": record}, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ no training: chance, and an answer prior that ranks the options by how often eac
 *same question text* in training (a question-only model can learn at most about this much; the image and
 the history are what the rest takes).
 
-Usage: python benchmarks/shapes_dialog_stats.py [--num-dialogs 4000] [--no-append]
+Usage: python benchmarks/shapes_dialog_stats.py [--num-dialogs 4000]
 """
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from _report import invocation, machine, publish
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import add_json_argument, publish  # noqa: E402
 
 from vltk.data.dialog_datamodule import ShapesDialogDataModule
 from vltk.data.shapes_dialog import ROUND_TYPES, generate_shapes_dialog, split_paths
@@ -85,9 +87,8 @@ def _baselines(root: Path) -> tuple[dict[str, dict[str, float]], dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-dialogs", type=int, default=4000)
-    parser.add_argument("--no-append", action="store_true", help="print only, leave BENCHMARKS.md alone")
+    add_json_argument(parser)
     args = parser.parse_args()
-    load = open("/proc/loadavg").read().split()[:3]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         root = generate_shapes_dialog(Path(tmp) / "sd", num_dialogs=args.num_dialogs)
@@ -114,15 +115,11 @@ def main() -> None:
         sum(len(batch) for batch in loader)
         second_s = time.perf_counter() - start
     lines = [
-        f"\n## shapes_dialog: the data, and reference points without training "
-        f"({datetime.now(timezone.utc):%Y-%m-%d})\n",
-        f"`{invocation()}` on {machine()}; load average {' '.join(load)} at the start (other work shared the "
-        "machine).\n",
         f"- generation of {args.num_dialogs} dialogs (images, JSON, dense annotations): {generation_s:.1f} s",
         "- round types (train): "
         + ", ".join(f"{k} {types[k] / sum(types.values()):.1%}" for k in ROUND_TYPES),
-        f"- history before round 10: {np.mean(history_words):.0f} words on average, "
-        f"{max(history_words)} at most (default `max_history_length` 100)",
+        f"- history before round 10: {np.mean(history_words):.0f} words on average, {max(history_words)} at "
+        "most (default `max_history_length` 100)",
         f"- loading ({first_epoch} training dialogs, batch 32, `in_memory`): first epoch {first_s:.1f} s "
         f"(decodes the PNGs), second {second_s:.1f} s",
         "",
@@ -141,14 +138,15 @@ def main() -> None:
     lines += [
         f"| chance | | 0.010 | 0.050 | 0.100 | {chance['mrr']:.3f} | {chance['mean_rank']:.1f} |",
         "",
-        f"NDCG of the answer prior on the annotated test rounds: {table['all']['ndcg']:.3f}. A question-only "
-        "model can learn about this prior (the form of the right answer follows the question's template, and "
-        "yes/no rounds leave it a coin flip between two options), so it is the floor the image and the "
-        "history "
-        "have to lift the full models above.",
+        f"NDCG of the answer prior on the annotated test rounds: {table['all']['ndcg']:.3f}. A "
+        "question-only model can learn about this prior (the form of the right answer follows the "
+        "question's template, and yes/no rounds leave it a coin flip between two options), so it is the "
+        "floor the image and the history have to lift the full models above.",
         "",
     ]
-    publish("\n".join(lines), append=not args.no_append)
+    data = {"generation_s": generation_s, "types": dict(types), "baselines": table, "chance": chance,
+            "first_epoch_s": first_s, "second_epoch_s": second_s}  # fmt: skip
+    publish("\n".join(lines), data, args.json)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Reference points for caption metrics on the built-in `shapes` test split, appended to BENCHMARKS.md.
+"""Reference points for caption metrics on the built-in `shapes` test split (no model needed).
 
 Scores that need no model, to read the trained models' numbers against:
 
@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
-from _report import invocation, publish
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import add_json_argument, publish  # noqa: E402
 
 from vltk.data.shapes import ShapeObject, canonical_description, generate_shapes
 from vltk.metrics import score_captions
@@ -54,7 +55,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--num-images", type=int, default=3000)
-    parser.add_argument("--no-append", action="store_true")
+    add_json_argument(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = json.loads(generate_shapes(Path(tmp), num_images=args.num_images).read_text())
@@ -63,10 +64,11 @@ def main() -> None:
     lines = ["| reference point | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
     lines += [f"| {name} | " + " | ".join(f"{s[m]:.3f}" for m in METRICS) + " |" for name, s in rows.items()]
     text = (
-        f"\n### Shapes reference points ({time.strftime('%Y-%m-%d')}, {len(test)} test images)\n\n"
-        f"`{invocation()}`\n\n" + "\n".join(lines) + "\n"
+        f"Test split of a {args.num_images}-image shapes set ({len(test)} test images), vltk's scorers "
+        "(equal to "
+        "pycocoevalcap's; see *Caption metric speed*). Not timed.\n\n" + "\n".join(lines) + "\n"
     )
-    publish(text, append=not args.no_append)
+    publish(text, {"test_images": len(test), "rows": rows}, args.json)
 
 
 if __name__ == "__main__":
