@@ -365,6 +365,14 @@ def score(
         typer.Option(help="vqa: annotations JSON (VQA v2 layout); dialog: dense annotations JSON (NDCG)."),
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Write {split, metrics} JSON here.")] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="dialog: score the good dialogs when the references hold malformed ones (else an error); "
+            "the result is labelled partial.",
+        ),
+    ] = False,
 ) -> None:
     """Score a predictions file against references, without a model (e.g. re-score a submission)."""
     from vltk.tasks.common import ScoreRequest
@@ -374,18 +382,26 @@ def score(
     if entry.score is None:
         raise VltkError(f"`vltk score` does not support {task} yet")
     request = ScoreRequest(predictions, references, split, questions, annotations)
+    request.allow_partial = allow_partial
     given = {"references": references, "split": split, "questions": questions, "annotations": annotations}
+    given["allow_partial"] = allow_partial or None
     unused = [
-        f"--{name}" for name, value in given.items() if value is not None and name not in entry.score_options
+        f"--{name.replace('_', '-')}"
+        for name, value in given.items()
+        if value is not None and name not in entry.score_options
     ]
     if unused:
         raise VltkError(f"{', '.join(unused)} do(es) not apply to `vltk score {task}`")
     result = entry.score(request)
     for note in result.notes:
         err_console.print(note, highlight=False)
-    print_metrics(split or "scored", result.metrics, title=f"{task} metrics: {predictions}")
+    title = f"{task} metrics: {predictions}"
+    if result.partial is not None:
+        scored, skipped = result.partial["scored_dialogs"], result.partial["skipped_dialogs"]
+        title += f" (PARTIAL: {scored} of {scored + skipped} dialogs)"
+    print_metrics(split or "scored", result.metrics, title=title)
     if output is not None:
-        write_metrics(output, split or "scored", result.metrics)
+        write_metrics(output, split or "scored", result.metrics, partial=result.partial)
         console.print(f"metrics written to {output}")
 
 

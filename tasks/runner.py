@@ -153,9 +153,15 @@ def build_datamodule(entry: TaskEntry, cfg: Any) -> Any:
     return build(entry.datasets, cfg.data, path="data", what=f"{cfg.task} dataset")
 
 
-def write_metrics(path: Path, split: str, metrics: dict[str, float]) -> None:
+def write_metrics(
+    path: Path, split: str, metrics: dict[str, float], *, partial: dict[str, Any] | None = None
+) -> None:
+    """``{"split": ..., "metrics": {...}}`` (plus ``"partial": {...}`` when only part was scored)."""
+    document: dict[str, Any] = {"split": split, "metrics": metrics}
+    if partial is not None:
+        document["partial"] = partial
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"split": split, "metrics": metrics}, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 def resolve_resume(task: str, resume: str | None, run_dir: Path) -> str | None:
