@@ -166,9 +166,12 @@ def evaluate(
     ] = None,
 ) -> None:
     """Evaluate a checkpoint on a split and print the metrics (several processes give the same numbers)."""
+    from vltk.tasks.runner import check_output_path, global_rank, write_metrics
     from vltk.tasks.runner import evaluate as run_evaluation
-    from vltk.tasks.runner import global_rank, write_metrics
 
+    for path, what in ((output, "--output"), (predictions, "--predictions")):
+        if path is not None:
+            check_output_path(path, what)
     extra = device_overrides(accelerator, devices, strategy, None, None, None, None)
     if episodes is not None:
         extra.append(episodes_override(checkpoint, split, episodes))
@@ -252,6 +255,7 @@ def predict(
 ) -> None:
     """Run a trained model on new input: caption images, answer a question, sample text, play an episode."""
     from vltk.tasks.common import PredictRequest
+    from vltk.tasks.predict import check_predict_request
     from vltk.tasks.runner import load_system, task_entry
 
     request = PredictRequest(
@@ -268,6 +272,7 @@ def predict(
         seed=seed,
         gif=gif,
     )
+    check_predict_request(request)
     system = load_system(checkpoint)
     task = system.config.task
     entry = task_entry(task)
@@ -376,9 +381,11 @@ def score(
 ) -> None:
     """Score a predictions file against references, without a model (e.g. re-score a submission)."""
     from vltk.tasks.common import ScoreRequest
-    from vltk.tasks.runner import task_entry, write_metrics
+    from vltk.tasks.runner import check_output_path, task_entry, write_metrics
 
     entry = task_entry(task)
+    if output is not None:
+        check_output_path(output, "--output")
     if entry.score is None:
         raise VltkError(f"`vltk score` does not support {task} yet")
     request = ScoreRequest(predictions, references, split, questions, annotations)
@@ -462,6 +469,9 @@ def data_synth(
     from vltk.data.shapes import generate_shapes
     from vltk.data.shapes_dialog import generate_shapes_dialog
     from vltk.errors import unknown_choice_message
+    from vltk.tasks.runner import check_output_path
+
+    check_output_path(out, "--out", directory=True)
 
     generators = {
         "shapes": lambda: generate_shapes(out, num_images=num_images, image_size=image_size, seed=seed),
@@ -493,7 +503,9 @@ def data_cache_features(
     from rich.progress import track
 
     from vltk.tasks.feature_cache import cache_caption_features
-    from vltk.tasks.runner import load_task_config
+    from vltk.tasks.runner import check_output_path, load_task_config
+
+    check_output_path(out, "--out", directory=True)
 
     cfg = load_task_config("captioning", config, list(overrides or []))
 
@@ -605,6 +617,9 @@ def data_demos(
 ) -> None:
     """Generate BabyAI expert demonstrations with the BabyAI bot (train on them with data.demos_dir=OUT)."""
     from vltk.data.demos import generate_demos
+    from vltk.tasks.runner import check_output_path
+
+    check_output_path(out, "--out", directory=True)
 
     stats = generate_demos(
         out,

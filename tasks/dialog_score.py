@@ -36,6 +36,8 @@ def read_ranks(path: Path, num_options: int) -> dict[tuple[int, int], list[int]]
     rows = read_json(path, "predictions (ranks)")
     if not isinstance(rows, list):
         raise DataError(f'{path}: expected a JSON list of {{"image_id", "round_id", "ranks"}} objects')
+    if not rows:
+        raise DataError(f"{path}: the ranks list is empty")
     ranks: dict[tuple[int, int], list[int]] = {}
     for number, row in enumerate(rows):
         where = f"{path}: entry {number}"
