@@ -166,8 +166,9 @@ def evaluate(
     ] = None,
 ) -> None:
     """Evaluate a checkpoint on a split and print the metrics (several processes give the same numbers)."""
-    from vltk.tasks.runner import check_output_path, global_rank, write_metrics
+    from vltk.errors import check_output_path
     from vltk.tasks.runner import evaluate as run_evaluation
+    from vltk.tasks.runner import global_rank, write_metrics
 
     for path, what in ((output, "--output"), (predictions, "--predictions")):
         if path is not None:
@@ -380,8 +381,9 @@ def score(
     ] = False,
 ) -> None:
     """Score a predictions file against references, without a model (e.g. re-score a submission)."""
+    from vltk.errors import check_output_path
     from vltk.tasks.common import ScoreRequest
-    from vltk.tasks.runner import check_output_path, task_entry, write_metrics
+    from vltk.tasks.runner import task_entry, write_metrics
 
     entry = task_entry(task)
     if output is not None:
@@ -468,8 +470,7 @@ def data_synth(
     shapes_dialog: VisDial v1.0 JSON + dense annotations + PNG images, see docs/dialog.md)."""
     from vltk.data.shapes import generate_shapes
     from vltk.data.shapes_dialog import generate_shapes_dialog
-    from vltk.errors import unknown_choice_message
-    from vltk.tasks.runner import check_output_path
+    from vltk.errors import check_output_path, unknown_choice_message
 
     check_output_path(out, "--out", directory=True)
 
@@ -502,8 +503,9 @@ def data_cache_features(
     """
     from rich.progress import track
 
+    from vltk.errors import check_output_path
     from vltk.tasks.feature_cache import cache_caption_features
-    from vltk.tasks.runner import check_output_path, load_task_config
+    from vltk.tasks.runner import load_task_config
 
     check_output_path(out, "--out", directory=True)
 
@@ -617,7 +619,7 @@ def data_demos(
 ) -> None:
     """Generate BabyAI expert demonstrations with the BabyAI bot (train on them with data.demos_dir=OUT)."""
     from vltk.data.demos import generate_demos
-    from vltk.tasks.runner import check_output_path
+    from vltk.errors import check_output_path
 
     check_output_path(out, "--out", directory=True)
 

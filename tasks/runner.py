@@ -24,7 +24,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vltk.config import apply_overrides, dump_yaml, from_dict, load_config, to_dict
-from vltk.errors import ConfigError, VltkError, unknown_choice_message
+from vltk.errors import ConfigError, VltkError, check_output_path, unknown_choice_message
 from vltk.export import load_checkpoint, read_export
 from vltk.models.pretrained import weights_summary
 from vltk.registry import build
@@ -104,20 +104,6 @@ def choose_run_dir(task: str, run_dir: str | Path | None) -> Path:
     check_output_path(Path(run_dir), "the run directory", directory=True)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return Path(run_dir)
-
-
-def check_output_path(path: Path, what: str, *, directory: bool = False) -> None:
-    """Fail before any work when ``path`` cannot be written: a file where a directory is wanted (or the
-    other way round), or below a file."""
-    if directory and path.exists() and not path.is_dir():
-        raise VltkError(f"{what} {path} exists and is not a directory")
-    if not directory and path.is_dir():
-        raise VltkError(f"{what} {path} is a directory; name a file")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise VltkError(f"cannot write {what} {path}: {parent} is a file, not a directory")
-            break
 
 
 def _loggers(run_dir: Path) -> list[Logger]:
@@ -397,7 +383,7 @@ def _build_system(entry: TaskEntry, hparams: dict[str, Any], path: Path) -> Any:
         return entry.system(**hparams)
     except VltkError as error:
         raise VltkError(f"{path}: the checkpoint's config is not valid here ({error})") from None
-    except (TypeError, KeyError, ValueError, AttributeError) as error:
+    except TypeError as error:  # constructor arguments of another vltk version, or not vltk's at all
         raise VltkError(
             f"{path}: its hyper_parameters do not build a model ({type(error).__name__}: {error})"
         ) from None
