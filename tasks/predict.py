@@ -9,7 +9,7 @@ import torch
 
 from vltk.data.images import load_image
 from vltk.decoding import BeamResult
-from vltk.errors import VltkError
+from vltk.errors import VltkError, check_output_path
 from vltk.tasks.common import PredictRequest
 from vltk.viz import save_attention_map
 
@@ -32,8 +32,8 @@ def check_predict_request(request: PredictRequest) -> None:
     if request.seed is not None and request.seed < 0:
         raise VltkError(f"--seed must be >= 0, got {request.seed}")
     for option, path in (("--attention-map", request.attention_map), ("--gif", request.gif)):
-        if path is not None and Path(path).is_dir():
-            raise VltkError(f"{option} {path} is a directory; name the picture file to write")
+        if path is not None:
+            check_output_path(Path(path), option)
 
 
 def check_decoding_options(beam_size: int | None, max_length: int | None) -> None:

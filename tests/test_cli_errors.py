@@ -273,6 +273,15 @@ def test_output_paths_are_checked_before_the_work(checkpoint: Path, image: Path,
         (["data", "demos", "--out", str(file), "--episodes", "1"], f"--out {file} exists"),
         (["data", "cache-features", "--out", str(file)], f"--out {file} exists"),
         (["score", "captioning", "--predictions", str(file), "--output", str(folder)], "is a directory"),
+        (
+            ["predict", str(checkpoint), str(image), "--attention-map", str(file / "a.png")],
+            f"{file} is a file",
+        ),
+        (["diagnose", "gradients", "--out", str(file), "--text", str(file)], f"--out {file} exists"),
+        (
+            ["diagnose", "gradients", "--out", str(folder / "g"), "--text", str(file), "--steps", "0"],
+            "--steps",
+        ),
     ]
     for args, message in cases:
         assert_one_line_error(runner.invoke(app, args), message)
