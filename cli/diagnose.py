@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vltk.errors import DataError, VltkError
+from vltk.errors import DataError, VltkError, check_output_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -214,6 +214,7 @@ def activations_command(
     def run() -> None:
         if state not in ("auto", "h", "c"):
             raise VltkError(f"--state must be auto, h or c, got {state!r}")
+        check_output_path(out, "--out", directory=True)
         report = diagnose_activations(checkpoint, out, text=text, chars=chars, top=top, state=state)
         table = Table(title="units that track the text (Pearson r)")
         for column in ("property", "unit", "r"):
@@ -249,6 +250,12 @@ def gradients_command(
 
     @_user_errors
     def run() -> None:
+        check_output_path(out, "--out", directory=True)
+        for option, value in (("--steps", steps), ("--hidden", hidden)):
+            if value < 1:
+                raise VltkError(f"{option} must be >= 1, got {value}")
+        if train_steps < 0:
+            raise VltkError(f"--train-steps must be >= 0, got {train_steps}")
         plot, curves = diagnose_gradients(
             out,
             checkpoints=checkpoints or None,

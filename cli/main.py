@@ -166,9 +166,13 @@ def evaluate(
     ] = None,
 ) -> None:
     """Evaluate a checkpoint on a split and print the metrics (several processes give the same numbers)."""
+    from vltk.errors import check_output_path
     from vltk.tasks.runner import evaluate as run_evaluation
     from vltk.tasks.runner import global_rank, write_metrics
 
+    for path, what in ((output, "--output"), (predictions, "--predictions")):
+        if path is not None:
+            check_output_path(path, what)
     extra = device_overrides(accelerator, devices, strategy, None, None, None, None)
     if episodes is not None:
         extra.append(episodes_override(checkpoint, split, episodes))
@@ -252,6 +256,7 @@ def predict(
 ) -> None:
     """Run a trained model on new input: caption images, answer a question, sample text, play an episode."""
     from vltk.tasks.common import PredictRequest
+    from vltk.tasks.predict import check_predict_request
     from vltk.tasks.runner import load_system, task_entry
 
     request = PredictRequest(
@@ -268,6 +273,7 @@ def predict(
         seed=seed,
         gif=gif,
     )
+    check_predict_request(request)
     system = load_system(checkpoint)
     task = system.config.task
     entry = task_entry(task)
@@ -372,28 +378,48 @@ def score(
         ),
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Write {split, metrics} JSON here.")] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="dialog: score the good dialogs when the references hold malformed ones (else an error); "
+            "the result is labelled partial.",
+        ),
+    ] = False,
 ) -> None:
     """Score a predictions file against references, without a model (e.g. re-score a submission)."""
+    from vltk.errors import check_output_path
     from vltk.tasks.common import ScoreRequest
     from vltk.tasks.runner import task_entry, write_metrics
 
     entry = task_entry(task)
+    if output is not None:
+        check_output_path(output, "--output")
     if entry.score is None:
         raise VltkError(f"`vltk score` does not support {task} yet")
-    request = ScoreRequest(predictions, references, split, questions, annotations, rule=rule)
+    request = ScoreRequest(
+        predictions, references, split, questions, annotations, rule=rule, allow_partial=allow_partial
+    )
     given = {"references": references, "split": split, "questions": questions, "annotations": annotations}
     given["rule"] = rule
+    given["allow_partial"] = allow_partial or None
     unused = [
-        f"--{name}" for name, value in given.items() if value is not None and name not in entry.score_options
+        f"--{name.replace('_', '-')}"
+        for name, value in given.items()
+        if value is not None and name not in entry.score_options
     ]
     if unused:
         raise VltkError(f"{', '.join(unused)} do(es) not apply to `vltk score {task}`")
     result = entry.score(request)
     for note in result.notes:
         err_console.print(note, highlight=False)
-    print_metrics(split or "scored", result.metrics, title=f"{task} metrics: {predictions}")
+    title = f"{task} metrics: {predictions}"
+    if result.partial is not None:
+        scored, skipped = result.partial["scored_dialogs"], result.partial["skipped_dialogs"]
+        title += f" (PARTIAL: {scored} of {scored + skipped} dialogs)"
+    print_metrics(split or "scored", result.metrics, title=title)
     if output is not None:
-        write_metrics(output, split or "scored", result.metrics)
+        write_metrics(output, split or "scored", result.metrics, partial=result.partial)
         console.print(f"metrics written to {output}")
 
 
@@ -453,7 +479,9 @@ def data_synth(
     shapes_dialog: VisDial v1.0 JSON + dense annotations + PNG images, see docs/dialog.md)."""
     from vltk.data.shapes import generate_shapes
     from vltk.data.shapes_dialog import generate_shapes_dialog
-    from vltk.errors import unknown_choice_message
+    from vltk.errors import check_output_path, unknown_choice_message
+
+    check_output_path(out, "--out", directory=True)
 
     generators = {
         "shapes": lambda: generate_shapes(out, num_images=num_images, image_size=image_size, seed=seed),
@@ -484,8 +512,11 @@ def data_cache_features(
     """
     from rich.progress import track
 
+    from vltk.errors import check_output_path
     from vltk.tasks.feature_cache import cache_caption_features
     from vltk.tasks.runner import load_task_config
+
+    check_output_path(out, "--out", directory=True)
 
     cfg = load_task_config("captioning", config, list(overrides or []))
 
@@ -597,6 +628,9 @@ def data_demos(
 ) -> None:
     """Generate BabyAI expert demonstrations with the BabyAI bot (train on them with data.demos_dir=OUT)."""
     from vltk.data.demos import generate_demos
+    from vltk.errors import check_output_path
+
+    check_output_path(out, "--out", directory=True)
 
     stats = generate_demos(
         out,

@@ -92,7 +92,7 @@ TASKS: dict[str, TaskEntry] = {
         predict=predict_dialog_lines,
         predict_options=frozenset({"inputs", "question", "caption", "beam_size", "max_length"}),
         score=score_dialog,
-        score_options=frozenset({"references", "annotations"}),
+        score_options=frozenset({"references", "annotations", "allow_partial"}),
     ),
     "navigation": TaskEntry(
         NavigationConfig,

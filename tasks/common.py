@@ -148,14 +148,21 @@ class ScoreRequest:
     questions: Path | None = None
     annotations: Path | None = None
     rule: str | None = None
+    allow_partial: bool = False
 
 
 @dataclass
 class ScoreResult:
-    """Metrics from ``vltk score``, and lines worth telling the user (e.g. 'METEOR unavailable: ...')."""
+    """Metrics from ``vltk score``, and lines worth telling the user (e.g. 'METEOR unavailable: ...').
+
+    ``partial`` is set when only part of the references could be scored (``--allow-partial``): what was
+    scored and what was left out, e.g. ``{"scored_dialogs": 4, "skipped_dialogs": 2, ...}``; the CLI says
+    so in the table's title and writes it into ``metrics.json``.
+    """
 
     metrics: dict[str, float]
     notes: list[str] = dataclass_field(default_factory=list)
+    partial: dict[str, Any] | None = None
 
 
 class TaskSystem(Protocol):

@@ -9,7 +9,7 @@ import torch
 
 from vltk.data.images import load_image
 from vltk.decoding import BeamResult
-from vltk.errors import VltkError
+from vltk.errors import VltkError, check_output_path
 from vltk.tasks.common import PredictRequest
 from vltk.viz import save_attention_map
 
@@ -20,6 +20,28 @@ class CaptionPrediction:
     caption: str
     score: float
     attention_map: Path | None = None
+
+
+def check_predict_request(request: PredictRequest) -> None:
+    """The numeric ``vltk predict`` options in range, checked before a model is loaded (one line each)."""
+    check_decoding_options(request.beam_size, request.max_length)
+    if request.length is not None and request.length < 0:
+        raise VltkError(f"--length must be >= 0, got {request.length}")
+    if request.temperature is not None and not request.temperature > 0:
+        raise VltkError(f"--temperature must be > 0, got {request.temperature}")
+    if request.seed is not None and request.seed < 0:
+        raise VltkError(f"--seed must be >= 0, got {request.seed}")
+    for option, path in (("--attention-map", request.attention_map), ("--gif", request.gif)):
+        if path is not None:
+            check_output_path(Path(path), option)
+
+
+def check_decoding_options(beam_size: int | None, max_length: int | None) -> None:
+    """A beam size and a maximum length, when given, are at least 1 (0 used to mean 'the default')."""
+    if beam_size is not None and beam_size < 1:
+        raise VltkError(f"--beam-size must be >= 1 (1 = greedy), got {beam_size}")
+    if max_length is not None and max_length < 1:
+        raise VltkError(f"--max-length must be >= 1 (words), got {max_length}")
 
 
 def attention_map_path(base: Path, index: int, count: int) -> Path:
@@ -45,6 +67,7 @@ def predict_captions(
         max_length: overrides the checkpoint's maximum caption length.
         attention_map: where to write the attention picture (one per image, suffixed when several).
     """
+    check_decoding_options(beam_size, max_length)
     pictures = [load_image(path) for path in images]  # fails early, naming the bad file
     model = system.model.eval()
     transform = model.encoder.transforms()
@@ -56,8 +79,8 @@ def predict_captions(
         result = model.generate(
             features,
             method="beam",
-            beam_size=beam_size or decoding.beam_size,
-            max_length=max_length or decoding.max_length,
+            beam_size=decoding.beam_size if beam_size is None else beam_size,
+            max_length=decoding.max_length if max_length is None else max_length,
             min_length=decoding.min_length,
             length_penalty=decoding.length_penalty,
             block_trigrams=decoding.block_trigrams,

@@ -10,24 +10,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import signal
 import time
 import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vltk.config import apply_overrides, dump_yaml, from_dict, load_config, to_dict
-from vltk.errors import ConfigError, VltkError, unknown_choice_message
-from vltk.export import read_export
+from vltk.errors import ConfigError, VltkError, check_output_path, unknown_choice_message
+from vltk.export import load_checkpoint, read_export
+from vltk.models.pretrained import weights_summary
 from vltk.registry import build
 from vltk.tasks import TASKS, TaskEntry
 from vltk.tasks.reliability import (
@@ -102,6 +101,7 @@ def choose_run_dir(task: str, run_dir: str | Path | None) -> Path:
     """The explicit run dir, the one chosen by rank 0 (env), or a new ``runs/<task>/<timestamp>``."""
     if run_dir is None:
         run_dir = os.environ.get(RUN_DIR_ENV) or Path("runs") / task / time.strftime("%Y%m%d-%H%M%S")
+    check_output_path(Path(run_dir), "the run directory", directory=True)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return Path(run_dir)
 
@@ -116,6 +116,100 @@ def _loggers(run_dir: Path) -> list[Logger]:
     except ImportError:
         pass
     return loggers
+
+
+def _lightning_choices() -> tuple[list[str], list[str], list[Any]]:
+    """Lightning's valid accelerator, strategy and precision names, from its own registries."""
+    from lightning_fabric.plugins.precision.precision import (
+        _PRECISION_INPUT_INT,
+        _PRECISION_INPUT_STR,
+        _PRECISION_INPUT_STR_ALIAS,
+    )
+    from pytorch_lightning.accelerators import AcceleratorRegistry
+    from pytorch_lightning.strategies import StrategyRegistry
+
+    accelerators = ["auto", "gpu", *AcceleratorRegistry.available_accelerators()]
+    strategies = ["auto", *StrategyRegistry.available_strategies()]
+    precisions = [
+        *get_args(_PRECISION_INPUT_STR),
+        *get_args(_PRECISION_INPUT_INT),
+        *get_args(_PRECISION_INPUT_STR_ALIAS),
+    ]
+    return accelerators, strategies, precisions
+
+
+def _available_accelerators() -> list[str]:
+    from pytorch_lightning.accelerators import AcceleratorRegistry
+
+    names = AcceleratorRegistry.available_accelerators()
+    return sorted(name for name in names if AcceleratorRegistry[name]["accelerator"].is_available())
+
+
+def check_trainer_settings(trainer: Any) -> None:
+    """Check the resolved device settings (``trainer.accelerator``, ``devices``, ``strategy``, ``num_nodes``,
+    ``precision``, from the config, ``--set`` or the CLI's device flags) before anything is written.
+
+    The valid names come from Lightning's own registries (accelerators, strategies, precision values), and
+    the combination is then given to Lightning's accelerator connector, which the Trainer would run later.
+
+    Raises:
+        ConfigError: one line naming the setting, the valid choices (with a did-you-mean), or what the
+            machine lacks (``--accelerator gpu`` without a GPU).
+    """
+    from pytorch_lightning.accelerators import CUDAAccelerator, MPSAccelerator
+
+    accelerators, strategies, precisions = _lightning_choices()
+    accelerator, strategy, precision = trainer.accelerator, trainer.strategy, trainer.precision
+    if not isinstance(accelerator, str) or accelerator not in accelerators:
+        raise ConfigError(
+            unknown_choice_message("trainer.accelerator (--accelerator)", str(accelerator), accelerators)
+        )
+    if not isinstance(strategy, str) or strategy.lower() not in strategies:
+        raise ConfigError(unknown_choice_message("trainer.strategy (--strategy)", str(strategy), strategies))
+    if precision not in precisions:
+        choices = list(dict.fromkeys(str(value) for value in precisions))
+        raise ConfigError(unknown_choice_message("trainer.precision (--precision)", str(precision), choices))
+    available = _available_accelerators()
+    if accelerator == "gpu" and not (CUDAAccelerator.is_available() or MPSAccelerator.is_available()):
+        raise ConfigError(
+            f"--accelerator gpu (trainer.accelerator): no GPU on this machine (torch.cuda.is_available() is "
+            f"False, no Apple MPS); available here: {', '.join(available)} (or auto)"
+        )
+    if accelerator not in ("auto", "gpu") and accelerator not in available:
+        raise ConfigError(
+            f"--accelerator {accelerator} (trainer.accelerator): not available on this machine; available "
+            f"here: {', '.join(available)} (or auto)"
+        )
+    _check_with_lightning(trainer)
+
+
+def _check_with_lightning(trainer: Any) -> None:
+    """Lightning's own check of the whole combination (e.g. ``devices=0``, ``fsdp`` on CPU, a strategy whose
+    package is missing), as one line. Skipped if this Lightning version moved its private connector."""
+    try:
+        from pytorch_lightning.trainer.connectors.accelerator_connector import _AcceleratorConnector
+        from pytorch_lightning.utilities.exceptions import MisconfigurationException
+    except ImportError:  # pragma: no cover - a Lightning version without it; the Trainer checks later
+        return
+    settings = {
+        "accelerator": trainer.accelerator,
+        "devices": trainer.devices,
+        "strategy": trainer.strategy,
+        "num_nodes": trainer.num_nodes,
+        "precision": trainer.precision,
+    }
+    lightning_log = logging.getLogger("pytorch_lightning")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.ERROR)  # its notes ("Using bfloat16 AMP") come again from the Trainer
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _AcceleratorConnector(**settings)
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError, ImportError) as error:
+        given = ", ".join(f"trainer.{name}={value}" for name, value in settings.items())
+        raise ConfigError(f"invalid device settings ({given}): {' '.join(str(error).split())}") from None
+    finally:
+        lightning_log.setLevel(level)
 
 
 def build_trainer(cfg: Any, run_dir: Path | None, callbacks: list | None = None) -> pl.Trainer:
@@ -153,9 +247,15 @@ def build_datamodule(entry: TaskEntry, cfg: Any) -> Any:
     return build(entry.datasets, cfg.data, path="data", what=f"{cfg.task} dataset")
 
 
-def write_metrics(path: Path, split: str, metrics: dict[str, float]) -> None:
+def write_metrics(
+    path: Path, split: str, metrics: dict[str, float], *, partial: dict[str, Any] | None = None
+) -> None:
+    """``{"split": ..., "metrics": {...}}`` (plus ``"partial": {...}`` when only part was scored)."""
+    document: dict[str, Any] = {"split": split, "metrics": metrics}
+    if partial is not None:
+        document["partial"] = partial
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"split": split, "metrics": metrics}, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 def resolve_resume(task: str, resume: str | None, run_dir: Path) -> str | None:
@@ -164,6 +264,12 @@ def resolve_resume(task: str, resume: str | None, run_dir: Path) -> str | None:
     path = run_dir / "checkpoints" / "last.ckpt" if resume == "last" else Path(resume)
     if not path.is_file():
         raise VltkError(f"cannot resume: checkpoint not found: {path}")
+    try:  # a readable vltk checkpoint of this task, checked before the run directory is touched
+        found = load_checkpoint(path)["hyper_parameters"]["config"]["task"]
+    except VltkError as error:
+        raise VltkError(f"cannot resume: {error}") from None
+    if found != task:
+        raise VltkError(f"cannot resume a {task} run from {path}: it is a {found} checkpoint")
     return str(path)
 
 
@@ -194,6 +300,7 @@ def train(
         NonFiniteLossError: on a NaN/inf loss when ``trainer.on_nonfinite_loss`` is ``raise``.
     """
     entry = task_entry(cfg.task)
+    check_trainer_settings(cfg.trainer)  # before the run directory or any data is written
     run_path = choose_run_dir(cfg.task, run_dir)
     ckpt_path = resolve_resume(cfg.task, resume, run_path)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -245,23 +352,41 @@ def load_system(checkpoint: str | Path) -> Any:
     path = Path(checkpoint)
     if path.is_dir():  # a `vltk export` directory
         exported = read_export(path)
-        system = task_entry(exported.task).system(**exported.hyper_parameters)
-        system.load_state_dict(exported.state_dict)
+        if exported.task not in TASKS:
+            raise VltkError(f"{path}: {unknown_choice_message('task', exported.task, TASKS)} in the export")
+        system = _build_system(task_entry(exported.task), dict(exported.hyper_parameters), path)
+        try:
+            system.load_state_dict(exported.state_dict)
+        except RuntimeError as error:
+            raise VltkError(f"{path}: the weights do not fit the model ({weights_summary(error)})") from None
         return system.eval()
-    if not path.is_file():
-        raise VltkError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        hparams = payload["hyper_parameters"]
-        task = hparams["config"]["task"]
-    except (RuntimeError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError) as error:
-        raise VltkError(f"{path} is not a vltk checkpoint ({type(error).__name__}: {error})") from None
+    payload = load_checkpoint(path)  # one line naming the file when it is not a vltk checkpoint
+    hparams = payload["hyper_parameters"]
+    task = hparams["config"]["task"]
+    if task not in TASKS:
+        raise VltkError(f"{path}: {unknown_choice_message('task', task, TASKS)} in the checkpoint")
     check_provenance(payload, path)
-    entry = task_entry(task)
-    system = entry.system(**hparams)
-    system.load_state_dict(payload["state_dict"])
+    system = _build_system(task_entry(task), hparams, path)
+    try:
+        system.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        raise VltkError(
+            f"{path}: the weights do not fit the {task} model ({weights_summary(error)})"
+        ) from None
     system.eval()
     return system
+
+
+def _build_system(entry: TaskEntry, hparams: dict[str, Any], path: Path) -> Any:
+    """``entry.system(**hparams)``, with constructor arguments that do not fit as one line naming ``path``."""
+    try:
+        return entry.system(**hparams)
+    except VltkError as error:
+        raise VltkError(f"{path}: the checkpoint's config is not valid here ({error})") from None
+    except TypeError as error:  # constructor arguments of another vltk version, or not vltk's at all
+        raise VltkError(
+            f"{path}: its hyper_parameters do not build a model ({type(error).__name__}: {error})"
+        ) from None
 
 
 def evaluate(
@@ -281,13 +406,15 @@ def evaluate(
         )
     apply_overrides(data, list(overrides))
     cfg = from_dict(entry.config, data)
+    check_trainer_settings(cfg.trainer)
     system.config = cfg
     datamodule = build_datamodule(entry, cfg)
     system.attach_data(datamodule)
     datamodule.prepare_data()
     datamodule.setup("test")
+    loader = datamodule.dataloader_for(split)  # an unknown split fails before the Trainer starts
     trainer = build_trainer(cfg, None)
     system.results = {}
-    trainer.test(system, dataloaders=datamodule.dataloader_for(split), verbose=False)
+    trainer.test(system, dataloaders=loader, verbose=False)
     metrics = system.results.get("test", {})
     return RunResult(None, split, metrics, system.sample_rows(), system.prediction_rows())

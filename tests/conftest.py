@@ -1,8 +1,12 @@
-"""Shared fixtures: an isolated dataset cache, single-threaded torch, and a tiny captioning config."""
+"""Shared fixtures: an isolated dataset cache, single-threaded torch, a tiny captioning config, and the gate
+of the parity tests (``@pytest.mark.needs("java", ...)``: skipped where a reference tool is missing, failed
+when ``CI=true``, so parity evidence never vanishes from a CI run)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +28,75 @@ TINY_CAPTIONING = [
     "decoding.max_length=8",
     "metrics.meteor=false",  # a METEOR JVM start per run costs seconds; see test_caption_score
 ]
+
+
+REFERENCE_TOOLS = ("pycocoevalcap", "java", "ptb-jar", "meteor")
+
+
+def running_in_ci() -> bool:
+    """``CI`` set to true (GitHub Actions, GitLab CI and most CI services set ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_tool(name: str) -> str | None:
+    """Why the reference tool ``name`` (one of :data:`REFERENCE_TOOLS`) cannot run here, or ``None``."""
+    if name == "pycocoevalcap":
+        try:
+            import pycocoevalcap.bleu.bleu  # noqa: F401
+        except ImportError as error:
+            return (
+                f"pycocoevalcap is not installed ({error}; it is a test dependency: pip install -e '.[test]')"
+            )
+        return None
+    if name == "java":
+        return None if shutil.which("java") else "java is not on PATH"
+    if name == "ptb-jar":  # COCO's Stanford CoreNLP PTBTokenizer: pycocoevalcap's jar and Java
+        from vltk.errors import VltkError
+        from vltk.metrics.ptb_parity import stanford_jar
+
+        try:
+            stanford_jar()
+        except VltkError as error:
+            return str(error)
+        return None
+    if name == "meteor":  # COCO's Meteor 1.5 jar, its paraphrase table and Java
+        from vltk.metrics.meteor import meteor_unavailable_reason
+
+        return meteor_unavailable_reason()
+    raise ValueError(f"unknown reference tool {name!r} (choices: {', '.join(REFERENCE_TOOLS)})")
+
+
+def require_tools(*names: str) -> None:
+    """Skip the running test when a reference tool is missing, with the reason; fail it instead when
+    ``CI=true``."""
+    for name in names:
+        reason = missing_tool(name)
+        if reason is None:
+            continue
+        if running_in_ci():
+            pytest.fail(
+                f"CI=true and {name} is unavailable, so this parity test cannot run: {reason}", pytrace=False
+            )
+        pytest.skip(f"{name} unavailable: {reason}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs(*tools): reference tools the test needs (pycocoevalcap, java, ptb-jar, meteor); "
+        "skipped without them, failed when CI=true",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("needs"):
+        require_tools(*marker.args)
+
+
+@pytest.fixture
+def needs() -> Callable[..., None]:
+    """:func:`require_tools` for a test that decides at run time what it needs."""
+    return require_tools
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -18,6 +18,7 @@ from vltk.metrics import (
     CaptionRecord,
     bleu_scores,
     cider_d_scores,
+    coco_caption_text,
     corpus_bleu,
     corpus_cider_d,
     corpus_rouge_l,
@@ -347,6 +348,21 @@ def test_tokenize_caption(text: str, tokens: list[str]) -> None:
     assert tokenize_caption(text) == tokens
 
 
+@pytest.mark.parametrize(
+    ("text", "coco", "tokens"),
+    [  # Java's PTBTokenizer (CoreNLP 3.4.1) output, checked against the jar in test_caption_ptb_parity.py
+        ("It costs 3 1/2 dollars.", "it costs 3\u00a01/2 dollars", ["it", "costs", "3", "1/2", "dollars"]),
+        ("call 12 345 6789", "call 12\u00a0345\u00a06789", ["call", "12", "345", "6789"]),
+        ("(800) 555-1212", "-lrb-800-rrb-\u00a0555-1212", ["-lrb-800-rrb-", "555-1212"]),
+        ("-3 1/2 and a3 1/2", "-3 1/2 and a3 1/2", ["-3", "1/2", "and", "a3", "1/2"]),
+        ("3  1/2, 555 1234", "3 1/2 555 1234", ["3", "1/2", "555", "1234"]),
+    ],
+)
+def test_spaced_fractions_and_phones_are_one_java_token(text: str, coco: str, tokens: list[str]) -> None:
+    assert coco_caption_text(text) == coco  # what ROUGE-L splits on " "
+    assert tokenize_caption(text) == tokens  # what BLEU and CIDEr-D see (str.split())
+
+
 def test_ptb_tokenize_keeps_punctuation_in_ptb_form() -> None:
     assert ptb_tokenize('A "big" (red) dog.') == ["a", "``", "big", "''", "-lrb-", "red", "-rrb-", "dog", "."]
 
@@ -356,7 +372,7 @@ def test_tokenizer_fast_path_equals_the_full_tokenizer() -> None:
     from vltk.metrics.ptb_parity import stress_captions
 
     plain = "A man riding a horse.|a cat .|two dogs|I.|a dog Inc.|He went to Pa.|x.|cannot go.|We gonna"
-    plain += "|10 am.|a  b| a|a |Calif.|No.|A.|etc.|3 1/2"
+    plain += "|10 am.|a  b| a|a |Calif.|No.|A.|etc.|3 1/2|12 345 6789|call 100 200 300 now|555 1234"
     for caption in plain.split("|") + stress_captions(3000, seed=4):
         full = " ".join(t for t in ptb_tokenize(caption) if t not in PUNCTUATIONS).split()
         assert tokenize_caption(caption) == full, caption

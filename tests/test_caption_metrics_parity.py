@@ -2,7 +2,8 @@
 
 Both sides get the same pre-tokenised strings (COCO's scorers are pure Python; no Java needed). When
 Java is installed, the tokenizer and the whole string pipeline are also checked against COCO's
-Stanford PTBTokenizer.
+Stanford PTBTokenizer. pycocoevalcap is a test dependency: without it these tests skip, and with
+``CI=true`` they fail (``@pytest.mark.needs`` in conftest.py); so does the Java test without Java.
 """
 
 from __future__ import annotations
@@ -16,12 +17,24 @@ from pathlib import Path
 
 import pytest
 
-from vltk.metrics import bleu_scores, cider_d_scores, rouge_l_scores, score_captions, tokenize_caption
+from vltk.metrics import (
+    bleu_scores,
+    cider_d_scores,
+    rouge_l_scores,
+    rouge_l_text_scores,
+    score_captions,
+    score_texts,
+    tokenize_caption,
+)
 
-pytest.importorskip("pycocoevalcap")
-from pycocoevalcap.bleu.bleu import Bleu  # noqa: E402
-from pycocoevalcap.cider.cider import Cider  # noqa: E402
-from pycocoevalcap.rouge.rouge import Rouge  # noqa: E402
+try:
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+except ImportError:  # the needs marker skips (or, in CI, fails) every test
+    Bleu = Cider = Rouge = None
+
+pytestmark = pytest.mark.needs("pycocoevalcap")
 
 TOLERANCE = 1e-6
 
@@ -174,6 +187,76 @@ def test_parity_on_special_corpora(kind: str) -> None:
     _check_all_metrics(*_special_corpus(kind))
 
 
+# ------------------------------------------------- strings: no-break spaces and double spaces, as COCO splits
+
+# COCO's scorers receive strings: BLEU and CIDEr-D split them with str.split() (bleu_scorer.py and
+# cider_scorer.py, precook), ROUGE-L with split(" ") (rouge.py, calc_score). A no-break space, as inside the
+# Java token "3\u00a01/2", separates tokens for the first two only; two spaces make an empty ROUGE token.
+STRING_HYPOTHESES = [
+    "a cake with 3\u00a01/2 candles",
+    "call 12\u00a0345\u00a06789 now",
+    "a  dog on  the grass",
+    "",
+    "two  cats",
+    "3\u00a01/2",
+]
+STRING_REFERENCES = [
+    ["a cake with 3 1/2 candles", "a cake with 3\u00a01/2 candles on a table"],
+    ["call 12 345 6789 now", "phone 12\u00a0345\u00a06789"],
+    ["a dog on the grass", "a  dog  on grass"],
+    ["  ", "a bird"],
+    ["two cats", "two  cats  sleeping"],
+    ["3 1/2", "1/2"],
+]
+
+
+def _coco_string_scores(hypotheses: list[str], references: list[list[str]]) -> dict[str, object]:
+    res = {i: [h] for i, h in enumerate(hypotheses)}
+    gts = {i: list(refs) for i, refs in enumerate(references)}
+    with contextlib.redirect_stdout(io.StringIO()):
+        bleu, _ = Bleu(4).compute_score(gts, res)
+    rouge, rouge_per_image = Rouge().compute_score(gts, res)
+    cider, cider_per_image = Cider().compute_score(gts, res)
+    return {"bleu": bleu, "rouge": (rouge, list(rouge_per_image)), "cider": (cider, list(cider_per_image))}
+
+
+def test_no_break_spaces_and_double_spaces_split_as_coco_does() -> None:
+    coco = _coco_string_scores(STRING_HYPOTHESES, STRING_REFERENCES)
+    metrics, per_image = score_texts(STRING_HYPOTHESES, STRING_REFERENCES)
+    assert_close([metrics[f"BLEU-{n + 1}"] for n in range(4)], coco["bleu"], "corpus BLEU")
+    assert_close([metrics["ROUGE-L"]], [coco["rouge"][0]], "corpus ROUGE-L")
+    assert_close([image["ROUGE-L"] for image in per_image], coco["rouge"][1], "ROUGE-L per image")
+    assert_close([metrics["CIDEr"]], [coco["cider"][0]], "corpus CIDEr-D")
+    assert_close([image["CIDEr"] for image in per_image], coco["cider"][1], "CIDEr-D per image")
+    rouge, rouge_per_image = rouge_l_text_scores(STRING_HYPOTHESES, STRING_REFERENCES)
+    assert_close(rouge_per_image, coco["rouge"][1], "rouge_l_text_scores per image")
+    # The cases differ from a whitespace split: "3\u00a01/2" is one ROUGE token against "3", "1/2", and
+    # the empty tokens of "a  dog" count. (With str.split() for ROUGE, images 0, 2 and 4 would score 1.)
+    whitespace = rouge_l_scores(
+        [h.split() for h in STRING_HYPOTHESES], [[r.split() for r in refs] for refs in STRING_REFERENCES]
+    )
+    assert whitespace[1][0] == pytest.approx(1.0) and coco["rouge"][1][0] < 1.0
+    assert whitespace[1][2] == pytest.approx(1.0) and coco["rouge"][1][2] < 1.0
+    assert coco["rouge"][1][3] > 0.0  # "" is one empty token, and "  " holds three
+    # BLEU and CIDEr-D see "3\u00a01/2" as "3" "1/2": image 0 matches its first reference exactly.
+    assert per_image[0]["BLEU-4"] == pytest.approx(1.0)
+
+
+def test_pipeline_gives_rouge_the_java_tokens_whole() -> None:
+    # Raw captions: vltk's tokenizer writes "3 1/2" as Java does ("3\u00a01/2"), so ROUGE-L differs from
+    # the whitespace-split tokens exactly as in COCO, and BLEU/CIDEr-D do not.
+    hypotheses = {1: "A cake with 3 1/2 candles.", 2: "Call 12 345 6789 now!"}
+    references = {1: ["a cake with 3 candles, 1/2 eaten"], 2: ["call 12 345 6789 today", "a phone"]}
+    coco = _coco_string_scores(
+        ["a cake with 3\u00a01/2 candles", "call 12\u00a0345\u00a06789 now"],
+        [["a cake with 3 candles 1/2 eaten"], ["call 12\u00a0345\u00a06789 today", "a phone"]],
+    )
+    ours = score_captions(hypotheses, references)
+    assert ours["ROUGE-L"] == pytest.approx(coco["rouge"][0], abs=TOLERANCE)
+    assert ours["CIDEr"] == pytest.approx(coco["cider"][0], abs=TOLERANCE)
+    assert [ours[f"BLEU-{n + 1}"] for n in range(4)] == pytest.approx(coco["bleu"], abs=TOLERANCE)
+
+
 # --------------------------------------------------------------------------- Java tokenizer (optional)
 
 CAPTIONS = [
@@ -224,11 +307,11 @@ def _java_tokenize(lines: list[str]) -> list[list[str]] | None:
     ]
 
 
+@pytest.mark.needs("ptb-jar")
 def test_tokenizer_and_string_pipeline_match_java() -> None:
     lower = [caption.lower() for caption in CAPTIONS]
     java_tokens = _java_tokenize(CAPTIONS + lower)
-    if java_tokens is None:
-        pytest.skip("java or the Stanford CoreNLP jar is not available")
+    assert java_tokens is not None
     assert [tokenize_caption(caption) for caption in CAPTIONS + lower] == java_tokens
 
     # Whole pipeline: vltk on raw strings == COCO scorers on the Java-tokenised strings.

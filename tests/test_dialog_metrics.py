@@ -1,12 +1,17 @@
-"""VisDial ranking metrics: R@k, MRR, mean rank and NDCG on hand-checked cases."""
+"""VisDial ranking metrics: R@k, MRR, mean rank and NDCG on hand-checked cases; `vltk score dialog` on
+hand-made files (malformed dialogs in the references, non-integer ids)."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from vltk.cli.main import app
 from vltk.metrics.retrieval import (
     DialogRankingMetrics,
     RoundRanking,
@@ -93,3 +98,108 @@ def test_merge_keeps_the_first_copy_of_each_round():
 def test_check_ranks_names_what_is_wrong(ranks, message):
     with pytest.raises(ValueError, match=message):
         check_ranks(ranks, 3, "row 4")
+
+
+# ---------------------------------------------------------------------------------- vltk score dialog
+
+NUM_OPTIONS = 100
+
+
+def visdial_file(path: Path, image_ids: list, rounds: int = 2) -> Path:
+    """A VisDial v1.0 dialogs file: one dialog per image id, every round's answer at option ``round``."""
+    dialogs = [
+        {
+            "image_id": image_id,
+            "caption": "a red circle",
+            "dialog": [
+                {"question": 0, "answer": r, "answer_options": list(range(NUM_OPTIONS)), "gt_index": r}
+                for r in range(rounds)
+            ],
+        }
+        for image_id in image_ids
+    ]
+    data = {"questions": ["what colour?"], "answers": [f"answer {i}" for i in range(NUM_OPTIONS)]}
+    path.write_text(json.dumps({"split": "val", "data": {**data, "dialogs": dialogs}}), encoding="utf-8")
+    return path
+
+
+def ranks_file(path: Path, image_ids: list, rounds: int = 2) -> Path:
+    """Each round ranks its ground truth (option ``round``) first: R@1 = 1 on every scored round."""
+    rows = []
+    for image_id in image_ids:
+        for r in range(rounds):
+            ranks = [1 if option == r else option + 2 if option < r else option + 1 for option in range(100)]
+            rows.append({"image_id": image_id, "round_id": r + 1, "ranks": ranks})
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+def score_dialog(*args: str):
+    return CliRunner().invoke(app, ["score", "dialog", *args])
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    text = " ".join(result.output.split())
+    for needle in needles:
+        assert needle in text, text
+
+
+def test_score_dialog_of_good_files(tmp_path: Path) -> None:
+    refs = visdial_file(tmp_path / "refs.json", [1, 2, 3])
+    preds = ranks_file(tmp_path / "ranks.json", [1, 2, 3])
+    out = tmp_path / "m.json"
+    result = score_dialog("--predictions", str(preds), "--references", str(refs), "--output", str(out))
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert written["metrics"]["R@1"] == 1.0 and written["metrics"]["MRR"] == 1.0
+    assert "partial" not in written and "PARTIAL" not in result.output
+
+
+def test_malformed_reference_dialogs_fail_unless_a_partial_score_is_asked_for(tmp_path: Path) -> None:
+    refs = visdial_file(tmp_path / "refs.json", [1, "two", 3, 4, 5])
+    document = json.loads(refs.read_text())
+    document["data"]["dialogs"][3]["dialog"][0]["gt_index"] = 7  # points at the wrong option
+    refs.write_text(json.dumps(document), encoding="utf-8")
+    preds = ranks_file(tmp_path / "ranks.json", [1, 3, 5])
+    args = ["--predictions", str(preds), "--references", str(refs)]
+    assert_one_line_error(
+        score_dialog(*args),
+        "2 of 5 dialogs are malformed and cannot be scored (image_id 'two', 4;",
+        "image_id must be an integer, got 'two'",
+        "pass --allow-partial to score the 3 others",
+    )
+
+    out = tmp_path / "m.json"
+    result = score_dialog(*args, "--allow-partial", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "PARTIAL: 3 of 5 dialogs" in text
+    assert "partial score (--allow-partial)" in text
+    written = json.loads(out.read_text())
+    assert written["partial"]["scored_dialogs"] == 3 and written["partial"]["skipped_dialogs"] == 2
+    assert written["partial"]["skipped_image_ids"] == ["two", 4]
+    assert written["metrics"]["R@1"] == 1.0  # the 6 rounds of dialogs 1, 3 and 5
+
+
+@pytest.mark.parametrize("image_id", ["7", "seven", 7.0, True, None])
+def test_non_integer_image_ids_in_the_ranks_are_one_line(tmp_path: Path, image_id) -> None:
+    refs = visdial_file(tmp_path / "refs.json", [1, 7])
+    rows = json.loads(ranks_file(tmp_path / "ranks.json", [1, 7]).read_text())
+    for row in rows[2:]:
+        row["image_id"] = image_id
+    preds = tmp_path / "ranks.json"
+    preds.write_text(json.dumps(rows), encoding="utf-8")
+    result = score_dialog("--predictions", str(preds), "--references", str(refs))
+    assert_one_line_error(
+        result, f"entry 2: image_id must be an integer (as in VisDial and EvalAI), got {image_id!r}", "2 of 4"
+    )
+
+
+def test_allow_partial_applies_to_dialog_only(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["score", "captioning", "--predictions", "p.json", "--references", "r.json", "--allow-partial"]
+    )
+    assert_one_line_error(result, "--allow-partial do(es) not apply to `vltk score captioning`")

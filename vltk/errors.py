@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class VltkError(Exception):
@@ -35,3 +36,17 @@ def unknown_choice_message(what: str, word: str, choices: Iterable[str]) -> str:
     hint = closest(word, choices)
     did_you_mean = f"; did you mean '{hint}'?" if hint else ""
     return f"unknown {what} '{word}'{did_you_mean} (choices: {', '.join(choices)})"
+
+
+def check_output_path(path: Path, what: str, *, directory: bool = False) -> None:
+    """Fail before any work when ``path`` cannot be written: a file where a directory is wanted (or the
+    other way round), or below a file."""
+    if directory and path.exists() and not path.is_dir():
+        raise VltkError(f"{what} {path} exists and is not a directory")
+    if not directory and path.is_dir():
+        raise VltkError(f"{what} {path} is a directory; name a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise VltkError(f"cannot write {what} {path}: {parent} is a file, not a directory")
+            break

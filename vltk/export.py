@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,10 +61,18 @@ def export_checkpoint(checkpoint: str | Path, directory: str | Path) -> Path:
     from safetensors.torch import save_file
 
     path = Path(checkpoint)
+    out = Path(directory)
+    if out.exists() and not out.is_dir():
+        raise VltkError(
+            f"{out} exists and is not a directory; `vltk export` writes a directory ({WEIGHTS_FILE}, "
+            f"{CONFIG_FILE}, ...): name a new or existing directory"
+        )
     exported = read_checkpoint(path)
     task, hyper_parameters, state_dict = exported.task, dict(exported.hyper_parameters), exported.state_dict
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # e.g. a parent is a file, or no permission
+        raise VltkError(f"cannot create the export directory {out}: {error.strerror or error}") from None
     vocab_json = hyper_parameters.pop("vocab", None)
     # safetensors refuses tensors that share memory (tied weights); a contiguous copy of each is exact.
     tensors = {name: tensor.detach().contiguous().clone() for name, tensor in state_dict.items()}
@@ -127,20 +136,66 @@ def read_export(directory: str | Path) -> ExportedModel:
     return ExportedModel(task, hyper_parameters, state_dict, config.get("provenance"))
 
 
-def read_checkpoint(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> ExportedModel:
-    """The task, constructor arguments, weights and provenance of a ``vltk train`` checkpoint (read with
-    ``weights_only``: no code runs)."""
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive (since PyTorch 1.6)
+
+
+def load_checkpoint(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The payload of a ``vltk train`` checkpoint, read with ``torch.load(weights_only=True)``: tensors and
+    plain containers only, so no code in the file runs (vltk never falls back to ``weights_only=False``).
+
+    Raises:
+        VltkError: one line naming the file: not found, empty, truncated or not a PyTorch file, holding
+            Python objects that a weights-only load refuses, or a PyTorch file that ``vltk train`` did not
+            write (no ``hyper_parameters.config.task`` and ``state_dict``).
+    """
     path = Path(checkpoint)
+    if path.is_dir():
+        raise VltkError(f"{path} is a directory, not a checkpoint file (nor a `vltk export` directory)")
     if not path.is_file():
         raise VltkError(f"checkpoint not found: {path}")
+    problem = f"{path} is not a vltk checkpoint"
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-        hyper_parameters = dict(payload["hyper_parameters"])
-        task = hyper_parameters["config"]["task"]
-        state_dict = payload["state_dict"]
-    except (RuntimeError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError) as error:
-        raise VltkError(f"{path} is not a vltk checkpoint ({type(error).__name__}: {error})") from None
-    return ExportedModel(task, hyper_parameters, state_dict, payload.get("vltk_provenance"))
+        with path.open("rb") as file:
+            head = file.read(4)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of files it then refuses
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        if head == ZIP_MAGIC:
+            raise VltkError(
+                f"{problem}: it holds Python objects other than tensors and plain containers, which vltk "
+                "does not unpickle (checkpoints are read weights-only, so that no code in a file runs)"
+            ) from None
+        raise VltkError(
+            f"{problem}: not a PyTorch checkpoint file (torch.save writes a zip archive)"
+        ) from None
+    except EOFError:
+        raise VltkError(f"{problem}: the file is empty or cut short") from None
+    except RuntimeError as error:
+        reason = "truncated or corrupted zip archive" if "zip archive" in str(error) else str(error)
+        raise VltkError(
+            f"{problem}: not a readable PyTorch file ({' '.join(reason.split())[:200]})"
+        ) from None
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError, UnicodeDecodeError):
+        raise VltkError(f"{problem}: not a PyTorch checkpoint file") from None
+    hyper_parameters = payload.get("hyper_parameters") if isinstance(payload, dict) else None
+    config = hyper_parameters.get("config") if isinstance(hyper_parameters, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(task, str) or not isinstance(payload.get("state_dict"), dict):
+        raise VltkError(
+            f"{problem}: a PyTorch file without the hyper_parameters (config.task) and state_dict that "
+            "`vltk train` checkpoints hold"
+        )
+    return payload
+
+
+def read_checkpoint(checkpoint: str | Path, map_location: str | torch.device = "cpu") -> ExportedModel:
+    """The task, constructor arguments, weights and provenance of a ``vltk train`` checkpoint (read with
+    ``weights_only``: no code runs; see :func:`load_checkpoint`)."""
+    payload = load_checkpoint(checkpoint, map_location)
+    hyper_parameters = dict(payload["hyper_parameters"])
+    task = hyper_parameters["config"]["task"]
+    return ExportedModel(task, hyper_parameters, payload["state_dict"], payload.get("vltk_provenance"))
 
 
 def read_model(path: str | Path, map_location: str | torch.device = "cpu") -> ExportedModel:

@@ -87,7 +87,8 @@ class VisDialSplit:
         answers: the answer strings the rounds' ``options`` index.
         dialogs: the good dialogs.
         skipped: dialogs dropped as bad.
-        problems: one message per dropped dialog or ignored dense annotation.
+        problems: one message per dropped dialog (first, in file order) or ignored dense annotation.
+        skipped_ids: the ``image_id`` of each dropped dialog as the file gives it (``None`` if it has none).
     """
 
     source: Path
@@ -96,6 +97,7 @@ class VisDialSplit:
     dialogs: list[DialogRecord]
     skipped: int = 0
     problems: list[str] = field(default_factory=list)
+    skipped_ids: list[Any] = field(default_factory=list)
 
 
 class _BadDialog(Exception):
@@ -242,6 +244,7 @@ def read_visdial(
             logger.warning("skipping a bad dialog: %s", message)
             result.problems.append(message)
             result.skipped += 1
+            result.skipped_ids.append(image_id)
             continue
         seen[record.image_id] = index
         result.dialogs.append(record)

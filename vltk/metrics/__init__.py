@@ -17,6 +17,7 @@ from vltk.metrics.caption import (
     merge_records,
     score_captions,
     score_captions_detailed,
+    score_texts,
     score_tokenized,
 )
 from vltk.metrics.caption_files import (
@@ -25,12 +26,19 @@ from vltk.metrics.caption_files import (
     parse_predictions,
     parse_references,
 )
-from vltk.metrics.caption_tokenizer import PUNCTUATIONS, ptb_tokenize, tokenize_caption
+from vltk.metrics.caption_tokenizer import PUNCTUATIONS, coco_caption_text, ptb_tokenize, tokenize_caption
 from vltk.metrics.cider import cider_d_scores, corpus_cider_d
 from vltk.metrics.lm import LanguageModelMetrics, bits_per_symbol, perplexity
 from vltk.metrics.meteor import SPICE_NOTE, MeteorUnavailable, meteor_scores, meteor_unavailable_reason
 from vltk.metrics.navigation import NAVIGATION_METRIC_NAMES, NavigationMetrics, navigation_scores
-from vltk.metrics.rouge import corpus_rouge_l, lcs_length, rouge_l, rouge_l_scores
+from vltk.metrics.rouge import (
+    corpus_rouge_l,
+    lcs_length,
+    rouge_l,
+    rouge_l_scores,
+    rouge_l_text_scores,
+    rouge_tokens,
+)
 from vltk.metrics.vqa import (
     VQA_RULES,
     VqaMetrics,
@@ -71,6 +79,7 @@ __all__ = [
     "LanguageModelMetrics",
     "bits_per_symbol",
     "bleu_scores",
+    "coco_caption_text",
     "cider_d_scores",
     "corpus_bleu",
     "corpus_cider_d",
@@ -81,8 +90,11 @@ __all__ = [
     "ptb_tokenize",
     "rouge_l",
     "rouge_l_scores",
+    "rouge_l_text_scores",
+    "rouge_tokens",
     "score_captions",
     "score_captions_detailed",
+    "score_texts",
     "score_tokenized",
     "tokenize_caption",
 ]

@@ -11,9 +11,10 @@ Two entry points:
 * :func:`score_captions` for captions without a model (e.g. a predictions file):
   ``{image_id: hypothesis}`` and ``{image_id: [references]}``.
 
-Strings are tokenised with :func:`~vltk.metrics.caption_tokenizer.tokenize_caption` (COCO's PTB
+Strings are tokenised with :func:`~vltk.metrics.caption_tokenizer.coco_caption_text` (COCO's PTB
 tokenisation, reproduced in Python), then scored with scorers that reproduce ``pycocoevalcap``'s
-Bleu(4), Rouge and Cider to 1e-6. METEOR is added on request (``meteor=True`` or ``"auto"``) through
+Bleu(4), Rouge and Cider to 1e-6, each splitting the tokenised strings as its COCO scorer does
+(:func:`score_texts`). METEOR is added on request (``meteor=True`` or ``"auto"``) through
 COCO's Java scorer when Java is installed (:mod:`vltk.metrics.meteor`); otherwise the scores carry a
 note saying why it is missing. SPICE needs a download and is never computed.
 """
@@ -30,11 +31,11 @@ import torch.distributed as dist
 
 from vltk.errors import DataError, unknown_choice_message
 from vltk.metrics.bleu import bleu_scores, check_corpus
-from vltk.metrics.caption_tokenizer import tokenize_caption
+from vltk.metrics.caption_tokenizer import coco_caption_text
 from vltk.metrics.cider import cider_d_scores
 from vltk.metrics.meteor import MeteorUnavailable, meteor_scores, meteor_unavailable_reason
 from vltk.metrics.ngram_table import corpus_tables
-from vltk.metrics.rouge import rouge_l_scores
+from vltk.metrics.rouge import rouge_l_scores, rouge_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ def score_tokenized(
     hypotheses: Sequence[Sequence[str]],
     references: Sequence[Sequence[Sequence[str]]],
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """All caption metrics on already tokenised captions.
+    """All caption metrics on already tokenised captions, every metric on the same tokens (for COCO's
+    exact split of a no-break space, one tokenised string per caption to :func:`score_texts`).
 
     Args:
         hypotheses: one token list per image.
@@ -87,10 +89,44 @@ def score_tokenized(
     Returns:
         ``(metrics, per_image)``: corpus metrics by name, and per image a dict with the same names.
     """
+    return _score(hypotheses, references, hypotheses, references)
+
+
+def score_texts(
+    hypotheses: Sequence[str], references: Sequence[Sequence[str]]
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """All caption metrics on COCO-tokenised strings (what ``PTBTokenizer.tokenize`` returns and
+    :func:`~vltk.metrics.caption_tokenizer.coco_caption_text` gives), each metric splitting them as its
+    ``pycocoevalcap`` scorer does: BLEU and CIDEr-D with ``str.split()`` (``precook`` in
+    ``bleu_scorer.py``/``cider_scorer.py``), ROUGE-L with ``split(" ")`` (``Rouge.calc_score``), which keeps
+    a no-break space inside its token.
+
+    Args:
+        hypotheses: one tokenised string per image.
+        references: per image, the tokenised reference strings (at least one).
+
+    Returns:
+        ``(metrics, per_image)`` as :func:`score_tokenized`.
+    """
+    return _score(
+        [hypothesis.split() for hypothesis in hypotheses],
+        [[reference.split() for reference in refs] for refs in references],
+        [rouge_tokens(hypothesis) for hypothesis in hypotheses],
+        [[rouge_tokens(reference) for reference in refs] for refs in references],
+    )
+
+
+def _score(
+    hypotheses: Sequence[Sequence[str]],
+    references: Sequence[Sequence[Sequence[str]]],
+    rouge_hypotheses: Sequence[Sequence[str]],
+    rouge_references: Sequence[Sequence[Sequence[str]]],
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """BLEU and CIDEr-D on ``hypotheses``/``references``, ROUGE-L on the ``rouge_*`` token lists."""
     check_corpus(hypotheses, references)
     tables = corpus_tables(hypotheses, references, max_n=4)  # n-grams counted once for BLEU and CIDEr-D
     bleu, bleu_per_image = bleu_scores(hypotheses, references, max_n=4, tables=tables)
-    rouge, rouge_per_image = rouge_l_scores(hypotheses, references)
+    rouge, rouge_per_image = rouge_l_scores(rouge_hypotheses, rouge_references)
     cider, cider_per_image = cider_d_scores(hypotheses, references, tables=tables)
     metrics = {f"BLEU-{n}": float(bleu[n - 1]) for n in range(1, 5)}
     metrics["ROUGE-L"] = float(rouge)
@@ -142,12 +178,19 @@ def score_records(records: Sequence[CaptionRecord], *, meteor: MeteorSetting = F
     for record in records:
         if len(record.references) == 0:
             raise DataError(f"image {record.image_id!r} has no reference captions")
-    hypotheses = [tokenize_caption(record.hypothesis) for record in records]
-    references = [[tokenize_caption(ref) for ref in record.references] for record in records]
-    metrics, per_image = score_tokenized(hypotheses, references)
+    hypotheses = [coco_caption_text(record.hypothesis) for record in records]
+    references = [[coco_caption_text(ref) for ref in record.references] for record in records]
+    metrics, per_image = score_texts(hypotheses, references)
     image_ids = [record.image_id for record in records]
     scores = CaptionScores(metrics, dict(zip(image_ids, per_image, strict=True)))
-    add_meteor(scores, hypotheses, references, image_ids, meteor)
+    # METEOR gets COCO's strings unchanged: joining the split(" ") tokens with " " gives them back.
+    add_meteor(
+        scores,
+        [rouge_tokens(hypothesis) for hypothesis in hypotheses],
+        [[rouge_tokens(reference) for reference in refs] for refs in references],
+        image_ids,
+        meteor,
+    )
     return scores
 
 

@@ -30,6 +30,9 @@ Also as in Java: characters the lexer cannot tokenize (emoji and other non-BMP c
 zero-width characters; see :mod:`vltk.metrics._ptb_untokenizable`) are deleted and end the token
 before them; currency signs are normalised (``£`` -> ``#``, ``€`` -> ``$``, ``¢`` -> ``cents``);
 ``½`` -> ``1/2``; emoticons stay whole (``:)`` -> ``:-rrb-``); SGML tags (``<b>``) are one token;
+fractions and phone numbers written with spaces are one token holding no-break spaces (``3 1/2`` ->
+``3\u00a01/2``, ``(800) 555-1212`` -> ``-lrb-800-rrb-\u00a0555-1212``: :func:`coco_caption_text` keeps them,
+:func:`tokenize_caption` splits them as COCO's BLEU and CIDEr-D do);
 ``AT&T`` (upper case) is one token; 5 or more hyphens stay one token; ``US$`` is one token; a single
 letter keeps its period
 unless the next word is a capitalised sentence start ("I. The" -> ``i .``).
@@ -47,6 +50,7 @@ depending on the first word of the *next* caption; the punctuation filter never 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from vltk.metrics._ptb_untokenizable import untokenizable_code_points
 
@@ -112,12 +116,34 @@ _CHAR_MAP: dict[int, str] = {
 _NON_BMP = re.compile("[\U00010000-\U0010ffff]")
 # SGML-like tags stay one token, spaces included (they become no-break spaces, which COCO splits on).
 _SGML = re.compile(r"</?[A-Za-z!][^>=\"]*>")
+# Fractions and phone numbers are single tokens in Java, spaces included (they become no-break spaces):
+# "3 1/2" -> "3\u00a01/2", "12 345 6789", "(800) 555-1212" -> "-lrb-800-rrb-\u00a0555-1212". The rules are
+# FRAC and PHONE of PTBLexer.flex (CoreNLP 3.4.1), restated here with the no-break space written \xa0:
+#   FRAC  = ([0-9]{1,4}[- \xa0])? [0-9]{1,4} (\\?/ | \u2044) [0-9]{1,4}
+#   PHONE = ( \([0-9]{2,3}\)[ \xa0]? | (\+\+?)? ([0-9]{2,4}[- \xa0])? [0-9]{2,4}[- \xa0] )
+#           [0-9]{3,4} [- \xa0]? [0-9]{3,5}
+# They are found in the raw caption where the lexer starts a token (not inside "-3", "a3", "3.5", "x/3"),
+# only where another rule could not match more (a plain "1/2" or "3-1/2" is left to the word rules),
+# and each is replaced by a placeholder until the rest of the caption is tokenised around it.
+_PHONE = (
+    r"(?:\([0-9]{2,3}\)[ \xa0]?|(?:\+\+?)?(?:[0-9]{2,4}[- \xa0])?[0-9]{2,4}[- \xa0])"
+    r"[0-9]{3,4}[- \xa0]?[0-9]{3,5}"
+)
+_FRACTION = (
+    r"[0-9]{1,4}[ \xa0][0-9]{1,4}(?:\\?/|\u2044)[0-9]{1,4}"  # with a space: "3 1/2"
+    r"|(?:[0-9]{1,4}-)?[0-9]{1,4}(?:\\/|\u2044)[0-9]{1,4}"  # with a fraction slash: "1\u20442", "1\\/2"
+)
+_NUMBER_SPANS = re.compile(rf"(?<![\w\-+.,:/\\])(?:{_PHONE}|{_FRACTION})|(?=\()(?:{_PHONE})")
+# Non-characters, deleted by the lexer like spaces, so never part of a caption's text: one for the spans
+# that start with a digit ("no. 3 1/2" keeps its period like "no. 3"), one for the others ("(800) ...").
+_NUMBER_SPAN, _OTHER_SPAN = "\uffff", "\ufffe"
 _SPACES = re.compile(r"([ \t\n\r\x0b\x0c\x1c-\x1f\x85\u2028\u2029]+)")
 
 # One token at a position inside a whitespace-free chunk; alternatives are tried in order.
 _TOKEN = re.compile(
     r"""
     (?P<sgml></?[A-Za-z!][^>="]*>)
+  | (?P<span>[\ufffe\uffff])
   | (?P<url>(?i:https?://|www\.)[^\s"'()\[\]{}<>]*[^\s"'()\[\]{}<>.,;:!?]
         | [\w.+-]+@[\w-]+(?:\.[\w-]+)+)
   | (?P<emoticon>[:;=]'?-?[()DPp\]](?![^\W_]) | \^_\^)
@@ -146,7 +172,7 @@ _QUOTED_WORDS = frozenset(["'em", "'cause", "'til", "'till"])
 _NUMBER_UNIT = re.compile(r"^(\d+(?:[.,:]\d+)+)([^\W\d_]\w*)$")
 _NUMBER_DOT_WORD = re.compile(r"^(\d+(?:[.,:]\d+)*)\.([^\W\d_].*)$")
 _ACRONYM = re.compile(r"^[^\W\d_](?:\.[^\W\d_])*$")
-_DIGIT_START = re.compile(r"^\d")
+_DIGIT_START = re.compile(r"^[\d\uffff]")  # a number, or a number span (_NUMBER_SPAN)
 # After a single letter and a period, one of these words (capitalised, then a space or the end) or an
 # SGML tag makes the period a full stop: "I. The dog" -> "i ." but "I. the dog" -> "i."
 _SENTENCE_STARTS = re.compile(
@@ -207,7 +233,7 @@ def _split_word(word: str) -> list[str]:
     return [*_split_word(left), "`" if len(right) > 1 else "'", *_split_word(right)]
 
 
-def _tokenize_chunk(chunk: str, next_chunk: str, single_space: bool) -> list[str]:
+def _tokenize_chunk(chunk: str, next_chunk: str, single_space: bool, spans: Iterator[str]) -> list[str]:
     tokens: list[str] = []
     position = 0
     while position < len(chunk):
@@ -229,6 +255,8 @@ def _tokenize_chunk(chunk: str, next_chunk: str, single_space: bool) -> list[str
                 position += 1
             else:
                 tokens.extend(_split_word(text))
+        elif kind == "span":
+            tokens.append(next(spans))
         elif kind == "emoticon":
             tokens.append(text.replace("(", "-LRB-").replace(")", "-RRB-"))
         elif kind == "dashes":
@@ -244,6 +272,7 @@ def _tokenize_chunk(chunk: str, next_chunk: str, single_space: bool) -> list[str
     return tokens
 
 
+_SPACED_DIGITS = re.compile(r"[0-9] [0-9]")  # cheap test before _NUMBER_SPANS on the fast path
 # Most captions: ASCII letters and digits separated by single spaces, maybe a final period (" ." too).
 _PLAIN = re.compile(r"([A-Za-z0-9]+(?: [A-Za-z0-9]+)*) ?\.?")
 
@@ -252,40 +281,97 @@ def _protect_sgml(match: re.Match) -> str:
     return match.group().replace(" ", "\u00a0")
 
 
+def _cut_number_spans(text: str) -> tuple[str, list[str]]:
+    """``text`` with every fraction or phone number written with spaces replaced by :data:`_NUMBER_SPAN`,
+    and those tokens in order (spaces turned into no-break spaces, brackets in PTB form)."""
+    spans: list[str] = []
+
+    def cut(match: re.Match) -> str:
+        token = match.group()
+        if (
+            token[0].isdigit()
+            and " " not in token
+            and "\xa0" not in token
+            and text[match.end() :][:1].isalnum()
+        ):
+            return token  # "12-345-6789x" is a word, longer than the phone number
+        spans.append(token.replace(" ", "\xa0").replace("(", "-LRB-").replace(")", "-RRB-"))
+        return _NUMBER_SPAN if token[0].isdigit() else _OTHER_SPAN
+
+    return _NUMBER_SPANS.sub(cut, text), spans
+
+
+_CHAR_MAP_KEEPING_SPANS = {
+    point: value for point, value in _CHAR_MAP.items() if chr(point) not in (_NUMBER_SPAN, _OTHER_SPAN)
+}
+
+
 def ptb_tokenize(text: str) -> list[str]:
     """PTB tokens of one caption, lower-cased, punctuation kept (what COCO's Java step outputs).
 
-    A token may hold a no-break space (``"3 1/2"`` -> ``"3\\u00a01/2"``), as in Java's output.
+    A token may hold a no-break space, as in Java's output: a fraction or phone number written with spaces
+    (``"3 1/2"`` -> ``"3\\u00a01/2"``, ``"12 345 6789"``) and an SGML tag (``"<a href>"``).
     """
-    text = _NON_BMP.sub(" ", text.translate(_CHAR_MAP))
+    spans: list[str] = []
+    if any("0" <= character <= "9" for character in text):
+        text, spans = _cut_number_spans(text.replace(_NUMBER_SPAN, " ").replace(_OTHER_SPAN, " "))
+    text = text.translate(_CHAR_MAP_KEEPING_SPANS if spans else _CHAR_MAP)
+    text = _NON_BMP.sub(" ", text)
     if "<" in text:
         text = _SGML.sub(_protect_sgml, text)
     parts = _SPACES.split(text.strip(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"))
     chunks, gaps = parts[::2], parts[1::2]  # words and the whitespace between them
     tokens: list[str] = []
+    span_tokens = iter(spans)
     for index, chunk in enumerate(chunks):
         next_chunk = chunks[index + 1] if index + 1 < len(chunks) else ""
         single_space = index < len(gaps) and len(gaps[index]) == 1
-        tokens.extend(_tokenize_chunk(chunk, next_chunk, single_space))
+        tokens.extend(_tokenize_chunk(chunk, next_chunk, single_space, span_tokens))
     return [token.lower() for token in tokens]
 
 
+def _plain_words(text: str) -> list[str] | None:
+    """The lower-cased words of a caption that needs no tokenizer (ASCII words and single spaces, at most a
+    final full stop that is not an abbreviation's), or ``None``."""
+    plain = _PLAIN.fullmatch(text)
+    if plain is None:
+        return None
+    words = plain.group(1).split(" ")
+    last = words[-1]
+    if any(word.lower() in _SPLIT_WORDS for word in words) or (
+        text.endswith(".") and (last.isalpha() and _keeps_period(last, "", "", False))
+    ):
+        return None
+    if _SPACED_DIGITS.search(text) and _NUMBER_SPANS.search(text):
+        return None  # a phone number written with spaces is one token
+    return [word.lower() for word in words]
+
+
+def coco_caption_text(text: str) -> str:
+    """One caption as ``pycocoevalcap``'s ``PTBTokenizer.tokenize`` returns it: the PTB tokens (lower-cased)
+    minus COCO's punctuation, joined by single spaces.
+
+    Each scorer splits this string its own way: BLEU and CIDEr-D with ``str.split()`` (what
+    :func:`tokenize_caption` returns), ROUGE-L with ``split(" ")``, which keeps a no-break space inside its
+    token (``"3\\u00a01/2"``; :func:`vltk.metrics.rouge.rouge_tokens`).
+
+    Args:
+        text: a caption (hypothesis or reference), any case, possibly with punctuation.
+    """
+    words = _plain_words(text)  # fast path: most captions
+    if words is not None:
+        return " ".join(words)
+    return " ".join(token for token in ptb_tokenize(text) if token not in PUNCTUATIONS)
+
+
 def tokenize_caption(text: str) -> list[str]:
-    """Tokens of one caption as COCO scores them: PTB-tokenised, lower-cased, punctuation dropped.
+    """Tokens of one caption as COCO's BLEU and CIDEr-D see them: PTB-tokenised, lower-cased, punctuation
+    dropped, split with ``str.split()`` (which also splits at the no-break space of ``"3\\u00a01/2"``).
 
     Example: ``tokenize_caption("A man's dog.") == ["a", "man", "'s", "dog"]``.
 
     Args:
         text: a caption (hypothesis or reference), any case, possibly with punctuation.
     """
-    plain = _PLAIN.fullmatch(text)
-    if plain is not None:  # fast path: ASCII words and single spaces, at most a final full stop
-        words = plain.group(1).split(" ")
-        last = words[-1]
-        if not any(word.lower() in _SPLIT_WORDS for word in words) and not (
-            text.endswith(".") and (last.isalpha() and _keeps_period(last, "", "", False))
-        ):
-            return [word.lower() for word in words]
-    # COCO joins the kept tokens with spaces and its scorers split them again with str.split(), which
-    # also splits at the no-break spaces of tokens such as "3\u00a01/2".
-    return " ".join(token for token in ptb_tokenize(text) if token not in PUNCTUATIONS).split()
+    words = _plain_words(text)
+    return words if words is not None else coco_caption_text(text).split()

@@ -10,10 +10,14 @@ reference ``r`` (in tokens)::
 The maxima of precision and recall are taken separately (they may come from different references), as
 ``pycocoevalcap/rouge/rouge.py`` does; the corpus score is the mean over images.
 
-COCO splits sentences with ``str.split(" ")``, so an empty sentence is one empty token there. The only
-place where that changes a number is an empty hypothesis against an empty reference, which COCO scores
-1.0; here an empty hypothesis matches an empty reference perfectly too (P = R = 1), and scores 0 against
-every non-empty reference, so the results agree in every case.
+Tokens: COCO's ``Rouge.calc_score`` splits the tokenised strings with ``split(" ")`` (a single ASCII
+space), not with ``str.split()`` as its BLEU and CIDEr-D do. So a Java token holding a no-break space
+(``"3\u00a01/2"``, ``"12\u00a0345\u00a06789"``) is one token for ROUGE-L and two or three for BLEU, and two
+spaces in a row make an empty token that counts in the lengths (and matches another empty token).
+:func:`rouge_tokens` splits that way, and :func:`rouge_l_text_scores` scores such strings;
+``vltk.metrics.score_records`` gives ROUGE-L the COCO strings split this way. An empty string is one empty
+token there; on token lists, an empty list stands for it (it matches an empty reference, P = R = 1, and
+nothing else), so both forms give COCO's numbers.
 
 The LCS length uses the bit-parallel algorithm of Allison and Dix (1986) / Hyyrö (2004): one big-integer
 update per token instead of a row of the dynamic-programming table.
@@ -51,6 +55,15 @@ def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     if len(a) < len(b):
         a, b = b, a
     return _lcs_with_masks(_match_masks(a), len(a), b)
+
+
+def rouge_tokens(sentence: str) -> list[str]:
+    """The tokens of a tokenised sentence as COCO's ROUGE-L reads them: ``sentence.split(" ")``.
+
+    Only the ASCII space separates: ``"3\u00a01/2 cups"`` is 2 tokens (``str.split()`` gives 3), and
+    ``"a  dog"`` is 3 (``"a"``, ``""``, ``"dog"``).
+    """
+    return sentence.split(" ")
 
 
 def rouge_l(hypothesis: Sequence[str], references: Sequence[Sequence[str]], beta: float = BETA) -> float:
@@ -98,6 +111,24 @@ def rouge_l_scores(
     check_corpus(hypotheses, references)
     per_image = [rouge_l(hyp, refs, beta) for hyp, refs in zip(hypotheses, references, strict=True)]
     return sum(per_image) / len(per_image), per_image
+
+
+def rouge_l_text_scores(
+    hypotheses: Sequence[str], references: Sequence[Sequence[str]], beta: float = BETA
+) -> tuple[float, list[float]]:
+    """Corpus ROUGE-L and the per-image scores of tokenised strings (what ``PTBTokenizer.tokenize``
+    returns), split with :func:`rouge_tokens` exactly as ``pycocoevalcap.rouge.Rouge`` splits them.
+
+    Args:
+        hypotheses: one tokenised string per image.
+        references: per image, the tokenised reference strings (at least one).
+        beta: weight of recall relative to precision (COCO: 1.2).
+    """
+    return rouge_l_scores(
+        [rouge_tokens(hypothesis) for hypothesis in hypotheses],
+        [[rouge_tokens(reference) for reference in refs] for refs in references],
+        beta,
+    )
 
 
 def corpus_rouge_l(

@@ -18,6 +18,7 @@ entry in that dict.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +38,39 @@ STATE_PREFIX = "model."
 Loader = Callable[[Mapping[str, Any], Mapping[str, torch.Tensor], Path], Any]
 
 
+_KEYS = re.compile(r'(Missing|Unexpected) key\(s\) in state_dict: ((?:"[^"]*"(?:, )?)+)')
+_SHAPE = r"torch\.Size\(\[[^\]]*\]\)"
+_SIZE_MISMATCH = re.compile(
+    rf"size mismatch for ([^:]+): copying a param with shape ({_SHAPE}) from checkpoint, "
+    rf"the shape in current model is ({_SHAPE})"
+)
+
+
+def weights_summary(error: Exception) -> str:
+    """One line out of ``load_state_dict``'s multi-line error: the counts and first names of the missing
+    and unexpected keys, and the first size mismatch."""
+    text = str(error)
+    parts = []
+    for kind, names in _KEYS.findall(text):
+        keys = re.findall(r'"([^"]*)"', names)
+        shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+        parts.append(f"{len(keys)} {kind.lower()} ({shown})")
+    mismatch = _SIZE_MISMATCH.search(text)
+    if mismatch:
+        name, stored, expected = mismatch.groups()
+        parts.append(f"{name} has shape {stored} in the file, {expected} in the model")
+    return "; ".join(parts) or " ".join(text.split())[:300]
+
+
 def load_network(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | Path) -> nn.Module:
     """Load the ``model.*`` weights of a system state dict into ``model`` (strictly); eval mode."""
     state = {k[len(STATE_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(STATE_PREFIX)}
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise VltkError(f"{source}: the weights do not fit the configured model ({error})") from None
+        raise VltkError(
+            f"{source}: the weights do not fit the configured model ({weights_summary(error)})"
+        ) from None
     return model.eval()
 
 
