@@ -16,6 +16,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
@@ -162,3 +163,31 @@ def peak_rss_mib() -> float:
 
 def read_metrics(run_dir: Path) -> dict[str, float]:
     return json.loads((run_dir / "metrics.json").read_text())["metrics"]
+
+
+def train_run(runs: Mapping[str, list[str]], name: str, seed: int, work: Path, extra: list[str], *,
+              fresh_cache: bool) -> dict:  # fmt: skip
+    """One ``vltk ARGS --seed S`` run of a quality benchmark (``runs[name]`` holds ARGS), timed by
+    :func:`run_vltk`; with ``fresh_cache`` in its own dataset cache, so generating the data is included."""
+    run_dir = work / f"{name}-{seed}"
+    args = runs[name] + extra + ["--seed", str(seed)]
+    times = run_vltk(
+        args + ["--run-dir", str(run_dir), "--set", "trainer.enable_progress_bar=false"],
+        timing_path=work / f"{name}-{seed}-timing.json",
+        env={"VLTK_CACHE": str(work / f"cache-{name}-{seed}")} if fresh_cache else None,
+        cwd=work,
+    )
+    return {"run": name, "seed": seed, "command": "vltk " + " ".join(args), **times,
+            "metrics": read_metrics(run_dir)}  # fmt: skip
+
+
+def train_seeds(runs: Mapping[str, list[str]], names: Sequence[str], seeds: Sequence[int], extra: list[str],
+                *, prefix: str, fresh_cache: bool, seed_table) -> list[dict]:  # fmt: skip
+    """Every run of ``names`` on every seed, in a temporary folder; each run's row is printed as it ends."""
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for name in names:
+            for seed in seeds:
+                results.append(train_run(runs, name, seed, Path(tmp), extra, fresh_cache=fresh_cache))
+                print(seed_table(results[-1:]), flush=True)
+    return results

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import add_json_argument, fmt_spread, publish, read_metrics, run_vltk, spread, verdict  # noqa: E402
+from _report import add_json_argument, fmt_spread, publish, spread, train_seeds, verdict  # noqa: E402
 
 RUNS = {
     "default": ["train", "captioning"],
@@ -28,19 +27,6 @@ RUNS = {
     "long": ["train", "captioning", "--set", "trainer.max_epochs=30", "--set", "data.num_images=6000"],
 }
 METRICS = ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR")
-
-
-def run(name: str, seed: int, work: Path, extra: list[str]) -> dict:
-    run_dir = work / f"{name}-{seed}"
-    args = RUNS[name] + extra + ["--seed", str(seed)]
-    times = run_vltk(
-        args + ["--run-dir", str(run_dir), "--set", "trainer.enable_progress_bar=false"],
-        timing_path=work / f"{name}-{seed}-timing.json",
-        env={"VLTK_CACHE": str(work / f"cache-{name}-{seed}")},
-        cwd=work,
-    )
-    return {"run": name, "seed": seed, "command": "vltk " + " ".join(args), **times,
-            "metrics": read_metrics(run_dir)}  # fmt: skip
 
 
 def summary_table(results: list[dict], names: list[str]) -> str:
@@ -111,12 +97,8 @@ def main() -> None:
     add_json_argument(parser)
     args = parser.parse_args()
     extra = [arg for value in args.set for arg in ("--set", value)]
-    results = []
-    with tempfile.TemporaryDirectory(prefix="vltk-caption-bench-") as tmp:
-        for name in args.runs:
-            for seed in args.seeds:
-                results.append(run(name, seed, Path(tmp), extra))
-                print(seed_table(results[-1:]), flush=True)
+    results = train_seeds(RUNS, args.runs, args.seeds, extra, prefix="vltk-caption-bench-", fresh_cache=True,
+                          seed_table=seed_table)  # fmt: skip
     text = (
         "Test split of shapes, beam 3, the best validation checkpoint; each run in a fresh dataset cache "
         f"(generation included in its wall time); seeds {args.seeds}. Mean ± standard deviation (min-max) "

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import add_json_argument, fmt_spread, pick, publish, read_metrics, run_vltk, spread, verdict  # noqa: E402
+from _report import add_json_argument, fmt_spread, pick, publish, spread, train_seeds, verdict  # noqa: E402
 
 RUNS = {
     "default": ["train", "vqa"],
@@ -37,18 +36,6 @@ ANSWER_TYPES = ("yes/no", "color", "shape")
 
 def headline(metrics: dict) -> tuple[str | None, float]:
     return pick(metrics, *MAIN)
-
-
-def run(name: str, seed: int, work: Path, extra: list[str]) -> dict:
-    run_dir = work / f"{name}-{seed}"
-    args = RUNS[name] + extra + ["--seed", str(seed)]
-    times = run_vltk(
-        args + ["--run-dir", str(run_dir), "--set", "trainer.enable_progress_bar=false"],
-        timing_path=work / f"{name}-{seed}-timing.json",
-        cwd=work,
-    )
-    return {"run": name, "seed": seed, "command": "vltk " + " ".join(args), **times,
-            "metrics": read_metrics(run_dir)}  # fmt: skip
 
 
 def columns(results: list[dict]) -> list[tuple[str, list[str]]]:
@@ -117,12 +104,8 @@ def main() -> None:
     add_json_argument(parser)
     args = parser.parse_args()
     extra = [arg for value in args.set for arg in ("--set", value)]
-    results = []
-    with tempfile.TemporaryDirectory(prefix="vltk-vqa-bench-") as tmp:
-        for name in args.runs:
-            for seed in args.seeds:
-                results.append(run(name, seed, Path(tmp), extra))
-                print(seed_table(results[-1:]), flush=True)
+    results = train_seeds(RUNS, args.runs, args.seeds, extra, prefix="vltk-vqa-bench-", fresh_cache=False,
+                          seed_table=seed_table)  # fmt: skip
     text = (
         f"easy-VQA test split, seeds {args.seeds}; mean ± standard deviation (min-max) over seeds.\n\n"
         f"{summary_table(results, args.runs)}\n\nTargets:\n\n" + "\n".join(targets(results)) + "\n\n"
