@@ -111,6 +111,28 @@ def test_small_cnn_frozen_and_without_norm() -> None:
     assert plain(torch.randn(1, 3, 64, 64)).grid.shape == (1, 64, 128)
 
 
+def test_small_cnn_channels_last_is_the_same_computation() -> None:
+    """NHWC storage changes the memory layout only: with the same weights, the grid, the pooled vector and
+    every gradient agree with the NCHW encoder to float rounding, and the weights load either way."""
+    torch.manual_seed(0)
+    nchw = SmallCNNEncoder(channels=[8, 16], image_size=32, channels_last=False).train()
+    nhwc = SmallCNNEncoder(channels=[8, 16], image_size=32).train()
+    nhwc.load_state_dict(nchw.state_dict())
+    conv = next(m for m in nhwc.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    images = torch.randn(3, 3, 32, 32)
+    outputs = []
+    for encoder in (nchw, nhwc):
+        features = encoder(images)
+        (features.grid.pow(2).mean() + features.pooled.sum()).backward()
+        outputs.append((features, dict(encoder.named_parameters())))
+    (plain, plain_params), (last, last_params) = outputs
+    torch.testing.assert_close(last.grid, plain.grid, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(last.pooled, plain.pooled, rtol=1e-5, atol=1e-5)
+    for name, param in plain_params.items():
+        torch.testing.assert_close(last_params[name].grad, param.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_small_cnn_rejects_bad_channels() -> None:
     with pytest.raises(ConfigError, match="channels"):
         SmallCNNEncoder(channels=[])

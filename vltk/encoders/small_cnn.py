@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+import torch
 from torch import Tensor, nn
 from torchvision import transforms as T
 
@@ -50,6 +51,11 @@ class SmallCNNEncoder(nn.Module):
         trainable: train the encoder (the default: it has no pretrained weights); when ``False`` the
             parameters are frozen and the encoder stays in eval mode even when a parent calls ``.train()``.
         norm: use BatchNorm after every conv.
+        channels_last: keep the weights and activations in the NHWC memory layout (``torch.channels_last``,
+            the default): the same computation as NCHW, agreeing to float rounding, not bitwise. On CPU,
+            where oneDNN's convolutions are NHWC-native, forward + backward of the VQA default's
+            ``[16, 32, 64]`` stages on 62 images runs 1.45x faster (1 thread) and the whole VQA training step
+            1.25x (2 threads). ``False`` computes in NCHW, bitwise as before; checkpoints load either way.
     """
 
     def __init__(
@@ -59,6 +65,7 @@ class SmallCNNEncoder(nn.Module):
         image_size: int = 64,
         trainable: bool = True,
         norm: bool = True,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         channels = tuple(channels)
@@ -88,8 +95,11 @@ class SmallCNNEncoder(nn.Module):
         self.image_size = image_size
         self.trainable = trainable
         self.norm = norm
+        self.channels_last = channels_last
         self.out_dim = channels[-1]
         self._init_weights()
+        if channels_last:
+            self.stages.to(memory_format=torch.channels_last)
         if not trainable:
             self.requires_grad_(False)
             self.eval()
@@ -113,6 +123,8 @@ class SmallCNNEncoder(nn.Module):
         """Encode ``images [B, 3, H, W]`` (normalised by :meth:`transforms`) into a grid of regions."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"small_cnn expects images [B, 3, H, W], got {tuple(images.shape)}")
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)  # [B, 3, H, W], stored NHWC
         fmap = self.stages(images)  # [B, D, H', W']
         height, width = fmap.shape[-2:]
         grid = fmap.flatten(2).transpose(1, 2)  # [B, N, D]
