@@ -11,12 +11,12 @@ registry below), with a timeout, its output streamed to the terminal and to
 ``benchmarks/results/MODE/NAME.log``. The script writes its result section (markdown) and its data as JSON;
 the runner adds what was measured where -- the commit (``git rev-parse --short HEAD``, ``+dirty`` when
 tracked files other than BENCHMARKS.md and benchmarks/results/ differ from it), the date, the machine (CPU
-count, torch version, OMP_NUM_THREADS), the load average before and after, the exact commands, the wall time
-and whether it finished -- and saves ``benchmarks/results/MODE/NAME.json`` (committed, so BENCHMARKS.md can
-be rebuilt from them). BENCHMARKS.md holds one section per benchmark between
-``<!-- bench:NAME:begin -->`` and ``<!-- bench:NAME:end -->``; after each benchmark its section is replaced
-(a full-mode result when there is one, else the quick-mode check, marked as such) and the text outside the
-markers is left alone. A quick run never replaces a full-mode figure.
+count, CPU model, torch version, OMP_NUM_THREADS), its speed (an fp32 matmul probe), the load average
+before and after, the exact commands, the wall time and whether it finished -- and saves
+``benchmarks/results/MODE/NAME.json`` (committed, so BENCHMARKS.md can be rebuilt from them). BENCHMARKS.md
+holds one section per benchmark between ``<!-- bench:NAME:begin -->`` and ``<!-- bench:NAME:end -->``; after
+each benchmark its section is replaced (a full-mode result when there is one, else the quick-mode check,
+marked as such) and the text outside the markers is left alone. A quick run never replaces a full-mode figure.
 """
 
 from __future__ import annotations
@@ -385,6 +385,7 @@ def machine() -> dict[str, str]:
         torch_version = "not installed"
     return {
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": str(os.cpu_count()),
         "torch": torch_version,
         "python": platform.python_version(),
@@ -402,6 +403,42 @@ def shown(path: Path) -> str:
 
 def load() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (hosts of one cloud type differ: see matmul_gflops)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+MATMUL_PROBE = """
+import time, torch
+a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+times = []
+for _ in range(10):
+    start = time.perf_counter(); torch.mm(a, b); times.append(time.perf_counter() - start)
+print(2 * 1024 ** 3 / min(times) / 1e9)
+"""
+
+
+def matmul_gflops() -> float | None:
+    """The machine's speed just before a benchmark: the best of ten 1024^3 fp32 ``torch.mm`` (GFLOP/s, with
+    the benchmark's threads), in a fresh process. Figures measured on different days can differ by the
+    host more than by the code (the decoder-throughput benchmark's matmul peak was ~215 GFLOP/s on
+    2026-11-26 and 58-82 on 2026-12-01, on the same 2-CPU machine type), so each record says how fast the
+    machine was; ``None`` when the probe fails."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", MATMUL_PROBE], capture_output=True, text=True, timeout=120
+        )
+        return round(float(done.stdout.strip().splitlines()[-1]), 1) if done.returncode == 0 else None
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return None
 
 
 # -------------------------------------------------------------------------------------------------- runs
@@ -433,6 +470,7 @@ def run_one(bench: Bench, mode: str, runner_command: str, timeout_factor: float,
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
         "load_before": load(),
+        "matmul_gflops_before": matmul_gflops(),
         "runner_command": runner_command,
         "command": shown_command(bench, mode),
         "timeout_s": timeout,
@@ -488,10 +526,14 @@ def provenance(record: dict) -> str:
     m = record["machine"]
     before = " / ".join(f"{v:.2f}" for v in record["load_before"])
     after = " / ".join(f"{v:.2f}" for v in record.get("load_after", []))
+    model = f" ({m['cpu_model']})" if m.get("cpu_model", "unknown") != "unknown" else ""
+    gflops = record.get("matmul_gflops_before")
+    speed = f"; machine speed before: {gflops:g} GFLOP/s fp32 matmul (1024^3)" if gflops else ""
     return (
-        f"Measured on commit `{record['commit']}`, {record['started']}, {m['cpu']} with {m['cpu_count']} "
-        f"CPUs, torch {m['torch']}, Python {m['python']}, OMP_NUM_THREADS={m['omp_num_threads']}; load "
-        f"average (1/5/15 min) {before} before, {after} after; {record['wall_s'] / 60:.1f} min; status: "
+        f"Measured on commit `{record['commit']}`, {record['started']}, {m['cpu']}{model} with "
+        f"{m['cpu_count']} CPUs{speed}, torch {m['torch']}, Python {m['python']}, "
+        f"OMP_NUM_THREADS={m['omp_num_threads']}; load average (1/5/15 min) {before} before, {after} "
+        f"after; {record['wall_s'] / 60:.1f} min; status: "
         f"**{record['status']}**.\n"
         f"Command: `{record['runner_command']}`, which ran `{record['command']}`."
     )

@@ -180,15 +180,29 @@ def test_run_one_records_success_failure_and_timeout(run_all, tmp_path, monkeypa
         (tmp_path / name).write_text(text)
     monkeypatch.setattr(run_all, "HERE", tmp_path)
     monkeypatch.setattr(run_all, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(run_all, "matmul_gflops", lambda: 123.4)
     bench = run_all.Bench("toy", "Toy", script, (), (), 1.0, "stale note", quick_minutes=0.05)
     record = run_all.run_one(bench, "quick", "python benchmarks/run_all.py --quick", 1.0, "1/1")
     assert record["status"].startswith(status) and record["wall_s"] < 30
     saved = json.loads((tmp_path / "results" / "quick" / "toy.json").read_text())
     assert saved["status"] == record["status"] and saved["command"] == f"python benchmarks/{script}"
     assert len(saved["load_before"]) == 3 and saved["machine"]["cpu_count"]
+    assert saved["matmul_gflops_before"] == 123.4 and "123.4 GFLOP/s" in run_all.provenance(saved)
     log = (tmp_path / "results" / "quick" / "toy.log").read_text()
     if status == "ok":
         assert saved["markdown"] == "| table |" and saved["data"] == {"x": 1} and "progress line" in log
     else:
         assert "Last lines of the log" in saved["markdown"] and saved["data"] == {}
         assert ("something broke" if script == "fails_bench.py" else "started") in saved["markdown"]
+
+
+def test_matmul_probe_measures_the_machine(run_all):
+    """The speed probe runs torch in a fresh process and gives a plausible fp32 rate (1-100,000 GFLOP/s)."""
+    gflops = run_all.matmul_gflops()
+    assert gflops is not None and 1 < gflops < 100_000
+
+
+def test_provenance_of_records_without_a_speed_probe(run_all):
+    """Records written before the probe (no ``matmul_gflops_before``, no ``cpu_model``) still render."""
+    text = run_all.provenance(_record("full", "vqa", "T"))
+    assert "GFLOP/s" not in text and "with 2 CPUs, torch 2.0" in text
