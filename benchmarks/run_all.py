@@ -428,10 +428,8 @@ print(2 * 1024 ** 3 / min(times) / 1e9)
 
 def matmul_gflops() -> float | None:
     """The machine's speed just before a benchmark: the best of ten 1024^3 fp32 ``torch.mm`` (GFLOP/s, with
-    the benchmark's threads), in a fresh process. Figures measured on different days can differ by the
-    host more than by the code (the decoder-throughput benchmark's matmul peak was ~215 GFLOP/s on
-    2026-11-26 and 58-82 on 2026-12-01, on the same 2-CPU machine type), so each record says how fast the
-    machine was; ``None`` when the probe fails."""
+    the benchmark's threads), in a fresh process. Training times of different days have differed more than
+    the code explains, so each record says how fast the machine was; ``None`` when the probe fails."""
     try:
         done = subprocess.run(
             [sys.executable, "-c", MATMUL_PROBE], capture_output=True, text=True, timeout=120
