@@ -52,10 +52,10 @@ class SmallCNNEncoder(nn.Module):
             parameters are frozen and the encoder stays in eval mode even when a parent calls ``.train()``.
         norm: use BatchNorm after every conv.
         channels_last: keep the weights and activations in the NHWC memory layout (``torch.channels_last``,
-            the default): the same computation as NCHW, agreeing to float rounding, not bitwise. On CPU,
-            where oneDNN's convolutions are NHWC-native, forward + backward of the VQA default's
-            ``[16, 32, 64]`` stages on 62 images runs 1.45x faster (1 thread) and the whole VQA training step
-            1.25x (2 threads). ``False`` computes in NCHW, bitwise as before; checkpoints load either way.
+            the default): the same computation as NCHW, agreeing to float rounding, not bitwise. oneDNN's
+            CPU convolutions are NHWC-native, so it is faster on CPU (a one-off side-by-side timing, not a
+            committed benchmark, gave about 1.25x for the whole VQA training step). ``False`` computes in
+            NCHW, bitwise as before; checkpoints load either way.
     """
 
     def __init__(
