@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import pytorch_lightning as pl
 import torch
 
-from vltk.data.text import PythonSourceDataModule, TextFilesDataModule
-from vltk.tasks.lm import LmTask
+from vltk.tasks.lm.data import PythonSourceDataModule, TextFilesDataModule
+from vltk.tasks.lm.system import LmTask
 from vltk.tasks.runner import load_task_config
 
 

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import add_json_argument, best_median, interleaved, peak_rss_mib, publish  # noqa: E402
 
-from vltk.models.dialog_decoders import GenerativeDecoder  # noqa: E402
+from vltk.tasks.dialog.decoders import GenerativeDecoder  # noqa: E402
 
 START, END, PAD = 1, 2, 0
 SIZES = {

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vltk.data.babyai_demos import DemoEpisodes, collate_episodes, load_demos
-from vltk.data.demos import generate_demos
-from vltk.envs import ACTION_NAMES, BabyAIEnv
-from vltk.models.navigation import AgentPolicy
+from vltk.tasks.navigation.agent import AgentPolicy
+from vltk.tasks.navigation.babyai.demos import generate_demos
+from vltk.tasks.navigation.babyai.env import ACTION_NAMES, BabyAIEnv
+from vltk.tasks.navigation.babyai.episodes import DemoEpisodes, collate_episodes, load_demos
 from vltk.tasks.runner import load_system
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

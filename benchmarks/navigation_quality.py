@@ -49,7 +49,7 @@ def env_steps_per_second(level: str, steps: int) -> float:
     """Raw environment speed: random actions, resets included."""
     import numpy as np
 
-    from vltk.envs import BabyAIEnv
+    from vltk.tasks.navigation.babyai.env import BabyAIEnv
 
     env, rng = BabyAIEnv(level), np.random.default_rng(0)
     env.reset(0)

@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import add_json_argument, publish  # noqa: E402
 
-from vltk.data.dialog_datamodule import ShapesDialogDataModule
-from vltk.data.shapes_dialog import ROUND_TYPES, generate_shapes_dialog, split_paths
+from vltk.tasks.dialog.datamodule import ShapesDialogDataModule
+from vltk.tasks.dialog.shapes_dialog import ROUND_TYPES, generate_shapes_dialog, split_paths
 
 
 def _ndcg(ranking: list[int], relevance: list[float]) -> float:

@@ -23,8 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import add_json_argument, publish  # noqa: E402
 
-from vltk.data.shapes import ShapeObject, canonical_description, generate_shapes
+from vltk.data.shape_scenes import ShapeObject
 from vltk.metrics import score_captions
+from vltk.tasks.captioning.shapes import canonical_description, generate_shapes
 
 METRICS = ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr")
 

@@ -118,8 +118,8 @@ def diagnose_activations(
 def _fresh_models(content: str, cells: list[str], hidden: int, train_steps: int, seed: int) -> dict[str, Any]:
     import torch
 
-    from vltk.models.lm import RNNLanguageModel
-    from vltk.text.lm_vocab import SymbolVocabulary
+    from vltk.tasks.lm.model import RNNLanguageModel
+    from vltk.tasks.lm.vocab import SymbolVocabulary
     from vltk.viz.gradient_flow import quick_fit
 
     vocab = SymbolVocabulary.build(content)

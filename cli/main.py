@@ -255,9 +255,9 @@ def predict(
     ] = None,
 ) -> None:
     """Run a trained model on new input: caption images, answer a question, sample text, play an episode."""
-    from vltk.tasks.common import PredictRequest
-    from vltk.tasks.predict import check_predict_request
+    from vltk.tasks.captioning.predict import check_predict_request
     from vltk.tasks.runner import load_system, task_entry
+    from vltk.tasks.training import PredictRequest
 
     request = PredictRequest(
         inputs=list(inputs or []),
@@ -313,8 +313,8 @@ def chat(
     answers. Type /reset to forget the history, quit (or Ctrl+D) to stop. Questions can also be piped in:
     `printf 'how many shapes are there?\\nwhat colour is it?\\n' | vltk chat CKPT image.png --caption '...'`.
     """
-    from vltk.models.dialog_session import DialogAnswer
-    from vltk.tasks.dialog_predict import chat_rounds, open_session
+    from vltk.tasks.dialog.predict import chat_rounds, open_session
+    from vltk.tasks.dialog.session import DialogAnswer
     from vltk.tasks.runner import load_system
 
     system = load_system(checkpoint)
@@ -389,8 +389,8 @@ def score(
 ) -> None:
     """Score a predictions file against references, without a model (e.g. re-score a submission)."""
     from vltk.errors import check_output_path
-    from vltk.tasks.common import ScoreRequest
     from vltk.tasks.runner import task_entry, write_metrics
+    from vltk.tasks.training import ScoreRequest
 
     entry = task_entry(task)
     if output is not None:
@@ -442,9 +442,9 @@ def list_components() -> None:
     from vltk.attention import ATTENTIONS
     from vltk.decoders import DECODERS
     from vltk.encoders import IMAGE_ENCODERS, TEXT_ENCODERS
-    from vltk.models.dialog import DIALOG_DECODERS, DIALOG_ENCODERS
     from vltk.rnn import CELLS
     from vltk.tasks import TASKS
+    from vltk.tasks.dialog.model import DIALOG_DECODERS, DIALOG_ENCODERS
     from vltk.tasks.runner import available_configs
 
     table = Table(title="vltk components")
@@ -477,9 +477,9 @@ def data_synth(
 ) -> None:
     """Generate a built-in dataset in its standard layout (shapes: Karpathy JSON + PNG images;
     shapes_dialog: VisDial v1.0 JSON + dense annotations + PNG images, see docs/dialog.md)."""
-    from vltk.data.shapes import generate_shapes
-    from vltk.data.shapes_dialog import generate_shapes_dialog
     from vltk.errors import check_output_path, unknown_choice_message
+    from vltk.tasks.captioning.shapes import generate_shapes
+    from vltk.tasks.dialog.shapes_dialog import generate_shapes_dialog
 
     check_output_path(out, "--out", directory=True)
 
@@ -513,7 +513,7 @@ def data_cache_features(
     from rich.progress import track
 
     from vltk.errors import check_output_path
-    from vltk.tasks.feature_cache import cache_caption_features
+    from vltk.tasks.captioning.feature_cache import cache_caption_features
     from vltk.tasks.runner import load_task_config
 
     check_output_path(out, "--out", directory=True)
@@ -562,8 +562,8 @@ def data_validate(
     Exits 1 when anything is wrong, so scripts can stop before a long run.
     """
 
-    from vltk.data.shapes import ensure_shapes
-    from vltk.data.shapes_dialog import ensure_shapes_dialog, split_paths
+    from vltk.tasks.captioning.shapes import ensure_shapes
+    from vltk.tasks.dialog.shapes_dialog import ensure_shapes_dialog, split_paths
 
     paths = [Path(dataset)]
     if not paths[0].is_file():
@@ -590,7 +590,7 @@ def _validate_one(
     """Validate one dataset file and print its problems; ``True`` when there are none."""
     from rich.progress import track
 
-    from vltk.data.validate import validate_dataset
+    from vltk.tasks.validate import validate_dataset
 
     def progress(items):
         return track(items, description=f"validating {path.name}", console=err_console, transient=True)
@@ -627,8 +627,8 @@ def data_demos(
     ] = None,
 ) -> None:
     """Generate BabyAI expert demonstrations with the BabyAI bot (train on them with data.demos_dir=OUT)."""
-    from vltk.data.demos import generate_demos
     from vltk.errors import check_output_path
+    from vltk.tasks.navigation.babyai.demos import generate_demos
 
     check_output_path(out, "--out", directory=True)
 

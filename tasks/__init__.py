@@ -1,7 +1,7 @@
 """Lightning systems, one per task, and the registry the CLI reads (``vltk list``, ``vltk train TASK``).
 
 Adding a task means: a config dataclass (with ``task``, ``seed``, ``data``, ``trainer``, ``monitor`` and
-optionally ``monitor_mode``), a LightningModule following :class:`vltk.tasks.common.TaskSystem`, a dataset
+optionally ``monitor_mode``), a LightningModule following :class:`vltk.tasks.training.TaskSystem`, a dataset
 registry, optionally ``predict``/``score`` functions, shipped configs in ``configs/<task>/`` and one entry
 below. The runner (train/evaluate) and the CLI need nothing else.
 """
@@ -12,21 +12,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vltk.data import CAPTION_DATASETS, DIALOG_DATASETS, NAVIGATION_DATASETS, VQA_DATASETS
-from vltk.data.text import LM_DATASETS
-from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
-from vltk.tasks.captioning_score import score_captioning
-from vltk.tasks.dialog import DialogConfig, DialogTask
-from vltk.tasks.dialog_predict import predict_dialog_lines
-from vltk.tasks.dialog_score import score_dialog
-from vltk.tasks.lm import LmConfig, LmTask
-from vltk.tasks.lm_predict import predict_lm_lines
-from vltk.tasks.navigation import NavigationConfig, NavigationTask
-from vltk.tasks.navigation_predict import predict_navigation_lines
-from vltk.tasks.predict import predict_captions_lines
-from vltk.tasks.vqa import VqaConfig, VqaTask
-from vltk.tasks.vqa_predict import predict_vqa_lines
-from vltk.tasks.vqa_score import score_vqa
+from vltk.tasks.captioning.datasets import CAPTION_DATASETS
+from vltk.tasks.captioning.predict import predict_captions_lines
+from vltk.tasks.captioning.score import score_captioning
+from vltk.tasks.captioning.system import CaptioningConfig, CaptioningTask
+from vltk.tasks.dialog.datasets import DIALOG_DATASETS
+from vltk.tasks.dialog.predict import predict_dialog_lines
+from vltk.tasks.dialog.score import score_dialog
+from vltk.tasks.dialog.system import DialogConfig, DialogTask
+from vltk.tasks.lm.datasets import LM_DATASETS
+from vltk.tasks.lm.predict import predict_lm_lines
+from vltk.tasks.lm.system import LmConfig, LmTask
+from vltk.tasks.navigation.datasets import NAVIGATION_DATASETS
+from vltk.tasks.navigation.predict import predict_navigation_lines
+from vltk.tasks.navigation.system import NavigationConfig, NavigationTask
+from vltk.tasks.vqa.datasets import VQA_DATASETS
+from vltk.tasks.vqa.predict import predict_vqa_lines
+from vltk.tasks.vqa.score import score_vqa
+from vltk.tasks.vqa.system import VqaConfig, VqaTask
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from conftest import TINY_CAPTIONING
 from typer.testing import CliRunner
 
 from vltk.cli.main import app
-from vltk.data.shapes import generate_shapes
-from vltk.data.validate import validate_karpathy
+from vltk.tasks.captioning.shapes import generate_shapes
+from vltk.tasks.validate import validate_karpathy
 
 runner = CliRunner()
 

@@ -152,7 +152,7 @@ def test_interleaved_alternates_the_order_of_the_arms():
 
 def test_reference_text_reads_the_same_symbols_as_vltk():
     reference = _load("charrnn_reference")
-    from vltk.data.text import PythonSourceDataModule
+    from vltk.tasks.lm.data import PythonSourceDataModule
 
     train, val, vocab_size = reference.reference_text(30_000)
     dm = PythonSourceDataModule(max_chars=30_000, seq_len=25, batch_size=1)

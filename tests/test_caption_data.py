@@ -11,24 +11,19 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from vltk.data import (
-    CAPTION_DATASETS,
-    CaptionEvalDataset,
-    CaptionItem,
-    CaptionTrainDataset,
+from vltk.data.images import load_image
+from vltk.errors import ConfigError, DataError
+from vltk.registry import build
+from vltk.tasks.captioning.batch import CaptionBatch, CaptionItem, collate_captions, truncate_caption
+from vltk.tasks.captioning.datamodule import (
     HFCaptionsDataModule,
     KarpathyCaptionsDataModule,
     ShapesCaptionsDataModule,
-    collate_captions,
-    load_image,
-    read_hf_captions,
-    read_karpathy,
-    truncate_caption,
 )
-from vltk.errors import ConfigError, DataError
-from vltk.registry import build
+from vltk.tasks.captioning.datasets import CAPTION_DATASETS
+from vltk.tasks.captioning.hf_captions import read_hf_captions
+from vltk.tasks.captioning.karpathy import CaptionEvalDataset, CaptionTrainDataset, read_karpathy
 from vltk.text import Vocabulary
-from vltk.types import CaptionBatch
 
 SMALL = transforms.Compose([transforms.Resize((24, 24)), transforms.ToTensor()])
 

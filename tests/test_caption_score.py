@@ -226,7 +226,7 @@ def test_unreadable_files_and_wrong_options(tmp_path: Path) -> None:
 
 def test_final_test_metrics_get_meteor_or_a_warning(no_java: None, caplog: pytest.LogCaptureFixture) -> None:
     from vltk.metrics.caption import CaptionRecord
-    from vltk.tasks.captioning import CaptioningConfig, CaptioningTask
+    from vltk.tasks.captioning.system import CaptioningConfig, CaptioningTask
 
     assert CaptioningConfig().metrics.meteor == "auto"
     records = [CaptionRecord(i, PREDICTIONS[i], tuple(REFERENCES[i])) for i in REFERENCES]
@@ -244,7 +244,7 @@ def test_evaluate_predictions_rescore_to_the_same_metrics(
     # `vltk evaluate --predictions` writes COCO results; `vltk score` on them gives the evaluation's numbers.
     import yaml
 
-    from vltk.data.shapes import ensure_shapes
+    from vltk.tasks.captioning.shapes import ensure_shapes
 
     data = yaml.safe_load((trained_run / "config.yaml").read_text())["data"]
     params = ("num_images", "image_size", "seed", "val_fraction", "test_fraction")

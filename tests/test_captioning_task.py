@@ -7,11 +7,11 @@ import torch
 
 from vltk.config import to_dict
 from vltk.errors import ConfigError
-from vltk.models import build_captioner, resolve_captioner_spec
 from vltk.tasks import CaptioningTask
+from vltk.tasks.captioning.batch import CaptionBatch
+from vltk.tasks.captioning.model import build_captioner, resolve_captioner_spec
 from vltk.tasks.runner import available_configs, load_task_config
 from vltk.text import Vocabulary
-from vltk.types import CaptionBatch
 
 VOCAB = Vocabulary.build([["a", "red", "circle"], ["a", "blue", "square", "left", "of"]])
 
@@ -99,7 +99,7 @@ def test_predict_without_attention_model_explains_attention_maps(tmp_path):
     from PIL import Image
 
     from vltk.errors import VltkError
-    from vltk.tasks.predict import predict_captions
+    from vltk.tasks.captioning.predict import predict_captions
 
     system = _tiny_system("show_tell", ["decoding.max_length=4"]).eval()
     image = tmp_path / "x.png"

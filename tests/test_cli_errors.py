@@ -147,7 +147,7 @@ def test_predict_rejects_out_of_range_decoding(checkpoint: Path, image: Path, ar
 
 
 def test_predict_caption_library_rejects_beam_size_zero(checkpoint: Path, image: Path) -> None:
-    from vltk.tasks.predict import predict_captions
+    from vltk.tasks.captioning.predict import predict_captions
     from vltk.tasks.runner import load_system
 
     with pytest.raises(VltkError, match="--beam-size must be >= 1"):

@@ -13,11 +13,14 @@ from PIL import Image
 from torch import nn
 from typer.testing import CliRunner
 
-from vltk.data import DIALOG_DATASETS, DialogBatch, ShapesDialogDataModule, VisDialDataModule
-from vltk.data.dialog_dataset import DialogDataset, collate_dialogs, history_ids
 from vltk.data.feature_cache import FeatureStore, cache_features
 from vltk.data.images import default_image_transform
-from vltk.data.shapes_dialog import (
+from vltk.errors import DataError
+from vltk.tasks.dialog.batch import DialogBatch
+from vltk.tasks.dialog.datamodule import ShapesDialogDataModule, VisDialDataModule
+from vltk.tasks.dialog.dataset import DialogDataset, collate_dialogs, history_ids
+from vltk.tasks.dialog.datasets import DIALOG_DATASETS
+from vltk.tasks.dialog.shapes_dialog import (
     ROUND_TYPES,
     answer_universe,
     ensure_shapes_dialog,
@@ -26,8 +29,7 @@ from vltk.data.shapes_dialog import (
     split_paths,
     surface_forms,
 )
-from vltk.data.visdial import image_id_of, read_visdial
-from vltk.errors import DataError
+from vltk.tasks.dialog.visdial import image_id_of, read_visdial
 from vltk.text.vocab import Vocabulary, tokenize
 from vltk.types import ImageFeatures
 
@@ -218,7 +220,7 @@ def test_a_bad_dialog_is_named_skipped_and_counted_and_the_rest_loads(case, tmp_
     else:
         spoil(dialogs[1])
     path, image_dir = _write_fixture(tmp_path, dialogs, images)
-    with caplog.at_level(logging.WARNING, logger="vltk.data.visdial"):
+    with caplog.at_level(logging.WARNING, logger="vltk.tasks.dialog.visdial"):
         split = read_visdial(path, image_dir=image_dir)
     assert [d.image_id for d in split.dialogs] == [1, 3]
     assert split.skipped == 1 and len(split.problems) == 1

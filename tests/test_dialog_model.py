@@ -8,8 +8,8 @@ import torch
 
 from vltk.decoding import beam_search, greedy
 from vltk.errors import ConfigError
-from vltk.models.dialog import build_dialog_model, resolve_dialog_spec
-from vltk.models.dialog_decoders import discriminative_loss
+from vltk.tasks.dialog.decoders import discriminative_loss
+from vltk.tasks.dialog.model import build_dialog_model, resolve_dialog_spec
 
 V, PAD, START, END = 30, 0, 1, 2
 SPEC = {

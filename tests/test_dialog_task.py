@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from vltk.cli.main import app
-from vltk.data.shapes_dialog import split_paths
 from vltk.errors import ConfigError
-from vltk.models.dialog import build_dialog_model
-from vltk.tasks.dialog_predict import chat_rounds, open_session
+from vltk.tasks.dialog.model import build_dialog_model
+from vltk.tasks.dialog.predict import chat_rounds, open_session
+from vltk.tasks.dialog.shapes_dialog import split_paths
 from vltk.tasks.runner import available_configs, load_system, load_task_config, train
 
 TINY_DIALOG = [

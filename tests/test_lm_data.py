@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from vltk.data.text import PythonSourceDataModule, StreamChunks, TextFilesDataModule
 from vltk.errors import DataError
 from vltk.metrics.lm import LanguageModelMetrics, bits_per_symbol, perplexity
-from vltk.text.lm_vocab import SymbolVocabulary
+from vltk.tasks.lm.data import PythonSourceDataModule, StreamChunks, TextFilesDataModule
+from vltk.tasks.lm.vocab import SymbolVocabulary
 
 
 def test_chunks_continue_each_stream_in_order():

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from vltk.cli.main import app
 from vltk.config import to_dict
-from vltk.data.text import LmBatch, TextFilesDataModule
 from vltk.errors import ConfigError
-from vltk.tasks.lm import LmConfig, LmTask
+from vltk.tasks.lm.data import LmBatch, TextFilesDataModule
+from vltk.tasks.lm.system import LmConfig, LmTask
 from vltk.tasks.runner import available_configs, load_task_config
 
 CODE = "def f(x):\n    return 'x' + \"y\"\n\nclass A:\n    pass\n" * 40
@@ -177,7 +177,7 @@ def test_word_level_training_reports_perplexity(code_file, tmp_path):
 
 
 def test_min_char_rnn_adagrad_puts_eps_under_the_square_root():
-    from vltk.tasks.lm import LmOptimConfig, build_lm_optimizer
+    from vltk.tasks.lm.system import LmOptimConfig, build_lm_optimizer
 
     model = torch.nn.Linear(3, 1, bias=False)
     with torch.no_grad():

@@ -9,9 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from vltk.cli.main import app
-from vltk.data import BabyAIDataModule, collate_episodes, ensure_demos, generate_demos, load_demos
-from vltk.data.babyai_demos import DemoEpisodes
 from vltk.errors import ConfigError, DataError
+from vltk.tasks.navigation.babyai.datamodule import BabyAIDataModule
+from vltk.tasks.navigation.babyai.demos import ensure_demos, generate_demos
+from vltk.tasks.navigation.babyai.episodes import DemoEpisodes, collate_episodes, load_demos
 from vltk.text import Vocabulary
 
 LEVEL = "BabyAI-GoToRedBall-v0"

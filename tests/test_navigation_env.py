@@ -8,19 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from vltk.envs import (
-    BabyAIEnv,
-    EpisodeResult,
-    ShortestPath,
-    bot_episode,
-    check_level,
-    level_ids,
-    observation_shape,
-    rollout,
-    shortest_path,
-)
 from vltk.errors import ConfigError
-from vltk.metrics.navigation import NavigationMetrics, merge_episodes, navigation_scores
+from vltk.metrics.navigation import EpisodeResult, NavigationMetrics, merge_episodes, navigation_scores
+from vltk.tasks.navigation.babyai.env import BabyAIEnv, check_level, level_ids, observation_shape
+from vltk.tasks.navigation.babyai.expert import bot_episode
+from vltk.tasks.navigation.babyai.rollout import rollout
+from vltk.tasks.navigation.babyai.shortest_path import ShortestPath, shortest_path
 
 LEVEL = "BabyAI-GoToRedBall-v0"
 
@@ -121,7 +114,9 @@ def test_the_bot_scores_below_one_where_its_path_is_longer_than_the_shortest():
 
 
 def test_a_success_shorter_than_the_search_is_an_error(monkeypatch):
-    rollout_module = importlib.import_module("vltk.envs.rollout")  # vltk.envs.rollout is also the function
+    rollout_module = importlib.import_module(
+        "vltk.tasks.navigation.babyai.rollout"
+    )  # vltk.tasks.navigation.babyai.rollout is also the function
 
     def too_long(env, **kwargs):
         return ShortestPath(64, (), 0)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from vltk.errors import ConfigError
-from vltk.models.film import FiLM
-from vltk.models.navigation import AgentPolicy, build_navigation_agent, resolve_agent_spec
+from vltk.tasks.navigation.agent import AgentPolicy, build_navigation_agent, resolve_agent_spec
+from vltk.tasks.navigation.film import FiLM
 from vltk.text import Vocabulary
 
 TINY = {"name": "attention_lstm", "embed_dim": 8, "text_hidden_dim": 8, "channels": 8, "memory_dim": 16,

@@ -1,4 +1,5 @@
-"""The exact shortest path of SPL (vltk.envs.shortest_path): hand-made grids whose shortest solution is
+"""The exact shortest path of SPL (vltk.tasks.navigation.babyai.shortest_path): hand-made grids whose
+shortest solution is
 worked out by hand, replays of the search's plan in the real minigrid environment, a brute-force search
 over copies of the real environment, the comparison with the BabyAI bot, and the levels it refuses."""
 
@@ -24,9 +25,19 @@ from minigrid.envs.babyai.core.verifier import (
     PutNextInstr,
 )
 
-from vltk.envs import BabyAIEnv, UnsupportedLevelError, bot_episode, quiet_stdout, shortest_path
-from vltk.envs.shortest_path import DROP, FORWARD, LEFT, PICKUP, RIGHT, TOGGLE
 from vltk.errors import VltkError
+from vltk.tasks.navigation.babyai.env import BabyAIEnv, quiet_stdout
+from vltk.tasks.navigation.babyai.expert import bot_episode
+from vltk.tasks.navigation.babyai.shortest_path import (
+    DROP,
+    FORWARD,
+    LEFT,
+    PICKUP,
+    RIGHT,
+    TOGGLE,
+    UnsupportedLevelError,
+    shortest_path,
+)
 
 
 def hand_made(rows: list[str], objects: dict, instr, max_steps: int = 64):

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from vltk.cli.main import app
-from vltk.envs import BabyAIEnv, shortest_path
+from vltk.tasks.navigation.babyai.env import BabyAIEnv
+from vltk.tasks.navigation.babyai.shortest_path import shortest_path
 from vltk.tasks.runner import available_configs, load_task_config
 
 TINY_NAVIGATION = [
@@ -99,7 +100,7 @@ def test_predict_renders_a_gif_with_word_attention(nav_run, tmp_path, caplog):
         assert image.n_frames >= 2
     result = CliRunner().invoke(app, ["predict", ckpt, "--level", "BabyAI-GoToRedBal-v0"])
     assert result.exit_code == 2 and "BabyAI-GoToRedBall-v0" in result.output
-    with caplog.at_level(logging.WARNING, logger="vltk.envs.rollout"):
+    with caplog.at_level(logging.WARNING, logger="vltk.tasks.navigation.babyai.rollout"):
         result = CliRunner().invoke(app, ["predict", ckpt, "--level", "BabyAI-KeyInBox-v0", "--seed", "0"])
     assert result.exit_code == 0, result.output  # a level SPL's search refuses still plays
     assert "(shortest: not searched)" in result.output

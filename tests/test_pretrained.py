@@ -21,7 +21,7 @@ import vltk
 from vltk.cli.main import app
 from vltk.errors import VltkError
 from vltk.export import export_checkpoint
-from vltk.models.pretrained import PRETRAINED_LOADERS, PretrainedAgent, PretrainedLanguageModel, PretrainedVqa
+from vltk.tasks.pretrained import PRETRAINED_LOADERS, PretrainedAgent, PretrainedLanguageModel, PretrainedVqa
 from vltk.tasks.runner import load_system, load_task_config, train
 
 
@@ -39,7 +39,7 @@ def _predict(args: list[str]) -> str:
 
 
 def test_vqa_round_trip(tmp_path: Path):
-    from vltk.tasks.vqa_predict import answer_questions
+    from vltk.tasks.vqa.predict import answer_questions
 
     checkpoint, out = _train_and_export("vqa", [*TINY_VQA, "data.max_questions=40"], tmp_path)
     system = load_system(checkpoint)
@@ -73,7 +73,7 @@ def test_vqa_round_trip(tmp_path: Path):
 
 
 def test_lm_round_trip(tmp_path: Path, caplog):
-    from vltk.tasks.lm_predict import sample_text
+    from vltk.tasks.lm.predict import sample_text
 
     text = tmp_path / "code.py"
     text.write_text(CODE, encoding="utf-8")
@@ -122,7 +122,7 @@ def test_navigation_round_trip(tmp_path: Path):
 
 
 def test_unknown_tasks_name_the_loaders(tmp_path: Path):
-    from vltk.models.pretrained import build_pretrained
+    from vltk.tasks.pretrained import build_pretrained
 
     assert {"captioning", "vqa", "lm", "navigation", "dialog"} <= set(PRETRAINED_LOADERS)
     with pytest.raises(VltkError, match="'chess' model; vltk.from_pretrained knows captioning, dialog, lm"):

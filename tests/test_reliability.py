@@ -135,7 +135,7 @@ def test_a_kill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_
 
 
 def _nan_after(monkeypatch, step: int) -> None:
-    from vltk.tasks.captioning import CaptioningTask
+    from vltk.tasks.captioning.system import CaptioningTask
 
     original = CaptioningTask._loss
 
@@ -207,7 +207,7 @@ def test_export_round_trip_gives_identical_outputs(uninterrupted: Path, tmp_path
 
     import vltk
     from vltk.cli.main import app
-    from vltk.models.pretrained import load_captioner
+    from vltk.tasks.pretrained import load_captioner
 
     checkpoint = uninterrupted / "checkpoints" / "last.ckpt"
     out = tmp_path / "export"

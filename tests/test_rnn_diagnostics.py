@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from vltk.cli.main import app
-from vltk.models.lm import RNNLanguageModel
+from vltk.tasks.lm.model import RNNLanguageModel
 from vltk.viz.gradient_flow import gradient_norms_through_time
 from vltk.viz.rnn_activations import (
     activations_html,

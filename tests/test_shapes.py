@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import vltk.data.shapes as shapes
-from vltk.data.shapes import COLOURS, PLURALS, SHAPES, ensure_shapes, generate_shapes
+import vltk.tasks.captioning.shapes as shapes
+from vltk.data.shape_scenes import COLOURS, PLURALS, SHAPES
 from vltk.errors import ConfigError
+from vltk.tasks.captioning.shapes import ensure_shapes, generate_shapes
 
 SIZE_OF = {"small": "small", "little": "small", "large": "large", "big": "large"}
 SHAPE_OF = {**{s: s for s in SHAPES}, **{p: s for s, p in PLURALS.items()}}

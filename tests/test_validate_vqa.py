@@ -11,10 +11,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vltk.cli.main import app
-from vltk.data import VqaExample, read_vqa_v2, write_vqa_v2
-from vltk.data.validate import detect_format, validate_dataset
-from vltk.data.validate_vqa import validate_vqa_v2
 from vltk.errors import ConfigError, DataError
+from vltk.tasks.validate import detect_format, validate_dataset
+from vltk.tasks.vqa.records import VqaExample
+from vltk.tasks.vqa.validate import validate_vqa_v2
+from vltk.tasks.vqa.vqa_v2 import read_vqa_v2, write_vqa_v2
 
 runner = CliRunner()
 

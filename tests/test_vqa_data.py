@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from vltk.data import VQA_DATASETS, AnswerVocabulary, VqaExample, read_vqa_v2, soft_scores, write_vqa_v2
-from vltk.data.easy_vqa import easy_vqa_answer_type, easy_vqa_question_type, read_easy_vqa
-from vltk.data.vqa_v2 import VqaV2DataModule
 from vltk.errors import ConfigError, DataError
+from vltk.tasks.vqa.datasets import VQA_DATASETS
+from vltk.tasks.vqa.easy_vqa import easy_vqa_answer_type, easy_vqa_question_type, read_easy_vqa
+from vltk.tasks.vqa.records import AnswerVocabulary, VqaExample, soft_scores
+from vltk.tasks.vqa.vqa_v2 import VqaV2DataModule, read_vqa_v2, write_vqa_v2
 
 
 def _answers(*pairs: tuple[str, int]) -> list[dict]:

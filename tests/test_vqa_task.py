@@ -13,13 +13,15 @@ from typer.testing import CliRunner
 
 from vltk.cli.main import app
 from vltk.config import to_dict
-from vltk.data import VqaBatch, VqaExample, write_vqa_v2
-from vltk.data.easy_vqa import EasyVqaDataModule
 from vltk.errors import ConfigError
-from vltk.models.vqa import VQA_MODELS, build_vqa_model
 from vltk.tasks import VqaTask
 from vltk.tasks.runner import available_configs, load_task_config
-from vltk.tasks.vqa import resolve_monitor
+from vltk.tasks.vqa.dataset import VqaBatch
+from vltk.tasks.vqa.easy_vqa import EasyVqaDataModule
+from vltk.tasks.vqa.model import VQA_MODELS, build_vqa_model
+from vltk.tasks.vqa.records import VqaExample
+from vltk.tasks.vqa.system import resolve_monitor
+from vltk.tasks.vqa.vqa_v2 import write_vqa_v2
 from vltk.text import Vocabulary
 
 VOCAB = Vocabulary.build([["what", "color", "is", "the", "shape"], ["is", "there", "a", "red", "circle"]])

@@ -1,9 +1,11 @@
 """vltk: a vision-language toolkit in the CNN + RNN + attention lineage.
 
-The library (this package) is plain PyTorch: image/text encoders (``vltk.encoders``), attention
-(``vltk.attention``), caption decoders (``vltk.decoders``), decoding (``vltk.decoding``), assembled models
-(``vltk.models``), vocabularies (``vltk.text``), datasets (``vltk.data``) and metrics (``vltk.metrics``).
-The Lightning systems live in ``vltk.tasks`` and the command line in ``vltk.cli``.
+The shared library is plain PyTorch, by layer: image/text encoders (``vltk.encoders``), recurrent cells
+(``vltk.rnn``), attention (``vltk.attention``), caption decoders (``vltk.decoders``), decoding
+(``vltk.decoding``), vocabularies (``vltk.text``), data base classes (``vltk.data``), metrics
+(``vltk.metrics``) and pictures (``vltk.viz``). Everything specific to one task (its data formats, batch,
+model, Lightning system, inference, scoring) lives under that task's name in ``vltk.tasks.<task>``; the
+command line is ``vltk.cli``. The map: ``docs/architecture.md``.
 """
 
 __version__ = "0.1.0"
@@ -11,7 +13,7 @@ __version__ = "0.1.0"
 
 def from_pretrained(directory):
     """A model ready for inference from a ``vltk export`` directory or a ``vltk train`` checkpoint, for every
-    task: captioning, vqa, lm, navigation (:func:`vltk.export.from_pretrained`)."""
-    from vltk.export import from_pretrained as load
+    task: captioning, vqa, lm, navigation, dialog (:func:`vltk.tasks.pretrained.from_pretrained`)."""
+    from vltk.tasks.pretrained import from_pretrained as load  # the one import of tasks from vltk: the facade
 
     return load(directory)

@@ -1,7 +1,8 @@
 """YAML -> typed config tree, with dotted overrides and errors that name the key.
 
 A config is a tree of dataclasses (one per section, defined next to the code that uses them, e.g.
-``vltk.tasks.captioning.CaptioningConfig``). Sections that select a registered component are *specs*: plain
+``vltk.tasks.captioning.system.CaptioningConfig``). Sections that select a registered component are *specs*:
+plain
 mappings with a ``name`` whose other keys are validated against that component's constructor signature
 (``vltk.registry.check_spec``); a dataclass field marks such a section with ``spec_field(validator)``.
 

@@ -10,7 +10,7 @@
     DIR/special_tokens_map.json
 
 ``vltk.from_pretrained(DIR)`` returns a model ready for inference in Python, for every task in
-:data:`vltk.models.pretrained.PRETRAINED_LOADERS` (captioning, vqa, lm, navigation), and ``vltk predict`` /
+:data:`vltk.tasks.pretrained.PRETRAINED_LOADERS` (captioning, vqa, lm, navigation), and ``vltk predict`` /
 ``vltk evaluate`` accept the directory wherever they accept a checkpoint.
 """
 
@@ -204,23 +204,3 @@ def read_model(path: str | Path, map_location: str | torch.device = "cpu") -> Ex
     if path.is_dir():
         return read_export(path)
     return read_checkpoint(path, map_location=map_location)
-
-
-def from_pretrained(path: str | Path) -> Any:
-    """A model ready for inference (eval mode, CPU) from an export directory or a ``.ckpt`` file.
-
-    Captioning gives a :class:`~vltk.models.pretrained.PretrainedCaptioner` (``.caption(images)``), vqa a
-    :class:`~vltk.models.pretrained.PretrainedVqa` (``.answer(images, question)``), lm a
-    :class:`~vltk.models.pretrained.PretrainedLanguageModel` (``.sample(prime, length, temperature, seed)``)
-    and navigation a :class:`~vltk.models.pretrained.PretrainedAgent` (``.play(seed)``); see
-    :data:`~vltk.models.pretrained.PRETRAINED_LOADERS`.
-    """
-    import vltk
-    from vltk.models.pretrained import build_pretrained
-
-    model = read_model(path)
-    written_by = (model.provenance or {}).get("vltk")
-    if written_by is not None and written_by != vltk.__version__:
-        logger.warning("%s was written by vltk %s; this is vltk %s: results may differ",
-                       path, written_by, vltk.__version__)  # fmt: skip
-    return build_pretrained(model.task, model.hyper_parameters, model.state_dict, path)

@@ -18,14 +18,14 @@ Mask polarity, everywhere: ``True`` marks a real token / region, ``False`` marks
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
 
-def _move(value: Any, device: torch.device | str) -> Any:
+def move_to(value: Any, device: torch.device | str) -> Any:
     if isinstance(value, Tensor):
         return value.to(device)
     return value
@@ -49,36 +49,8 @@ class ImageFeatures:
 
     def to(self, device: torch.device | str) -> ImageFeatures:
         return replace(
-            self, grid=self.grid.to(device), pooled=self.pooled.to(device), mask=_move(self.mask, device)
+            self, grid=self.grid.to(device), pooled=self.pooled.to(device), mask=move_to(self.mask, device)
         )
-
-
-@dataclass
-class CaptionBatch:
-    """A batch of images with captions (training) and all their references (evaluation).
-
-    Attributes:
-        images: ``[B, 3, H, W]`` float, already normalised by the encoder's ``transforms()``.
-        captions: ``[B, T]`` long token ids: ``<start> w1 .. wn <end> <pad> ...``.
-        caption_mask: ``[B, T]`` bool, ``True`` = real token (``<start>`` and ``<end>`` included).
-        image_ids: ``[B]`` long, the dataset's image id (Karpathy ``cocoid`` or ``imgid``).
-        references: per image, every reference caption as a raw string (for metrics).
-        skipped: examples of this batch dropped because they could not be read (``on_bad_sample: skip``).
-    """
-
-    images: Tensor
-    captions: Tensor
-    caption_mask: Tensor
-    image_ids: Tensor
-    references: list[list[str]]
-    skipped: int = 0
-
-    def to(self, device: torch.device | str) -> CaptionBatch:
-        moved = {f.name: _move(getattr(self, f.name), device) for f in fields(self)}
-        return CaptionBatch(**moved)
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
 
 
 @dataclass

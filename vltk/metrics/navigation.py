@@ -5,7 +5,8 @@ Agents; Chevalier-Boisvert et al. 2019, BabyAI):
 * ``mean_reward``: mean return (minigrid: ``1 - 0.9 * steps / max_steps`` on success, else 0);
 * ``SPL``: success weighted by path length, ``mean(success * l / max(p, l))`` with ``p`` the agent's number
   of steps and ``l`` the fewest steps that solve the episode, by breadth-first search from its start
-  state (``vltk.envs.shortest_path``; not the BabyAI bot's length, which earlier versions used and which is
+  state (``vltk.tasks.navigation.babyai.shortest_path``; not the BabyAI bot's length, which earlier versions
+  used and which is
   longer in about a quarter of the episodes); an episode without a solution in its step budget scores 0;
 * ``episode_length``: mean number of steps the agent took.
 
@@ -17,14 +18,57 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch.distributed as dist
-
-from vltk.envs.rollout import EpisodeResult
 
 logger = logging.getLogger(__name__)
 
 NAVIGATION_METRIC_NAMES = ("success_rate", "mean_reward", "SPL", "episode_length")
+
+
+@dataclass
+class EpisodeResult:
+    """One evaluated episode.
+
+    Attributes:
+        seed: the episode's seed (the id metrics de-duplicate by).
+        mission: the instruction.
+        success: the mission was accomplished (positive reward).
+        reward: the return.
+        length: the agent's number of steps.
+        shortest: the fewest steps that solve this episode (SPL's ``l``, by breadth-first search);
+            ``None`` when no plan succeeds within the episode's step budget, or when not searched.
+        level: the BabyAI level played.
+        searched: the shortest path was searched (False: not asked for, or the level holds something
+            the search does not model), so ``shortest = None`` means "no solution" only when True.
+        actions: the agent's actions.
+        attention: per step, the weights over the instruction's tokens (when recorded).
+        frames: per step, a full-grid render (when recorded, for GIFs).
+    """
+
+    seed: int
+    mission: str
+    success: bool
+    reward: float
+    length: int
+    shortest: int | None
+    level: str = ""
+    searched: bool = False
+    actions: list[int] = field(default_factory=list)
+    attention: list[list[float]] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def spl(self) -> float:
+        """``success * l / max(p, l)``: 0 for a failed episode (so also when no solution exists, as then the
+        agent cannot succeed); NaN for a success whose shortest path was not searched (unknown)."""
+        if not self.success:
+            return 0.0
+        if self.shortest is None:
+            return float("nan")
+        return self.shortest / max(self.length, self.shortest)
 
 
 def _distributed() -> bool:

@@ -24,7 +24,7 @@ def gradient_norms_through_time(model, inputs: torch.Tensor, targets: torch.Tens
     """``||dL_T / dh_t||`` for ``t = 1 .. T`` (index 0 is the first step), mean over the batch.
 
     Args:
-        model: an :class:`vltk.models.lm.RNNLanguageModel` (dropout is switched off).
+        model: an :class:`vltk.tasks.lm.model.RNNLanguageModel` (dropout is switched off).
         inputs: ``[B, T]`` symbol ids; ``targets``: ``[B, T]`` next symbols (only the last column is scored).
     """
     was_training = model.training

@@ -83,7 +83,7 @@ def text_features(text: str) -> dict[str, np.ndarray]:
 
 @torch.no_grad()
 def record_activations(model, ids: torch.Tensor, state: str = "auto") -> np.ndarray:
-    """Run ``model`` (an :class:`vltk.models.lm.RNNLanguageModel`) over ``ids [T]`` one step at a time.
+    """Run ``model`` (an :class:`vltk.tasks.lm.model.RNNLanguageModel`) over ``ids [T]`` one step at a time.
 
     Args:
         state: ``c`` (LSTM cell state), ``h`` (hidden state) or ``auto`` (``c`` for an LSTM, else ``h``).

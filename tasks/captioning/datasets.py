@@ -1,0 +1,14 @@
+"""The captioning datasets by ``data.name``: the rest of a ``data:`` section are the DataModule's
+arguments."""
+
+from vltk.tasks.captioning.datamodule import (
+    HFCaptionsDataModule,
+    KarpathyCaptionsDataModule,
+    ShapesCaptionsDataModule,
+)
+
+CAPTION_DATASETS = {
+    "shapes": ShapesCaptionsDataModule,
+    "karpathy": KarpathyCaptionsDataModule,
+    "hf": HFCaptionsDataModule,
+}

@@ -1,0 +1,9 @@
+"""The visual dialog datasets by ``data.name``: the rest of a ``data:`` section are the DataModule's
+arguments."""
+
+from vltk.tasks.dialog.datamodule import ShapesDialogDataModule, VisDialDataModule
+
+DIALOG_DATASETS = {
+    "shapes_dialog": ShapesDialogDataModule,
+    "visdial": VisDialDataModule,
+}

@@ -1,0 +1,416 @@
+"""Visual dialog models: Das et al. 2017, *Visual Dialog* (CVPR), section 5: a late fusion encoder with a
+discriminative or a generative answer decoder.
+
+A dialog model spec (the ``model:`` section of a dialog config)::
+
+    name: late_fusion                  # the encoder (a key of DIALOG_ENCODERS)
+    decoder: discriminative            # or generative, or {name: generative, hidden_dim: 512, ...}
+    use_image: true                    # false: no image (with use_history false: the question-only model)
+    use_history: true                  # false: the no-history ablation (image + question)
+    share_embeddings: true             # one word embedding for questions, history and answers
+    encoder: {name: small_cnn, ...}    # the image encoder, a spec for vltk.encoders.IMAGE_ENCODERS
+    text: {name: rnn, embed_dim: 300, hidden_dim: 512}   # question and history encoders (one LSTM each)
+    attention: {name: additive, dim: 512}                # question-guided attention over the image grid
+    fusion: {dim: 512, dropout: 0.2}   # the late fusion layer (vltk.tasks.dialog.encoders)
+
+Defaults are sized for VisDial (300-d embeddings, 512-d LSTMs and fusion, as Das et al.); the built-in
+``shapes_dialog`` needs far less (embed 64-128, hidden 256). With ``share_embeddings`` the question, history
+and answer encoders and the generative decoder share one ``nn.Embedding`` (Das et al.'s released code shares
+the word embedding between encoder and decoder); the decoders' ``embed_dim`` is always ``text.embed_dim``.
+
+Whatever ``use_image`` says, the image encoder is built (the data pipeline reads its ``transforms()``);
+without the image it is frozen and never run, so no parameter goes without a gradient.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from vltk.attention import ATTENTIONS
+from vltk.decoding import BeamResult, DecodeResult, beam_search, greedy
+from vltk.encoders import IMAGE_ENCODERS, TEXT_ENCODERS
+from vltk.errors import ConfigError, closest, unknown_choice_message
+from vltk.registry import build, resolved_spec
+from vltk.tasks.dialog.decoders import (
+    DiscriminativeDecoder,
+    GenerativeDecoder,
+    discriminative_loss,
+    generative_loss,
+)
+from vltk.tasks.dialog.encoders import FusionOutput, LateFusionEncoder
+from vltk.types import ImageFeatures
+
+if TYPE_CHECKING:
+    from vltk.tasks.dialog.batch import DialogBatch
+
+logger = logging.getLogger(__name__)
+
+DIALOG_ENCODERS = {"late_fusion": LateFusionEncoder}
+DIALOG_DECODERS = {"discriminative": DiscriminativeDecoder, "generative": GenerativeDecoder}
+DIALOG_MODEL_KEYS = (
+    "name", "decoder", "use_image", "use_history", "share_embeddings", "encoder", "text", "attention",
+    "fusion",
+)  # fmt: skip
+FUSION_WIRED = ("question_encoder", "history_encoder", "image_dim", "attention")
+DECODER_WIRED = ("vocab_size", "input_dim", "embed_dim", "pad_id")
+TEXT_WIRED = ("vocab_size", "pad_id")
+DEFAULT_TEXT = {"name": "rnn", "embed_dim": 300, "hidden_dim": 512}
+DEFAULT_ATTENTION = {"name": "additive", "dim": 512}
+
+
+@dataclass
+class DialogOutput:
+    """What :meth:`DialogModel.forward` returns.
+
+    Attributes:
+        scores: ``[B, R, O]`` option scores, higher = better (dot products for the discriminative decoder,
+            log-likelihoods for the generative one).
+        fused: ``[B*R, F]`` the fused encodings (for generation without re-encoding).
+        attention: ``[B, R, N]`` question-guided attention over the image regions, or ``None`` without image.
+        grid_size: ``(H', W')`` of the image grid, to draw attention maps; ``None`` without image.
+    """
+
+    scores: Tensor
+    fused: Tensor
+    attention: Tensor | None
+    grid_size: tuple[int, int] | None
+
+
+class DialogModel(nn.Module):
+    """Image encoder + late fusion encoder + answer decoder (Das et al. 2017).
+
+    Args:
+        image_encoder: an image encoder (``forward(images) -> ImageFeatures``, ``out_dim``, ``transforms()``).
+        encoder: a :class:`LateFusionEncoder`.
+        decoder: a :class:`DiscriminativeDecoder` or :class:`GenerativeDecoder` with ``input_dim =
+            encoder.out_dim``.
+        start_id, end_id, pad_id: special token ids of the vocabulary.
+        length_normalise: the generative decoder ranks options by mean (not summed) token log-probability.
+    """
+
+    def __init__(
+        self,
+        image_encoder: nn.Module,
+        encoder: LateFusionEncoder,
+        decoder: DiscriminativeDecoder | GenerativeDecoder,
+        *,
+        start_id: int = 1,
+        end_id: int = 2,
+        pad_id: int = 0,
+        length_normalise: bool = False,
+    ) -> None:
+        super().__init__()
+        self.image_encoder = image_encoder
+        self.encoder = encoder
+        self.decoder = decoder
+        self.start_id, self.end_id, self.pad_id = start_id, end_id, pad_id
+        self.length_normalise = length_normalise
+        if not encoder.use_image:
+            image_encoder.requires_grad_(False)
+
+    @property
+    def generative(self) -> bool:
+        return isinstance(self.decoder, GenerativeDecoder)
+
+    def transforms(self) -> Any:
+        """The image encoder's preprocessing (what the data pipeline applies to images)."""
+        return self.image_encoder.transforms()
+
+    def encode_images(self, images: Tensor) -> ImageFeatures | None:
+        """Run the CNN once per image ``[B, 3, H, W]``; ``None`` when the model does not use the image."""
+        if not self.encoder.use_image:
+            return None
+        return self.image_encoder(images)  # grid [B, N, D]
+
+    def encode(
+        self,
+        images: Tensor,
+        questions: Tensor,
+        question_lengths: Tensor,
+        history: Tensor,
+        history_lengths: Tensor,
+    ) -> tuple[FusionOutput, ImageFeatures | None]:
+        """Fused encodings ``[B*R, F]`` of every round (see :meth:`LateFusionEncoder.forward`)."""
+        features = self.encode_images(images)
+        grid = features.grid if features is not None else None  # [B, N, D]
+        mask = features.mask if features is not None else None  # [B, N]
+        fusion = self.encoder(grid, questions, question_lengths, history, history_lengths, grid_mask=mask)
+        return fusion, features
+
+    def score(self, fused: Tensor, option_tokens: Tensor, option_lengths: Tensor, options: Tensor) -> Tensor:
+        """Option scores ``[M, O]`` of ``M`` rounds from their fused encodings ``[M, F]``."""
+        if self.generative:
+            return self.decoder.score_options(
+                fused, option_tokens, option_lengths, options, length_normalise=self.length_normalise
+            )  # [M, O]
+        return self.decoder(fused, option_tokens, option_lengths, options)  # [M, O]
+
+    def forward(
+        self,
+        images: Tensor,
+        questions: Tensor,
+        question_lengths: Tensor,
+        history: Tensor,
+        history_lengths: Tensor,
+        option_tokens: Tensor,
+        option_lengths: Tensor,
+        options: Tensor,
+    ) -> DialogOutput:
+        """Inference: the scores ``[B, R, O]`` of every option of every round (higher = better).
+
+        Args: the tensors of :class:`vltk.tasks.dialog.batch.DialogBatch` of the same names: ``images [B, 3,
+        H, W]``, ``questions [B, R, Tq]``, ``question_lengths [B, R]``, ``history [B, R, Th]``,
+        ``history_lengths [B, R]``, ``option_tokens [U, Ta]``, ``option_lengths [U]``, ``options [B, R, O]``.
+        """
+        B, R, n_options = options.shape
+        fusion, features = self.encode(images, questions, question_lengths, history, history_lengths)
+        scores = self.score(
+            fusion.fused, option_tokens, option_lengths, options.reshape(B * R, n_options)
+        )  # [B*R, O]
+        attention = fusion.attention.view(B, R, -1) if fusion.attention is not None else None  # [B, R, N]
+        grid_size = features.grid_size if features is not None else None
+        return DialogOutput(scores.view(B, R, n_options), fusion.fused, attention, grid_size)
+
+    def loss(
+        self,
+        images: Tensor,
+        questions: Tensor,
+        question_lengths: Tensor,
+        history: Tensor,
+        history_lengths: Tensor,
+        option_tokens: Tensor,
+        option_lengths: Tensor,
+        options: Tensor,
+        gt_index: Tensor,
+        round_mask: Tensor,
+    ) -> Tensor:
+        """The training loss: cross-entropy over the options (discriminative) or the mean token NLL of the
+        ground-truth answers under teacher forcing (generative). Rounds with ``gt_index == -1`` or
+        ``round_mask == False`` are ignored."""
+        fusion, _ = self.encode(images, questions, question_lengths, history, history_lengths)
+        return self.decoder_loss(fusion.fused, option_tokens, option_lengths, options, gt_index, round_mask)
+
+    def decoder_loss(
+        self,
+        fused: Tensor,
+        option_tokens: Tensor,
+        option_lengths: Tensor,
+        options: Tensor,
+        gt_index: Tensor,
+        round_mask: Tensor,
+    ) -> Tensor:
+        """:meth:`loss` from fused encodings ``[B*R, F]`` (e.g. ``DialogOutput.fused``), so that a validation
+        step gets the loss and the scores from one encoder pass.
+
+        Args: ``fused [B*R, F]``, ``option_tokens [U, Ta]``, ``option_lengths [U]``, ``options [B, R, O]``,
+        ``gt_index [B, R]``, ``round_mask [B, R]``.
+        """
+        B, R, n_options = options.shape
+        if not self.generative:
+            scores = self.decoder(fused, option_tokens, option_lengths, options.reshape(B * R, n_options))
+            return discriminative_loss(
+                scores.view(B, R, n_options), gt_index, round_mask
+            )  # [B, R, O] -> scalar
+        known = ((gt_index >= 0) & round_mask).reshape(B * R)  # [B*R]
+        gt_rows = options.gather(2, gt_index.clamp(min=0).unsqueeze(-1)).reshape(B * R)  # [B*R]
+        if not bool(known.all()):
+            # Teacher-force only the rounds with a known answer.
+            keep = known.nonzero().squeeze(1)  # [M']
+            fused, gt_rows = fused[keep], gt_rows[keep]  # [M', F], [M']
+        answers = option_tokens[gt_rows]  # [M', Ta]
+        lengths = option_lengths[gt_rows]  # [M']
+        if answers.shape[0] == 0 or answers.shape[1] < 2:
+            return fused.sum() * 0.0
+        logits = self.decoder.answer_logits(fused, answers)  # [M', Ta-1, V]
+        steps = torch.arange(1, answers.shape[1], device=answers.device)  # [Ta-1]
+        target_mask = steps[None, :] < lengths[:, None]  # [M', Ta-1]
+        return generative_loss(logits, answers[:, 1:], target_mask)
+
+    def forward_batch(self, batch: DialogBatch) -> DialogOutput:
+        """:meth:`forward` on a :class:`vltk.tasks.dialog.batch.DialogBatch`."""
+        return self(
+            batch.images, batch.questions, batch.question_lengths, batch.history, batch.history_lengths,
+            batch.option_tokens, batch.option_lengths, batch.options,
+        )  # fmt: skip
+
+    def loss_batch(self, batch: DialogBatch) -> Tensor:
+        """:meth:`loss` on a :class:`vltk.tasks.dialog.batch.DialogBatch`."""
+        return self.loss(
+            batch.images, batch.questions, batch.question_lengths, batch.history, batch.history_lengths,
+            batch.option_tokens, batch.option_lengths, batch.options, batch.gt_index, batch.round_mask,
+        )  # fmt: skip
+
+    @torch.no_grad()
+    def generate(
+        self,
+        fused: Tensor,
+        *,
+        method: str = "beam",
+        beam_size: int = 3,
+        max_length: int = 20,
+        min_length: int = 0,
+        length_penalty: float = 0.0,
+        n_best: int = 1,
+        block_trigrams: bool = False,
+    ) -> DecodeResult | BeamResult:
+        """Free answers for fused encodings ``[M, F]`` with the generative decoder (``vltk chat``).
+
+        Args:
+            fused: ``[M, F]``, e.g. ``DialogOutput.fused`` or ``encode(...)[0].fused`` rows.
+            method: ``"beam"`` (:func:`vltk.decoding.beam_search`) or ``"greedy"``.
+            beam_size, max_length, min_length, length_penalty, n_best, block_trigrams: beam search options.
+        """
+        if not self.generative:
+            raise ConfigError(
+                "free answers need the generative decoder (model.decoder: generative); this model is "
+                "discriminative and can only rank candidate answers"
+            )
+        state = self.decoder.start(fused)
+        common = dict(
+            batch_size=fused.shape[0], bos_id=self.start_id, eos_id=self.end_id, pad_id=self.pad_id,
+            max_length=max_length,
+        )  # fmt: skip
+        if method == "greedy":
+            return greedy(self.decoder.step, state, **common)
+        if method == "beam":
+            return beam_search(
+                self.decoder.step, state, **common, beam_size=beam_size, min_length=min_length,
+                length_penalty=length_penalty, n_best=n_best, block_trigrams=block_trigrams,
+            )  # fmt: skip
+        raise ConfigError(unknown_choice_message("decoding method", str(method), ("beam", "greedy")))
+
+
+def _mapping(value: Any, path: str, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of {what}, got {value!r}")
+    return dict(value)
+
+
+def _flag(spec: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+    value = spec.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}.{key} = {value!r} has the wrong type: expected bool")
+    return value
+
+
+def resolve_dialog_spec(spec: Mapping[str, Any], path: str = "model") -> dict[str, Any]:
+    """Check a dialog model spec (see the module docstring) and fill in every default.
+
+    Raises:
+        ConfigError: naming the key (``model.fusion.dimm``) or the choice (``model.decoder.name``) at fault.
+    """
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{path}: expected a mapping with name/decoder/encoder/text, got {spec!r}")
+    for key in spec:
+        if key not in DIALOG_MODEL_KEYS:
+            hint = closest(str(key), DIALOG_MODEL_KEYS)
+            did_you_mean = f"; did you mean '{path}.{hint}'?" if hint else ""
+            valid = ", ".join(DIALOG_MODEL_KEYS)
+            raise ConfigError(f"unknown config key '{path}.{key}'{did_you_mean} (valid keys: {valid})")
+    name = spec.get("name", "late_fusion")
+    fusion_options = _mapping(spec.get("fusion"), f"{path}.fusion", "the late fusion layer's options")
+    if "name" in fusion_options:
+        raise ConfigError(f"{path}.fusion.name: the encoder is chosen by {path}.name ('{name}')")
+    fusion = resolved_spec(
+        DIALOG_ENCODERS, {"name": name, **fusion_options}, path=f"{path}.fusion", what="dialog encoder",
+        wired=FUSION_WIRED,
+    )  # fmt: skip
+    fusion.pop("name")
+    decoder_spec = spec.get("decoder", "discriminative")
+    if isinstance(decoder_spec, str):
+        decoder_spec = {"name": decoder_spec}
+    decoder_spec = _mapping(decoder_spec, f"{path}.decoder", "the decoder's options (with a name)")
+    decoder_spec.setdefault("name", "discriminative")
+    decoder = resolved_spec(
+        DIALOG_DECODERS, decoder_spec, path=f"{path}.decoder", what="dialog decoder", wired=DECODER_WIRED
+    )
+    encoder = resolved_spec(
+        IMAGE_ENCODERS, spec.get("encoder") or {"name": "small_cnn"}, path=f"{path}.encoder",
+        what="image encoder",
+    )  # fmt: skip
+    text = resolved_spec(
+        TEXT_ENCODERS, spec.get("text") or DEFAULT_TEXT, path=f"{path}.text", what="text encoder",
+        wired=TEXT_WIRED,
+    )  # fmt: skip
+    attention = resolved_spec(
+        ATTENTIONS, spec.get("attention") or DEFAULT_ATTENTION, path=f"{path}.attention", what="attention",
+        wired=("query_dim", "key_dim"),
+    )  # fmt: skip
+    return {
+        "name": name,
+        "decoder": decoder,
+        "use_image": _flag(spec, "use_image", path, True),
+        "use_history": _flag(spec, "use_history", path, True),
+        "share_embeddings": _flag(spec, "share_embeddings", path, True),
+        "encoder": encoder,
+        "text": text,
+        "attention": attention,
+        "fusion": fusion,
+    }
+
+
+def build_dialog_model(
+    spec: Mapping[str, Any],
+    *,
+    vocab_size: int,
+    pad_id: int = 0,
+    start_id: int = 1,
+    end_id: int = 2,
+    length_normalise: bool = False,
+) -> DialogModel:
+    """Build a :class:`DialogModel` from a (resolved or partial) dialog model spec.
+
+    Args:
+        spec: the ``model:`` section (see the module docstring).
+        vocab_size: the dialog vocabulary's size (questions, history and answers share it).
+        pad_id, start_id, end_id: the vocabulary's special ids.
+        length_normalise: rank options of the generative decoder by mean token log-probability.
+    """
+    spec = resolve_dialog_spec(spec)
+    image_encoder = build(IMAGE_ENCODERS, spec["encoder"], path="model.encoder", what="image encoder")
+
+    def text_encoder() -> nn.Module:
+        return build(
+            TEXT_ENCODERS, spec["text"], path="model.text", what="text encoder", vocab_size=vocab_size,
+            pad_id=pad_id,
+        )  # fmt: skip
+
+    question_encoder = text_encoder()
+    history_encoder = text_encoder() if spec["use_history"] else None
+    attention = None
+    image_dim = None
+    if spec["use_image"]:
+        image_dim = image_encoder.out_dim
+        attention = build(
+            ATTENTIONS, spec["attention"], path="model.attention", what="attention",
+            query_dim=question_encoder.out_dim, key_dim=image_dim,
+        )  # fmt: skip
+    encoder = build(
+        DIALOG_ENCODERS, {"name": spec["name"], **spec["fusion"]}, path="model.fusion", what="dialog encoder",
+        question_encoder=question_encoder, history_encoder=history_encoder, image_dim=image_dim,
+        attention=attention,
+    )  # fmt: skip
+    decoder = build(
+        DIALOG_DECODERS, spec["decoder"], path="model.decoder", what="dialog decoder", vocab_size=vocab_size,
+        input_dim=encoder.out_dim, embed_dim=spec["text"]["embed_dim"], pad_id=pad_id,
+    )  # fmt: skip
+    if spec["share_embeddings"]:
+        shared = question_encoder.embedding
+        if history_encoder is not None:
+            history_encoder.embedding = shared
+        if isinstance(decoder, DiscriminativeDecoder):
+            decoder.answer_encoder.embedding = shared
+        else:
+            decoder.embedding = shared
+    return DialogModel(
+        image_encoder, encoder, decoder, start_id=start_id, end_id=end_id, pad_id=pad_id,
+        length_normalise=length_normalise,
+    )  # fmt: skip
