@@ -337,9 +337,9 @@ class PretrainedAgent:
 
     def play(self, seed: int, *, level: str | None = None) -> Any:
         """One episode of ``level`` (default: the training level) by ``seed``: a
-        :class:`vltk.tasks.navigation.babyai.rollout.EpisodeResult` with the mission, ``success``,
-        ``reward``, ``length``, the
-        ``shortest`` length and, per step, the ``actions``, the word ``attention`` and the ``frames``."""
+        :class:`vltk.metrics.navigation.EpisodeResult` with the mission, ``success``, ``reward``,
+        ``length``, the ``shortest`` length and, per step, the ``actions``, the word ``attention`` and the
+        ``frames``."""
         (episode,) = self.play_many([seed], level=level, record=True)
         return episode
 

@@ -1,7 +1,6 @@
-"""The exact shortest path of SPL (vltk.tasks.navigation.babyai.shortest_path): hand-made grids whose
-shortest solution is
-worked out by hand, replays of the search's plan in the real minigrid environment, a brute-force search
-over copies of the real environment, the comparison with the BabyAI bot, and the levels it refuses."""
+"""The exact shortest path of SPL (vltk.tasks.navigation.babyai.shortest_path): hand-made grids whose shortest
+solution is worked out by hand, replays of the search's plan in the real minigrid environment, a brute-force
+search over copies of the real environment, the comparison with the BabyAI bot, and the levels it refuses."""
 
 from __future__ import annotations
 

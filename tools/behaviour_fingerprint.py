@@ -1,5 +1,4 @@
-"""Fingerprint what a short, fixed-seed default run of every task produces, to show a refactor changed
-nothing.
+"""Fingerprint a short, fixed-seed default run of every task, to show that a refactor changed nothing.
 
 ``python tools/behaviour_fingerprint.py --out before.json`` trains each task's *default* config (the
 shipped ``configs/<task>/default.yaml``: its data, model and optimiser) for a few batches with seed 0 on one

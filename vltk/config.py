@@ -2,8 +2,7 @@
 
 A config is a tree of dataclasses (one per section, defined next to the code that uses them, e.g.
 ``vltk.tasks.captioning.system.CaptioningConfig``). Sections that select a registered component are *specs*:
-plain
-mappings with a ``name`` whose other keys are validated against that component's constructor signature
+plain mappings with a ``name`` whose other keys are validated against that component's constructor signature
 (``vltk.registry.check_spec``); a dataclass field marks such a section with ``spec_field(validator)``.
 
 Rules, checked when the config is loaded (before anything is built or trained):

@@ -10,10 +10,9 @@ Two layouts are read, both offline:
   sub-folders become splits).
 
 Each row becomes a :class:`vltk.tasks.captioning.karpathy.CaptionRecord` whose image is fetched from the
-dataset on
-demand (``record.source``), so the datasets and collation of the Karpathy path apply unchanged. The
-caption column holds a string or a list of strings per row; the image id is the ``image_id`` column
-when present, else the row index.
+dataset on demand (``record.source``), so the datasets and collation of the Karpathy path apply unchanged. The
+caption column holds a string or a list of strings per row; the image id is the ``image_id`` column when
+present, else the row index.
 """
 
 from __future__ import annotations

@@ -3,8 +3,7 @@
 This file is the contract between the dialog data (:mod:`vltk.tasks.dialog.visdial`,
 :mod:`vltk.tasks.dialog.shapes_dialog`), the models (:mod:`vltk.tasks.dialog.model`) and the system
 (:mod:`vltk.tasks.dialog.system`). Letters as in :mod:`vltk.types`, plus ``R`` rounds per dialog, ``O``
-options per
-round (100 in VisDial) and ``U`` distinct candidate answers in the batch.
+options per round (100 in VisDial) and ``U`` distinct candidate answers in the batch.
 
 Candidate answers are stored once per batch: ``option_tokens [U, T]`` holds each distinct answer of the batch
 once and ``options [B, R, O]`` indexes its rows. VisDial answers repeat heavily across rounds (``yes``,

@@ -2,13 +2,12 @@
 
 The constructor is the ``data:`` section of a dialog config (``{name: shapes_dialog, batch_size: 32}``).
 ``setup()`` reads the train / val / test splits with :func:`vltk.tasks.dialog.visdial.read_visdial` (bad
-dialogs
-are skipped, explained and counted: :attr:`DialogDataModule.skipped`) and builds the vocabulary from the
-training captions, questions and answers, unless one restored from a checkpoint was assigned first
+dialogs are skipped, explained and counted: :attr:`DialogDataModule.skipped`) and builds the vocabulary from
+the training captions, questions and answers, unless one restored from a checkpoint was assigned first
 (``dm.vocab = ...``). It is built deterministically, so every DDP rank builds the same one.
 ``image_transform`` is assigned by the task (the image encoder's ``transforms()``; a
-:class:`~vltk.data.feature_cache.FeatureStore` with ``model.encoder.name: cached``, whose grids then
-replace the images).
+:class:`~vltk.data.feature_cache.FeatureStore` with ``model.encoder.name: cached``, whose grids then replace
+the images).
 """
 
 from __future__ import annotations

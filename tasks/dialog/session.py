@@ -2,9 +2,9 @@
 
 The session keeps what the model's history encoder reads: the caption, then every question and answer so
 far, encoded as the dataset encodes dialog history (:func:`vltk.tasks.dialog.history.history_ids`). A
-generative
-model writes each answer with beam search; a discriminative model cannot write text, so it ranks a bank of
-candidate answers (the checkpoint keeps its training split's most frequent answers) and gives the best one.
+generative model writes each answer with beam search; a discriminative model cannot write text, so it ranks a
+bank of candidate answers (the checkpoint keeps its training split's most frequent answers) and gives the best
+one.
 """
 
 from __future__ import annotations

@@ -2,12 +2,11 @@
 
 A scene holds two to five non-overlapping objects (colour, shape, size, position; drawn with
 :mod:`vltk.tasks.captioning.shapes`). Its caption names only *some* of them, each by a short referring
-expression
-("a circle", "a large red square"), so the questions need the image. Ten rounds follow, each of one type
-(kept in the extra per-round key ``"type"``): ``count`` ("how many red shapes are there?"), ``colour``,
-``shape``, ``position`` ("where is the blue star?"), ``existence`` ("is there a green cross?"), ``size``
-and ``coreference`` ("what colour is it?", "is it large?", "and the one left of it?") about the object
-named last, in the caption or in an earlier question or answer: those need the history *and* the image.
+expression ("a circle", "a large red square"), so the questions need the image. Ten rounds follow, each of one
+type (kept in the extra per-round key ``"type"``): ``count`` ("how many red shapes are there?"), ``colour``,
+``shape``, ``position`` ("where is the blue star?"), ``existence`` ("is there a green cross?"), ``size`` and
+``coreference`` ("what colour is it?", "is it large?", "and the one left of it?") about the object named last,
+in the caption or in an earlier question or answer: those need the history *and* the image.
 
 Every round has 100 candidate answers: the right one, its paraphrases ("yes there is" / "yes", "2" /
 "two", "red" / "it is red"), near misses of the same kind (other colours, counts, descriptions that change

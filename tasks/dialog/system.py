@@ -44,8 +44,7 @@ def _resolve_dialog_data(spec: Any, path: str) -> dict[str, Any]:
 @dataclass
 class DialogConfig:
     """A visual dialog run: ``model`` is a dialog model spec (:mod:`vltk.tasks.dialog.model`), ``data`` a
-    dataset
-    spec. ``decoding`` is how the generative decoder writes free answers (``vltk chat``/``predict``);
+    dataset spec. ``decoding`` is how the generative decoder writes free answers (``vltk chat``/``predict``);
     ``answer_bank_size`` caps the training answers a discriminative model ranks for free questions;
     ``length_normalise`` ranks the generative decoder's options by mean instead of summed log-probability."""
 

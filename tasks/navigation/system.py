@@ -5,10 +5,8 @@ agent's action distribution and the bot's action at every step of whole demo epi
 backprop through time (the memory is detached every ``loss.tbptt_steps`` steps; one optimiser step per
 batch of episodes). Validation and test play fresh episodes on held-out seeds (a batch is a list of seeds;
 see ``vltk.tasks.navigation.babyai.datamodule``) and report success rate, mean reward, SPL (against each
-episode's
-shortest solution, searched exactly by ``vltk.tasks.navigation.babyai.shortest_path``) and mean episode
-length, gathered over
-DDP ranks and de-duplicated by seed.
+episode's shortest solution, searched exactly by ``vltk.tasks.navigation.babyai.shortest_path``) and mean
+episode length, gathered over DDP ranks and de-duplicated by seed.
 """
 
 from __future__ import annotations

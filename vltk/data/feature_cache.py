@@ -183,8 +183,8 @@ class FeatureStore:
     """Rows of a complete feature cache by image id, read through a lazily opened memory map.
 
     Used as a caption dataset's "transform" (see ``vltk.tasks.captioning.karpathy``): ``lookup(image_id)``
-    replaces
-    decoding and encoding the image. Pickling (to DataLoader workers) sends only the path and the index.
+    replaces decoding and encoding the image. Pickling (to DataLoader workers) sends only the path and the
+    index.
 
     Args:
         directory: the cache directory.

@@ -6,8 +6,8 @@ Agents; Chevalier-Boisvert et al. 2019, BabyAI):
 * ``SPL``: success weighted by path length, ``mean(success * l / max(p, l))`` with ``p`` the agent's number
   of steps and ``l`` the fewest steps that solve the episode, by breadth-first search from its start
   state (``vltk.tasks.navigation.babyai.shortest_path``; not the BabyAI bot's length, which earlier versions
-  used and which is
-  longer in about a quarter of the episodes); an episode without a solution in its step budget scores 0;
+  used and which is longer in about a quarter of the episodes); an episode without a solution in its step
+  budget scores 0;
 * ``episode_length``: mean number of steps the agent took.
 
 :class:`NavigationMetrics` is correct under DDP like ``vltk.metrics.caption.CaptionMetrics``: ``compute``

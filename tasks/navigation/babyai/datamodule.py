@@ -1,10 +1,9 @@
 """The BabyAI DataModule: bot demonstrations for training, held-out episode seeds for validation and test.
 
 Training batches are whole demo episodes (:class:`~vltk.tasks.navigation.babyai.episodes.NavigationBatch`).
-Validation and
-test "datasets" are lists of episode seeds: each batch is a list of seeds that the navigation system plays
-out (a vectorised rollout), so Lightning's loops, distributed samplers and DDP work unchanged. Validation
-and test seeds start far above the demo seeds and the DataModule refuses any overlap.
+Validation and test "datasets" are lists of episode seeds: each batch is a list of seeds that the navigation
+system plays out (a vectorised rollout), so Lightning's loops, distributed samplers and DDP work unchanged.
+Validation and test seeds start far above the demo seeds and the DataModule refuses any overlap.
 """
 
 from __future__ import annotations

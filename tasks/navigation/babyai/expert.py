@@ -4,8 +4,8 @@ Chevalier-Boisvert et al. 2019 (BabyAI) use to produce imitation-learning demons
 :func:`bot_episode` plays one seeded episode with the bot and records what an imitation learner needs: the
 observation before every action, the heading, the action, and the mission. :func:`bot_episodes` does a
 range of seeds and is the unit of work of the parallel demo generator
-(``vltk.tasks.navigation.babyai.demos``); it lives here,
-beside the environment, so worker processes import minigrid and numpy only.
+(``vltk.tasks.navigation.babyai.demos``); it lives here, beside the environment, so worker processes import
+minigrid and numpy only.
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ forward pass is what is worth batching). Each episode is scored by SPL (Anderson
 of Embodied Navigation Agents): ``SPL = success * l / max(p, l)`` with ``p`` the agent's number of actions
 and ``l`` the fewest actions that solve the episode, found by breadth-first search from its start state
 (:func:`vltk.tasks.navigation.babyai.shortest_path.shortest_path`). Earlier versions took the BabyAI bot's
-length for ``l``,
-which is longer in about a quarter of the episodes and overstated SPL (docs/navigation.md).
+length for ``l``, which is longer in about a quarter of the episodes and overstated SPL (docs/navigation.md).
 """
 
 from __future__ import annotations

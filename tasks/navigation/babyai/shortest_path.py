@@ -456,8 +456,8 @@ def shortest_path(
     the verifier would call a success ends the shortest plan. ``env`` is read, never stepped.
 
     Args:
-        env: a BabyAI environment (``vltk.tasks.navigation.babyai.env.BabyAIEnv``, a gymnasium wrapper or the
-        minigrid level).
+        env: a BabyAI environment (``vltk.tasks.navigation.babyai.env.BabyAIEnv``, a gymnasium wrapper or
+            the minigrid level).
         max_steps: the step budget (default: the steps the episode has left, ``max_steps - step_count``);
             no plan longer than this counts, as the episode would be truncated first.
         max_states: stop with :class:`UnsupportedLevelError` after reaching this many states.
