@@ -1,4 +1,4 @@
-"""The captioning datasets by ``data.name``; the rest of a ``data:`` section are the DataModule's arguments."""
+"""The captioning datasets by ``data.name``; the rest of a ``data:`` section are the DataModule's options."""
 
 from vltk.tasks.captioning.datamodule import (
     HFCaptionsDataModule,
