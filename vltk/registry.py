@@ -1,6 +1,8 @@
-"""One helper to build registered components from config specs, with errors a user can act on.
+"""Registries of components and one way to build them from config specs, with errors a user can act on.
 
-A *registry* is a literal dict from name to a class or builder function (see ``vltk/encoders/__init__.py``).
+A *registry* (:class:`Registry`) maps names to classes or builder functions and knows what kind of component
+it holds (``Registry("attention", {"additive": AdditiveAttention, ...})``); it reads like the literal dict it
+wraps and lives in the subpackage of its components (see ``vltk/encoders/__init__.py``).
 A *spec* is a mapping with a ``name`` and the constructor's keyword arguments::
 
     {"name": "additive", "dim": 256}
@@ -21,13 +23,43 @@ from typing import Any, Literal, Union
 
 from vltk.errors import ConfigError, closest, unknown_choice_message
 
-Registry = Mapping[str, Callable[..., Any]]
+
+class Registry(Mapping[str, Callable[..., Any]]):
+    """Components of one kind by name: a read-only mapping that knows its ``kind`` for messages and listings.
+
+    Args:
+        kind: what the components are, in words (``"attention"``, ``"caption dataset"``); error messages and
+            ``vltk list`` use it.
+        entries: name -> class or builder function.
+    """
+
+    def __init__(self, kind: str, entries: Mapping[str, Callable[..., Any]]) -> None:
+        self.kind = kind
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        return self._entries[name]
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {sorted(self._entries)})"
 
 
-def resolve(registry: Registry, name: str, what: str = "component") -> Callable[..., Any]:
+def _kind(registry: Mapping[str, Any], what: str | None) -> str:
+    return what if what is not None else getattr(registry, "kind", "component")
+
+
+def resolve(
+    registry: Mapping[str, Callable[..., Any]], name: str, what: str | None = None
+) -> Callable[..., Any]:
     """``registry[name]`` or a :class:`ConfigError` that lists the valid names."""
     if not isinstance(name, str) or name not in registry:
-        raise ConfigError(unknown_choice_message(what, str(name), registry))
+        raise ConfigError(unknown_choice_message(_kind(registry, what), str(name), registry))
     return registry[name]
 
 
@@ -98,10 +130,10 @@ def describe_type(hint: Any) -> str:
 
 
 def check_spec(
-    registry: Registry,
+    registry: Mapping[str, Callable[..., Any]],
     spec: Mapping[str, Any],
     path: str,
-    what: str,
+    what: str | None = None,
     wired: tuple[str, ...] = (),
 ) -> Callable[..., Any]:
     """Validate ``spec`` against ``registry[spec['name']]``'s signature; return the factory.
@@ -110,13 +142,14 @@ def check_spec(
         registry: literal dict of name -> class or function.
         spec: ``{"name": ..., **kwargs}`` from the config.
         path: dotted config path of the spec, used in messages (``model.attention``).
-        what: the kind of component, used in messages (``attention``).
+        what: the kind of component, used in messages (default: the registry's ``kind``).
         wired: keyword arguments the caller derives from other parts; they may not appear in ``spec``.
     """
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{path}: expected a mapping with a 'name', got {spec!r}")
     if "name" not in spec:
         raise ConfigError(f"{path}.name is missing (choices: {', '.join(sorted(registry))})")
+    what = _kind(registry, what)
     factory = resolve(registry, spec["name"], f"{what} at {path}.name")
     params = _parameters(factory)
     hints = _type_hints(factory)
@@ -151,11 +184,11 @@ def check_spec(
 
 
 def build(
-    registry: Registry,
+    registry: Mapping[str, Callable[..., Any]],
     spec: Mapping[str, Any],
     *,
     path: str = "spec",
-    what: str = "component",
+    what: str | None = None,
     **wired: Any,
 ) -> Any:
     """Build ``registry[spec['name']](**spec_kwargs, **wired)`` after :func:`check_spec`.
@@ -171,11 +204,11 @@ def build(
 
 
 def resolved_spec(
-    registry: Registry,
+    registry: Mapping[str, Callable[..., Any]],
     spec: Mapping[str, Any],
     *,
     path: str,
-    what: str,
+    what: str | None = None,
     wired: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """``spec`` checked and completed with the constructor's defaults (the *resolved* spec saved in runs).
