@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-import torch.distributed as dist
 
 from vltk.errors import DataError, unknown_choice_message
 from vltk.metrics.bleu import bleu_scores, check_corpus
 from vltk.metrics.caption_tokenizer import coco_caption_text
 from vltk.metrics.cider import cider_d_scores
+from vltk.metrics.gather import first_per_key, gather_parts
 from vltk.metrics.meteor import MeteorUnavailable, meteor_scores, meteor_unavailable_reason
 from vltk.metrics.ngram_table import corpus_tables
 from vltk.metrics.rouge import rouge_l_scores, rouge_tokens
@@ -252,15 +252,7 @@ def merge_records(parts: Iterable[Iterable[CaptionRecord]]) -> list[CaptionRecor
     Distributed samplers pad the last batches with repeated examples so that every rank gets the same
     number; those repeats must be scored once.
     """
-    merged: dict[ImageId, CaptionRecord] = {}
-    for part in parts:
-        for record in part:
-            merged.setdefault(record.image_id, record)
-    return list(merged.values())
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return first_per_key(parts, lambda record: record.image_id)
 
 
 class CaptionMetrics:
@@ -321,12 +313,7 @@ class CaptionMetrics:
 
     def records(self) -> list[CaptionRecord]:
         """Every image of the split, gathered from all ranks (a collective under DDP), de-duplicated."""
-        local = list(self._records.values())
-        if not (self.sync_across_ranks and _distributed()):
-            return local
-        gathered: list[list[CaptionRecord] | None] = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, local)
-        return merge_records(part or [] for part in gathered)
+        return merge_records(gather_parts(list(self._records.values()), self.sync_across_ranks))
 
     def compute_detailed(self, *, meteor: MeteorSetting = False) -> CaptionScores:
         """Corpus metrics and per-image scores of the whole split (see :class:`CaptionScores`).

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch.distributed as dist
+
+from vltk.metrics.gather import distributed, gather_parts
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +72,6 @@ class EpisodeResult:
         return self.shortest / max(self.length, self.shortest)
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 def merge_episodes(parts: Iterable[Sequence[EpisodeResult]]) -> list[EpisodeResult]:
     """Concatenate per-rank episode lists, keeping the first episode of each seed, sorted by seed."""
     seen: dict[int, EpisodeResult] = {}
@@ -122,15 +119,13 @@ class NavigationMetrics:
     def episodes(self) -> list[EpisodeResult]:
         """Every episode of the split, gathered from all ranks (a collective under DDP), one per seed."""
         local = list(self._episodes.values())
-        if not (self.sync_across_ranks and _distributed()):
+        if not (self.sync_across_ranks and distributed()):
             return merge_episodes([local])
         light = [
             EpisodeResult(e.seed, e.mission, e.success, e.reward, e.length, e.shortest, e.level, e.searched)
             for e in local
         ]  # without the per-step records
-        gathered: list[list[EpisodeResult] | None] = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, light)
-        return merge_episodes(part or [] for part in gathered)
+        return merge_episodes(gather_parts(light))
 
     def compute(self) -> dict[str, float]:
         """``{"success_rate", "mean_reward", "SPL", "episode_length"}``; the same on every rank."""

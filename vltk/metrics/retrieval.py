@@ -30,8 +30,9 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
+
+from vltk.metrics.gather import first_per_key, gather_parts
 
 logger = logging.getLogger(__name__)
 
@@ -132,15 +133,7 @@ def score_rankings(records: Iterable[RoundRanking]) -> DialogScores:
 
 def merge_rankings(parts: Iterable[Iterable[RoundRanking]]) -> list[RoundRanking]:
     """Concatenate several ranks' rounds, keeping the first of each ``(image_id, round_id)``."""
-    merged: dict[tuple[Hashable, int], RoundRanking] = {}
-    for part in parts:
-        for record in part:
-            merged.setdefault((record.image_id, record.round_id), record)
-    return list(merged.values())
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return first_per_key(parts, lambda record: (record.image_id, record.round_id))
 
 
 class DialogRankingMetrics:
@@ -217,11 +210,7 @@ class DialogRankingMetrics:
         return len(self._records)
 
     def _gather(self, local: list) -> list[list]:
-        if not (self.sync_across_ranks and _distributed()):
-            return [local]
-        gathered: list[list | None] = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, local)
-        return [part or [] for part in gathered]
+        return gather_parts(local, self.sync_across_ranks)
 
     def records(self) -> list[RoundRanking]:
         """Every round of the split, gathered from all ranks (a collective under DDP), de-duplicated."""

@@ -51,9 +51,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.distributed as dist
 
 from vltk.errors import DataError, VltkError, unknown_choice_message
+from vltk.metrics.gather import first_per_key, gather_parts
 
 logger = logging.getLogger(__name__)
 
@@ -330,15 +330,7 @@ def score_vqa_records(records: Iterable[VqaRecord], *, rule: str = HEAD_RULE) ->
 
 def merge_vqa_records(parts: Iterable[Iterable[VqaRecord]]) -> list[VqaRecord]:
     """Concatenate several ranks' records, keeping the first record of each question id."""
-    merged: dict[QuestionId, VqaRecord] = {}
-    for part in parts:
-        for record in part:
-            merged.setdefault(record.question_id, record)
-    return list(merged.values())
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return first_per_key(parts, lambda record: record.question_id)
 
 
 class VqaMetrics:
@@ -409,12 +401,7 @@ class VqaMetrics:
 
     def records(self) -> list[VqaRecord]:
         """Every question of the split, gathered from all ranks (a collective under DDP), de-duplicated."""
-        local = list(self._records.values())
-        if not (self.sync_across_ranks and _distributed()):
-            return local
-        gathered: list[list[VqaRecord] | None] = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, local)
-        return merge_vqa_records(part or [] for part in gathered)
+        return merge_vqa_records(gather_parts(list(self._records.values()), self.sync_across_ranks))
 
     def compute_detailed(self) -> VqaScores:
         records = self.records()
