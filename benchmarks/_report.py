@@ -60,6 +60,34 @@ def add_json_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the result record here")
 
 
+def seeded_runs_parser(
+    doc: str | None, runs: Sequence[str], default_runs: Sequence[str]
+) -> argparse.ArgumentParser:
+    """A quality benchmark's arguments: ``--runs`` (named configs), ``--seeds``, ``--set``, ``--json``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", nargs="+", choices=sorted(runs), default=list(default_runs))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
+    parser.add_argument("--set", action="append", default=[], help="extra --set overrides for every run")
+    add_json_argument(parser)
+    return parser
+
+
+def set_arguments(overrides: Sequence[str]) -> list[str]:
+    """``["--set", o1, "--set", o2, ...]`` for a command line."""
+    return [arg for value in overrides for arg in ("--set", value)]
+
+
+def seeded_runs_section(
+    intro: str, summary: str, targets: Sequence[str], per_seed: str, outro: str = ""
+) -> str:
+    """The markdown of a quality benchmark: what was run, the summary table, the targets, the seeds."""
+    return (
+        f"{intro}\n\n{summary}\n\nTargets:\n\n" + "\n".join(targets) + "\n\n"
+        "Per seed (each command also got `--run-dir DIR --set trainer.enable_progress_bar=false`):\n\n"
+        f"{per_seed}\n" + (f"\n{outro}\n" if outro else "")
+    )
+
+
 def publish(markdown: str, data: Mapping | None = None, json_path: Path | None = None) -> None:
     """Print a result section; with ``json_path`` write ``{"markdown", "data"}`` there (for run_all.py)."""
     print(markdown, flush=True)

@@ -14,12 +14,20 @@ and BLEU-4 >= 0.60 over 3 seeds; the image-blind ablation far below.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import add_json_argument, fmt_spread, publish, spread, train_seeds, verdict  # noqa: E402
+from _report import (  # noqa: E402
+    fmt_spread,
+    publish,
+    seeded_runs_parser,
+    seeded_runs_section,
+    set_arguments,
+    spread,
+    train_seeds,
+    verdict,
+)
 
 RUNS = {
     "default": ["train", "captioning"],
@@ -88,29 +96,17 @@ def targets(results: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=["default", "image_blind"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
-    parser.add_argument("--set", action="append", default=[], help="extra --set overrides for every run")
-    add_json_argument(parser)
-    args = parser.parse_args()
-    extra = [arg for value in args.set for arg in ("--set", value)]
-    results = train_seeds(RUNS, args.runs, args.seeds, extra, prefix="vltk-caption-bench-", fresh_cache=True,
-                          seed_table=seed_table)  # fmt: skip
-    text = (
+    args = seeded_runs_parser(__doc__, RUNS, ["default", "image_blind"]).parse_args()
+    results = train_seeds(RUNS, args.runs, args.seeds, set_arguments(args.set), prefix="vltk-caption-bench-",
+                          fresh_cache=True, seed_table=seed_table)  # fmt: skip
+    intro = (
         "Test split of shapes, beam 3, the best validation checkpoint; each run in a fresh dataset cache "
         f"(generation included in its wall time); seeds {args.seeds}. Mean ± standard deviation (min-max) "
-        "over seeds.\n"
-        "\n"
-        f"{summary_table(results, args.runs)}\n\nTargets:\n\n" + "\n".join(targets(results)) + "\n\n"
-        "Per seed (each command also got `--run-dir DIR --set trainer.enable_progress_bar=false`):\n"
-        "\n"
-        f"{seed_table(results)}\n"
-        "\n"
-        "Reference points on the same test split: the section *Shapes reference points*.\n"
+        "over seeds."
     )
+    outro = "Reference points on the same test split: the section *Shapes reference points*."
+    per_seed = seed_table(results)
+    text = seeded_runs_section(intro, summary_table(results, args.runs), targets(results), per_seed, outro)
     publish(text, {"results": results}, args.json)
 
 

@@ -16,12 +16,20 @@ coreference rounds; each default training at most 20 minutes on 2 cores.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import add_json_argument, fmt_spread, publish, spread, train_seeds, verdict  # noqa: E402
+from _report import (  # noqa: E402
+    fmt_spread,
+    publish,
+    seeded_runs_parser,
+    seeded_runs_section,
+    set_arguments,
+    spread,
+    train_seeds,
+    verdict,
+)
 
 RUNS = {
     "late_fusion_discriminative": ["train", "dialog"],
@@ -85,29 +93,17 @@ def targets(results: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=sorted(RUNS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
-    parser.add_argument("--set", action="append", default=[], help="extra --set overrides for every run")
-    add_json_argument(parser)
-    args = parser.parse_args()
-    extra = [arg for value in args.set for arg in ("--set", value)]
-    results = train_seeds(RUNS, args.runs, args.seeds, extra, prefix="vltk-dialog-bench-", fresh_cache=True,
-                          seed_table=seed_table)  # fmt: skip
-    text = (
+    args = seeded_runs_parser(__doc__, RUNS, list(RUNS)).parse_args()
+    results = train_seeds(RUNS, args.runs, args.seeds, set_arguments(args.set), prefix="vltk-dialog-bench-",
+                          fresh_cache=True, seed_table=seed_table)  # fmt: skip
+    intro = (
         "shapes_dialog test split, every round ranked among its 100 candidates; each run in a fresh "
         f"dataset cache (generation included in its wall time); seeds {args.seeds}; mean ± standard "
-        "deviation (min-max) over seeds.\n"
-        "\n"
-        f"{summary_table(results, args.runs)}\n\nTargets:\n\n" + "\n".join(targets(results)) + "\n\n"
-        "Per seed (each command also got `--run-dir DIR --set trainer.enable_progress_bar=false`):\n"
-        "\n"
-        f"{seed_table(results)}\n"
-        "\n"
-        "Reference points without training: the section *shapes_dialog: the data*.\n"
+        "deviation (min-max) over seeds."
     )
+    outro = "Reference points without training: the section *shapes_dialog: the data*."
+    per_seed = seed_table(results)
+    text = seeded_runs_section(intro, summary_table(results, args.runs), targets(results), per_seed, outro)
     publish(text, {"results": results}, args.json)
 
 

@@ -17,12 +17,21 @@ training each.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import add_json_argument, fmt_spread, pick, publish, spread, train_seeds, verdict  # noqa: E402
+from _report import (  # noqa: E402
+    fmt_spread,
+    pick,
+    publish,
+    seeded_runs_parser,
+    seeded_runs_section,
+    set_arguments,
+    spread,
+    train_seeds,
+    verdict,
+)
 
 RUNS = {
     "default": ["train", "vqa"],
@@ -95,27 +104,16 @@ def targets(results: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=sorted(RUNS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
-    parser.add_argument("--set", action="append", default=[], help="extra --set overrides for every run")
-    add_json_argument(parser)
-    args = parser.parse_args()
-    extra = [arg for value in args.set for arg in ("--set", value)]
-    results = train_seeds(RUNS, args.runs, args.seeds, extra, prefix="vltk-vqa-bench-", fresh_cache=False,
-                          seed_table=seed_table)  # fmt: skip
-    text = (
-        f"easy-VQA test split, seeds {args.seeds}; mean ± standard deviation (min-max) over seeds.\n\n"
-        f"{summary_table(results, args.runs)}\n\nTargets:\n\n" + "\n".join(targets(results)) + "\n\n"
-        "Per seed (each command also got `--run-dir DIR --set trainer.enable_progress_bar=false`):\n"
-        "\n"
-        f"{seed_table(results)}\n"
-        "\n"
+    args = seeded_runs_parser(__doc__, RUNS, list(RUNS)).parse_args()
+    results = train_seeds(RUNS, args.runs, args.seeds, set_arguments(args.set), prefix="vltk-vqa-bench-",
+                          fresh_cache=False, seed_table=seed_table)  # fmt: skip
+    intro = f"easy-VQA test split, seeds {args.seeds}; mean ± standard deviation (min-max) over seeds."
+    outro = (
         "Reference points (the dataset's author): always 'yes' 37.3%, question only 67.0%, the author's "
-        "CNN + bag-of-words model 93.8%.\n"
+        "CNN + bag-of-words model 93.8%."
     )
+    per_seed = seed_table(results)
+    text = seeded_runs_section(intro, summary_table(results, args.runs), targets(results), per_seed, outro)
     publish(text, {"results": results}, args.json)
 
 
