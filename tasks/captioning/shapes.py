@@ -16,7 +16,6 @@ directory, atomically, so concurrent processes (DDP ranks) can call it safely.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vltk.data.cache import default_cache_dir
-from vltk.data.generate_once import generate_once
+from vltk.data.generate_once import generate_once, params_digest
 from vltk.data.shape_scenes import (
     BACKGROUNDS,
     COUNT_WORDS,
@@ -301,8 +300,7 @@ def shapes_dir_name(
         "val_fraction": float(val_fraction),
         "test_fraction": float(test_fraction),
     }
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    return f"shapes-{GENERATOR_VERSION}-{digest}"
+    return f"shapes-{GENERATOR_VERSION}-{params_digest(params)}"
 
 
 def ensure_shapes(

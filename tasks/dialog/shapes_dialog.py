@@ -28,7 +28,6 @@ See ``docs/dialog.md`` for examples.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -37,7 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vltk.data.cache import default_cache_dir
-from vltk.data.generate_once import generate_once
+from vltk.data.generate_once import generate_once, params_digest
 from vltk.data.shape_scenes import BACKGROUNDS, COLOURS, SHAPES, ShapeObject, _place, draw_scene
 from vltk.errors import ConfigError
 from vltk.tasks.dialog.shapes_dialog_words import (
@@ -237,8 +236,7 @@ def split_paths(root: str | Path, split: str) -> tuple[Path, Path]:
 
 def shapes_dialog_dir_name(**params: float) -> str:
     """``shapes_dialog-v1-<hash>``: the cache folder name for a set of generator parameters."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    return f"shapes_dialog-{GENERATOR_VERSION}-{digest}"
+    return f"shapes_dialog-{GENERATOR_VERSION}-{params_digest(params)}"
 
 
 def ensure_shapes_dialog(

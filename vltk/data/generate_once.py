@@ -8,6 +8,8 @@ appear with everything else).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -18,6 +20,12 @@ from pathlib import Path
 from vltk.errors import DataError
 
 logger = logging.getLogger(__name__)
+
+
+def params_digest(params: dict, length: int = 12) -> str:
+    """The first ``length`` hex digits of the SHA-256 of ``params`` as sorted JSON: a cache folder's name
+    part that changes whenever a generator parameter does."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:length]
 
 
 def generate_once(

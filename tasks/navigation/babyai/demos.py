@@ -14,7 +14,6 @@ seeds it holds (evaluation seeds must never be among them).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from vltk.data.cache import default_cache_dir
-from vltk.data.generate_once import generate_once
+from vltk.data.generate_once import generate_once, params_digest
 from vltk.errors import DataError
 from vltk.tasks.navigation.babyai.env import (
     ObservationKind,
@@ -194,7 +193,7 @@ def generate_demos(
 def demos_dir_name(*, level: str, episodes: int, seed: int, observation: str) -> str:
     """``babyai-<level>-<obs>-<hash>``: the cache folder name for a set of generator parameters."""
     params = {"level": level, "episodes": int(episodes), "seed": int(seed), "observation": observation}
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    digest = params_digest(params, length=10)
     short = level.removeprefix("BabyAI-").removesuffix("-v0")
     return f"babyai-{DEMOS_VERSION}-{short}-{observation}-{episodes}-{digest}"
 
