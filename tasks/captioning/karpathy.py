@@ -16,6 +16,7 @@ Generating Image Descriptions* (``dataset_coco.json``, ``dataset_flickr8k.json``
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -156,7 +157,19 @@ def read_karpathy(
 
 
 class _CaptionDataset(Dataset[CaptionItem]):
-    """Shared image loading, caching and caption encoding of the two caption datasets."""
+    """Shared image loading, caching and caption encoding of the two caption datasets.
+
+    Args:
+        records: the split's images and captions.
+        vocab: encodes the captions (``<start> ... <end>``, unknown words -> ``<unk>``).
+        transform: PIL image -> ``[3, H, W]`` tensor (default: :func:`default_image_transform`).
+        max_length: captions longer than this many words are cut (``<end>`` kept).
+        in_memory: keep transformed image tensors after the first read (small datasets).
+        on_bad_sample: ``raise`` (default) or ``skip``: an unreadable image gives ``None``, which
+            :func:`vltk.tasks.captioning.batch.collate_captions` drops and counts.
+
+    A subclass says which captions it serves (:meth:`_captions`), encoded once into a flat id array.
+    """
 
     def __init__(
         self,
@@ -174,6 +187,11 @@ class _CaptionDataset(Dataset[CaptionItem]):
         self.in_memory = in_memory
         self._transform = transform if transform is not None else default_image_transform()
         self._cache: dict[int, Tensor] = {}
+        self._flat, self._offsets = self._encode(self._captions())
+
+    def _captions(self) -> list[list[str]]:
+        """The tokenised captions this dataset serves, in item order."""
+        raise NotImplementedError
 
     @property
     def transform(self) -> ImageTransform:
@@ -224,29 +242,16 @@ class _CaptionDataset(Dataset[CaptionItem]):
 
 
 class CaptionTrainDataset(_CaptionDataset):
-    """One item per (image, caption) pair, for teacher-forced training.
+    """One item per (image, caption) pair, for teacher-forced training (arguments: see the base class)."""
 
-    Args:
-        records: the split's images and captions.
-        vocab: encodes the captions (``<start> ... <end>``, unknown words -> ``<unk>``).
-        transform: PIL image -> ``[3, H, W]`` tensor (default: :func:`default_image_transform`).
-        max_length: captions longer than this many words are cut (``<end>`` kept).
-        in_memory: keep transformed image tensors after the first read (small datasets).
-    """
+    def _captions(self) -> list[list[str]]:
+        return [t for r in self.records for t in r.tokens]
 
-    def __init__(
-        self,
-        records: Sequence[CaptionRecord],
-        vocab: Vocabulary,
-        transform: ImageTransform | None = None,
-        max_length: int = 20,
-        in_memory: bool = False,
-        on_bad_sample: str = "raise",
-    ) -> None:
-        super().__init__(records, vocab, transform, max_length, in_memory, on_bad_sample)
+    @functools.cached_property
+    def _record_of(self) -> np.ndarray:
+        """``[pairs]``: the record index of every (image, caption) pair."""
         counts = np.array([len(r.tokens) for r in self.records], dtype=np.int64)
-        self._record_of = np.repeat(np.arange(len(self.records)), counts)  # pair -> record index
-        self._flat, self._offsets = self._encode([t for r in self.records for t in r.tokens])
+        return np.repeat(np.arange(len(self.records)), counts)
 
     def __len__(self) -> int:
         return len(self._record_of)
@@ -266,29 +271,11 @@ class CaptionTrainDataset(_CaptionDataset):
 
 
 class CaptionEvalDataset(_CaptionDataset):
-    """One item per image: its first caption (for a validation loss) and all raws as references.
+    """One item per image: its first caption (for a validation loss) and all raws as references (arguments:
+    :class:`_CaptionDataset`)."""
 
-    Args:
-        records: the split's images and captions.
-        vocab: encodes the first caption of each image.
-        transform: PIL image -> ``[3, H, W]`` tensor (default: :func:`default_image_transform`).
-        max_length: the first caption is cut to this many words (``<end>`` kept).
-        in_memory: keep transformed image tensors after the first read.
-        on_bad_sample: ``raise`` (default) or ``skip``: an unreadable image gives ``None``, which
-            :func:`vltk.tasks.captioning.batch.collate_captions` drops and counts.
-    """
-
-    def __init__(
-        self,
-        records: Sequence[CaptionRecord],
-        vocab: Vocabulary,
-        transform: ImageTransform | None = None,
-        max_length: int = 20,
-        in_memory: bool = False,
-        on_bad_sample: str = "raise",
-    ) -> None:
-        super().__init__(records, vocab, transform, max_length, in_memory, on_bad_sample)
-        self._flat, self._offsets = self._encode([r.tokens[0] for r in self.records])
+    def _captions(self) -> list[list[str]]:
+        return [r.tokens[0] for r in self.records]
 
     def __len__(self) -> int:
         return len(self.records)
