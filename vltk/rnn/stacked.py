@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from vltk.errors import ConfigError, unknown_choice_message
 from vltk.rnn.cells import CELLS, FUSED_CELLS, RecurrentCell
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 StackState = tuple[Tensor, ...]
 
