@@ -593,7 +593,6 @@ def _validate_one(
             if len(problems) > show:
                 console.print(f"  ... and {len(problems) - show} more (--show N lists more)")
     return report.ok
-    console.print("[bold green]no problems found[/]")
 
 
 @data_app.command("demos")

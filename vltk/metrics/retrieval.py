@@ -35,7 +35,6 @@ from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
-RANKING_METRIC_NAMES = ("R@1", "R@5", "R@10", "MRR", "mean_rank", "NDCG")
 RECALL_CUTOFFS = (1, 5, 10)
 
 
