@@ -46,16 +46,6 @@ def load() -> str:
     return " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def invocation() -> str:
-    """The command line that ran this benchmark, as a user would type it from the repository root."""
-    script = Path(sys.argv[0]).resolve()
-    try:
-        script = script.relative_to(ROOT)
-    except ValueError:
-        pass
-    return " ".join(["python", str(script), *sys.argv[1:]])
-
-
 def add_json_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the result record here")
 

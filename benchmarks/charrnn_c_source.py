@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, add_json_argument, publish, verdict  # noqa: E402
 
-from vltk.cli.diagnose import diagnose_activations  # noqa: E402
+from vltk.tasks.lm.diagnose import diagnose_activations  # noqa: E402
 from vltk.tasks.lm.model import parameter_count  # noqa: E402
 from vltk.tasks.lm.predict import sample_text  # noqa: E402
 from vltk.tasks.runner import load_system, load_task_config, train  # noqa: E402

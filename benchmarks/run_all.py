@@ -40,7 +40,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 RESULTS = HERE / "results"
-MODES = ("quick", "full")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ task) are printed as one line and exit with status 2; anything else is a bug and
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vltk.cli.diagnose import diagnose_app
+from vltk.cli.errors import err_console, user_errors
 from vltk.errors import VltkError
 
 app = typer.Typer(
@@ -31,24 +31,6 @@ data_app = typer.Typer(help="Built-in datasets: synthesise, generate demos, insp
 app.add_typer(data_app, name="data")
 app.add_typer(diagnose_app, name="diagnose")
 console = Console()
-err_console = Console(stderr=True)
-
-
-def user_errors(command):
-    """Turn a :class:`VltkError` into one red line and exit status 2 (a run stopped by SIGTERM/SIGINT after
-    saving its checkpoint exits 143/130, the shell's convention for those signals)."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except VltkError as error:
-            exit_code = getattr(error, "exit_code", 2)  # TrainingInterrupted: 128 + the signal's number
-            label = "[bold yellow]stopped:[/]" if exit_code != 2 else "[bold red]error:[/]"
-            err_console.print(f"{label} {error}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exit_code) from None
-
-    return wrapper
 
 
 SetOption = Annotated[
@@ -611,7 +593,6 @@ def _validate_one(
             if len(problems) > show:
                 console.print(f"  ... and {len(problems) - show} more (--show N lists more)")
     return report.ok
-    console.print("[bold green]no problems found[/]")
 
 
 @data_app.command("demos")

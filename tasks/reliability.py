@@ -36,7 +36,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vltk.errors import VltkError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 RESUME_KEY = "vltk_resume"
 PROVENANCE_KEY = "vltk_provenance"
 
@@ -139,7 +139,7 @@ class ResumeState(pl.Callback):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get(RESUME_KEY)
         if state is None:
-            log.warning(
+            logger.warning(
                 "this checkpoint has no RNG/data-order state (older vltk?): the resumed run will differ"
             )
             return
@@ -177,7 +177,7 @@ class SaveOnSignal(pl.Callback):
             if self.signum == signal.SIGINT and signum == signal.SIGINT:
                 raise KeyboardInterrupt  # a second Ctrl+C: stop now, without a checkpoint
             self.signum = signum
-            log.warning(
+            logger.warning(
                 "%s received: finishing this batch, then saving and stopping", signal.Signals(signum).name
             )
             if callable(lightning_sigterm):
@@ -268,7 +268,7 @@ def guard_nonfinite_loss(system: pl.LightningModule, policy: str) -> None:
         where = f"step {system.trainer.global_step}, epoch {system.current_epoch}, batch {batch_idx}"
         if policy == "skip":
             system.skipped_nonfinite_batches += 1
-            log.warning(
+            logger.warning(
                 "non-finite loss (%s) at %s%s: batch skipped", loss.item(), where, _example_ids(batch)
             )
             system.log("train/skipped_nonfinite", float(system.skipped_nonfinite_batches), batch_size=1)
@@ -328,9 +328,9 @@ def check_provenance(payload: dict[str, Any], path: Path) -> None:
 
     record = payload.get(PROVENANCE_KEY)
     if record is None:
-        log.warning("%s carries no provenance (written before vltk recorded it)", path)
+        logger.warning("%s carries no provenance (written before vltk recorded it)", path)
     elif record.get("vltk") != vltk.__version__:
-        log.warning(
+        logger.warning(
             "%s was written by vltk %s (commit %s); this is vltk %s: results may differ",
             path,
             record.get("vltk"),

@@ -39,7 +39,7 @@ from vltk.tasks.reliability import (
     guard_nonfinite_loss,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 RUN_DIR_ENV = "VLTK_RUN_DIR"
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vltk.attention import AdditiveAttention
-from vltk.attention.additive import _Energies, _KeyGrad, _KeyGradSink
+from vltk.attention._additive_fused import _Energies, _KeyGrad, _KeyGradSink
 from vltk.decoders import DECODERS, ShowAttendTellDecoder
 from vltk.registry import build
 from vltk.types import ImageFeatures

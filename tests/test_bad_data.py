@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from vltk.cli.main import app
 from vltk.tasks.captioning.shapes import generate_shapes
-from vltk.tasks.validate import validate_karpathy
+from vltk.tasks.captioning.validate import validate_karpathy
 
 runner = CliRunner()
 

@@ -38,8 +38,6 @@ from vltk.text.vocab import Vocabulary, tokenize
 
 logger = logging.getLogger(__name__)
 
-KARPATHY_SPLITS = ("train", "restval", "val", "test")
-
 ImageSource = Callable[[], Image.Image]
 
 

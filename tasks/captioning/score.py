@@ -19,7 +19,7 @@ from vltk.metrics.caption_files import load_caption_files
 from vltk.metrics.meteor import SPICE_NOTE
 from vltk.tasks.training import ScoreRequest, ScoreResult
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def score_captioning(request: ScoreRequest) -> ScoreResult:
@@ -38,6 +38,6 @@ def score_captioning(request: ScoreRequest) -> ScoreResult:
             "(with --split)"
         )
     hypotheses, references = load_caption_files(request.predictions, request.references, request.split)
-    log.info("scoring %d images of %s", len(hypotheses), request.references)
+    logger.info("scoring %d images of %s", len(hypotheses), request.references)
     scores = score_captions_detailed(hypotheses, references, meteor="auto")
     return ScoreResult(metrics=scores.metrics, notes=[*scores.notes, SPICE_NOTE])

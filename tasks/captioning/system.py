@@ -32,7 +32,7 @@ from vltk.tasks.training import (
 )
 from vltk.text import Vocabulary
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def _resolve_caption_data(spec: Any, path: str) -> dict[str, Any]:
@@ -236,5 +236,5 @@ class CaptioningTask(EvaluatingSystem):
     def _score_local(self, records: list, meteor: bool | str) -> dict[str, float]:
         scores = score_records(records, meteor=meteor)
         for note in scores.notes:
-            log.warning("%s (captioning config: metrics.meteor=false skips it)", note)
+            logger.warning("%s (captioning config: metrics.meteor=false skips it)", note)
         return scores.metrics

@@ -34,7 +34,7 @@ from vltk.tasks.dialog.model import build_dialog_model, resolve_dialog_spec
 from vltk.tasks.training import DecodingConfig, EvaluatingSystem, OptimConfig, TrainerConfig, build_optimizer
 from vltk.text import Vocabulary
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def _resolve_dialog_data(spec: Any, path: str) -> dict[str, Any]:

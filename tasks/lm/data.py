@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from vltk.errors import DataError
 from vltk.tasks.lm.vocab import Level, SymbolVocabulary
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
@@ -243,7 +243,7 @@ class TextFilesDataModule(pl.LightningDataModule):
             self._vocab = SymbolVocabulary.build(
                 self._texts["train"], self.level, max_size=self.vocab_max_size, min_count=self.min_count
             )
-        log.info("text: %d characters, vocabulary of %d %ss", n, len(self._vocab), self.level)
+        logger.info("text: %d characters, vocabulary of %d %ss", n, len(self._vocab), self.level)
 
     @property
     def vocab(self) -> SymbolVocabulary:
@@ -286,7 +286,7 @@ class TextFilesDataModule(pl.LightningDataModule):
         """Continue the training pass of ``epoch`` after its first ``batches_done`` chunks (called on resume
         by ``vltk.tasks.reliability.ResumeState``; the system restores the hidden state they left)."""
         self._resume_batches = (epoch, batches_done)
-        log.info("the text streams resume at epoch %d after %d chunks", epoch, batches_done)
+        logger.info("the text streams resume at epoch %d after %d chunks", epoch, batches_done)
 
     def _train_chunks_to_skip(self) -> int:
         """Chunks of the current pass already trained on: non-zero only in the pass a run resumed in."""

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from vltk.rnn import CELLS, StackedRNN, StackState
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class RNNLanguageModel(nn.Module):

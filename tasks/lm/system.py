@@ -30,7 +30,7 @@ from vltk.tasks.lm.model import LANGUAGE_MODELS
 from vltk.tasks.lm.vocab import SymbolVocabulary
 from vltk.tasks.training import EvaluatingSystem, TrainerConfig
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 CARRIED_STATE_KEY = "vltk_lm_carried_state"  # the training streams' hidden state, in checkpoints
 
 
@@ -191,7 +191,7 @@ class LmTask(EvaluatingSystem):
         if isinstance(interval, int) and not isinstance(interval, bool):
             per_epoch = len(datamodule.train_dataloader().dataset)
             if interval > per_epoch:
-                log.warning(
+                logger.warning(
                     "trainer.val_check_interval=%d is longer than one pass over the text (%d updates); "
                     "validating once per pass instead",
                     interval,
@@ -212,7 +212,7 @@ class LmTask(EvaluatingSystem):
         try:
             text = sample_text(self, s.prime, s.length, s.temperature, seed=self.config.seed)
         except Exception as error:  # a sample is a courtesy; never fail a finished run over it
-            log.warning("could not sample from the model: %s", error)
+            logger.warning("could not sample from the model: %s", error)
             return []
         return [{"prime": repr(s.prime), "sample": text}]
 

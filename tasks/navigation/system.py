@@ -30,7 +30,7 @@ from vltk.tasks.navigation.datasets import NAVIGATION_DATASETS
 from vltk.tasks.training import EvaluatingSystem, OptimConfig, TrainerConfig, build_optimizer
 from vltk.text import Vocabulary
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def _resolve_navigation_data(spec: Any, path: str) -> dict[str, Any]:

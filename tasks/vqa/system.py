@@ -38,7 +38,7 @@ from vltk.tasks.vqa.model import VqaOutput, build_vqa_model, resolve_vqa_spec
 from vltk.tasks.vqa.records import AnswerVocabulary, VqaExample
 from vltk.text import Vocabulary
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def _resolve_vqa_data(spec: Any, path: str) -> dict[str, Any]:
@@ -218,7 +218,7 @@ class VqaTask(EvaluatingSystem):
         metric = self.metrics[stage]
         scores = metric.compute_detailed()  # the whole split, gathered over ranks, de-duplicated
         if self.unscored:
-            log.warning("%d questions have no ground-truth answers: predicted, not scored", self.unscored)
+            logger.warning("%d questions have no ground-truth answers: predicted, not scored", self.unscored)
         if (
             metric.sync_across_ranks
             and torch.distributed.is_available()

@@ -4,19 +4,18 @@ The reader (:func:`vltk.tasks.vqa.vqa_v2.read_vqa_v2`) stops at the first malfor
 warning, questions whose image is missing or that have no annotation; validating lists all of them by
 entry (``questions[12] (question_id 458752000): ...``, ``annotations[3] (question_id ...): ...``) and every
 unreadable image by path, so a split can be fixed before a long run. See the layout in
-:mod:`vltk.tasks.vqa.vqa_v2`.
+:mod:`vltk.tasks.vqa.vqa_v2`; the dispatcher is :mod:`vltk.tasks.validate`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from vltk.data.images import load_image
+from vltk.data.validation import Progress, ValidationReport
 from vltk.errors import DataError
-from vltk.tasks.validate import ValidationReport
 from vltk.tasks.vqa.vqa_v2 import _read_json, image_index
 
 logger = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ def validate_vqa_v2(
     annotations: str | Path | None = None,
     image_dir: str | Path | None = None,
     *,
-    progress: Callable[[Iterable], Iterable] | None = None,
+    progress: Progress | None = None,
 ) -> ValidationReport:
     """Check every question and annotation of a VQA v2 (or v1) split and decode every image they name.
 
@@ -148,3 +147,13 @@ def validate_vqa_v2(
             report.bad_images.append(f"{error} (image_id {image_id})")
     logger.info("validated %s: %d entries, %d images", questions, report.entries, report.images)
     return report
+
+
+def validate_vqa_v2_file(
+    path: Path, image_root: Path | None, annotations: Path | None, progress: Progress | None
+) -> ValidationReport:
+    """:func:`validate_vqa_v2` as a :data:`vltk.data.validation.FileValidator`: ``path`` is the questions
+    file, ``annotations`` its answers (without them only the questions and images are checked)."""
+    if annotations is None:
+        logger.warning("%s: no --annotations given: checking the questions and images only", path)
+    return validate_vqa_v2(path, annotations, image_root, progress=progress)

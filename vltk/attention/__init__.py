@@ -7,8 +7,9 @@ the caller (the decoder's hidden size and the encoder's ``out_dim``) and never a
           query_dim=512, key_dim=2048)
 """
 
-from vltk.attention.additive import AdditiveAttention, masked_softmax, weighted_sum
+from vltk.attention.additive import AdditiveAttention
 from vltk.attention.luong import DotAttention, GeneralAttention
+from vltk.attention.masked import masked_softmax, weighted_sum
 
 ATTENTIONS = {
     "additive": AdditiveAttention,

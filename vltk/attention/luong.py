@@ -13,7 +13,7 @@ import math
 
 from torch import Tensor, nn
 
-from vltk.attention.additive import masked_softmax, weighted_sum
+from vltk.attention.masked import masked_softmax, weighted_sum
 from vltk.errors import ConfigError
 
 logger = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ wired from the vocabulary.
 from __future__ import annotations
 
 from vltk.encoders.cached import CachedFeatureEncoder
+from vltk.encoders.cnns import CNN_ENCODERS
 from vltk.encoders.small_cnn import SmallCNNEncoder
 from vltk.encoders.text import RNNTextEncoder
 from vltk.encoders.torchvision_encoder import (
@@ -22,19 +23,14 @@ from vltk.encoders.torchvision_encoder import (
 )
 
 IMAGE_ENCODERS = {
-    "small_cnn": SmallCNNEncoder,
-    "resnet18": resnet18_encoder,
-    "resnet34": resnet34_encoder,
-    "resnet50": resnet50_encoder,
-    "resnet101": resnet101_encoder,
-    "resnet152": resnet152_encoder,
-    "vgg16": vgg16_encoder,
+    **CNN_ENCODERS,  # small_cnn, the torchvision ResNets and VGG-16
     "cached": CachedFeatureEncoder,  # grids precomputed by `vltk data cache-features`
 }
 
 TEXT_ENCODERS = {"rnn": RNNTextEncoder}
 
 __all__ = [
+    "CNN_ENCODERS",
     "IMAGE_ENCODERS",
     "CachedFeatureEncoder",
     "TEXT_ENCODERS",

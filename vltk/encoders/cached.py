@@ -7,15 +7,15 @@ decoder is unchanged: this encoder returns the same :class:`vltk.types.ImageFeat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import Tensor, nn
 
+from vltk.data.feature_cache import FeatureStore, read_manifest
+from vltk.encoders.cnns import CNN_ENCODERS
 from vltk.errors import ConfigError
+from vltk.registry import resolved_spec
 from vltk.types import ImageFeatures
-
-if TYPE_CHECKING:
-    from vltk.data.feature_cache import FeatureStore
 
 
 class CachedFeatureEncoder(nn.Module):
@@ -23,23 +23,16 @@ class CachedFeatureEncoder(nn.Module):
 
     Args:
         path: the cache directory written by ``vltk data cache-features``.
-        source: the encoder spec the cache is expected to come from (e.g. ``{"name": "resnet101",
-            "weights": "DEFAULT"}``); when given, a cache made by any other encoder is refused.
+        source: the encoder spec the cache is expected to come from, a spec for
+            :data:`vltk.encoders.cnns.CNN_ENCODERS` (e.g. ``{"name": "resnet101", "weights": "DEFAULT"}``);
+            when given, a cache made by any other encoder is refused.
     """
 
     def __init__(self, *, path: str, source: dict[str, Any] | None = None) -> None:
         super().__init__()
-        # Imported here: vltk.data pulls in Lightning and the datasets, which plain encoder users don't need.
-        from vltk.data.feature_cache import read_manifest
-
         manifest = read_manifest(path)
         if source is not None:
-            from vltk.encoders import IMAGE_ENCODERS
-            from vltk.registry import resolved_spec
-
-            expected = resolved_spec(
-                IMAGE_ENCODERS, source, path="model.encoder.source", what="image encoder"
-            )
+            expected = resolved_spec(CNN_ENCODERS, source, path="model.encoder.source", what="image encoder")
             if expected != manifest.encoder:
                 raise ConfigError(
                     f"model.encoder.path: the feature cache {path} was made by {manifest.encoder}, "
@@ -63,8 +56,6 @@ class CachedFeatureEncoder(nn.Module):
         )  # [B, D]
 
     def transforms(self) -> FeatureStore:
-        from vltk.data.feature_cache import FeatureStore
-
         return FeatureStore(self.path)
 
     def extra_repr(self) -> str:

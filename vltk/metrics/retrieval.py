@@ -36,7 +36,6 @@ from vltk.metrics.gather import first_per_key, gather_parts
 
 logger = logging.getLogger(__name__)
 
-RANKING_METRIC_NAMES = ("R@1", "R@5", "R@10", "MRR", "mean_rank", "NDCG")
 RECALL_CUTOFFS = (1, 5, 10)
 
 

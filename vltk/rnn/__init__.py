@@ -1,10 +1,13 @@
 """Recurrent cells (Elman RNN, LSTM, GRU, MUT1-3 of Jozefowicz et al. 2015) and stacked layers over them.
 
 ``CELLS`` maps a cell name to its class (every class steps as ``h, state = cell(x, state)``);
-``FUSED_CELLS`` names the cells that run on torch's fused sequence kernels in :class:`StackedRNN`.
+``FUSED_CELLS`` names the cells that run on torch's fused sequence kernels in :class:`StackedRNN`. Both are
+defined in :mod:`vltk.rnn.cells` and re-exported here.
 """
 
 from vltk.rnn.cells import (
+    CELLS,
+    FUSED_CELLS,
     ElmanCell,
     GRUCell,
     LSTMCell,
@@ -15,16 +18,6 @@ from vltk.rnn.cells import (
     State,
 )
 from vltk.rnn.stacked import StackedRNN, StackState
-
-CELLS: dict[str, type[RecurrentCell]] = {
-    "rnn": ElmanCell,
-    "lstm": LSTMCell,
-    "gru": GRUCell,
-    "mut1": MUT1Cell,
-    "mut2": MUT2Cell,
-    "mut3": MUT3Cell,
-}
-FUSED_CELLS = frozenset({"rnn", "lstm", "gru"})
 
 __all__ = [
     "CELLS",

@@ -235,3 +235,17 @@ class MUT3Cell(_MutCell):
         candidate = torch.tanh(self.W_hh(r * h) + self.W_xh(x))  # [B, H]
         h = self._mix(candidate, z, h)  # [B, H]
         return h, (h,)
+
+
+CELLS: dict[str, type[RecurrentCell]] = {
+    "rnn": ElmanCell,
+    "lstm": LSTMCell,
+    "gru": GRUCell,
+    "mut1": MUT1Cell,
+    "mut2": MUT2Cell,
+    "mut3": MUT3Cell,
+}
+"""Cell name -> class (the ``cell`` of :class:`vltk.rnn.StackedRNN` and the decoders)."""
+
+FUSED_CELLS = frozenset({"rnn", "lstm", "gru"})
+"""The cells with a torch sequence kernel (``nn.RNN``/``nn.LSTM``/``nn.GRU``) that a stack can run on."""

@@ -18,9 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from vltk.errors import ConfigError, unknown_choice_message
-from vltk.rnn.cells import RecurrentCell
+from vltk.rnn.cells import CELLS, FUSED_CELLS, RecurrentCell
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 StackState = tuple[Tensor, ...]
 
@@ -58,8 +58,6 @@ class StackedRNN(nn.Module):
         fused: bool = True,
     ):
         super().__init__()
-        from vltk.rnn import CELLS, FUSED_CELLS
-
         if cell not in CELLS:
             raise ConfigError(unknown_choice_message("recurrent cell", str(cell), CELLS))
         if num_layers < 1:
@@ -123,8 +121,6 @@ class StackedRNN(nn.Module):
         """Per-layer step cells with this stack's weights (copies when the stack is fused)."""
         if not self.fused:
             return list(self.layers)
-        from vltk.rnn import CELLS
-
         cells = []
         for layer in range(self.num_layers):
             dim = self.input_dim if layer == 0 else self.hidden_dim

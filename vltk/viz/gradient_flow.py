@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def gradient_norms_through_time(model, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def text_features(text: str) -> dict[str, np.ndarray]:
