@@ -26,7 +26,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from vltk.config import apply_overrides, dump_yaml, from_dict, load_config, to_dict
 from vltk.errors import ConfigError, VltkError, check_output_path, unknown_choice_message
 from vltk.export import load_checkpoint, read_export
-from vltk.registry import build
+from vltk.registry import build, resolve
 from vltk.tasks import TASKS, TaskEntry
 from vltk.tasks.pretrained import weights_summary
 from vltk.tasks.reliability import (
@@ -55,9 +55,7 @@ class RunResult:
 
 
 def task_entry(task: str) -> TaskEntry:
-    if task not in TASKS:
-        raise ConfigError(unknown_choice_message("task", task, TASKS))
-    return TASKS[task]
+    return resolve(TASKS, task)
 
 
 def named_config_path(task: str, name: str = "default") -> Path:
@@ -244,7 +242,7 @@ def build_trainer(cfg: Any, run_dir: Path | None, callbacks: list | None = None)
 
 
 def build_datamodule(entry: TaskEntry, cfg: Any) -> Any:
-    return build(entry.datasets, cfg.data, path="data", what=f"{cfg.task} dataset")
+    return build(entry.datasets, cfg.data, path="data")
 
 
 def write_metrics(

@@ -2,7 +2,7 @@
 
 Formats: Karpathy-split caption JSON (here) and VQA v2 (:mod:`vltk.tasks.vqa.validate`), each a function in
 :data:`VALIDATORS`; :func:`detect_format` picks one from the JSON's top-level keys (:data:`FORMAT_KEYS`), so a
-new format is one validator, one entry in each dict.
+new format is one validator, one entry in each.
 
 Training stops at the first bad sample (``on_bad_sample: raise``) or skips it (``skip``); validating first
 finds all of them in one pass, by entry and path, so they can be fixed before a long run starts.
@@ -19,6 +19,7 @@ from pathlib import Path
 from vltk.data.images import load_image
 from vltk.data.json_file import read_json
 from vltk.errors import ConfigError, DataError, unknown_choice_message
+from vltk.registry import Registry
 from vltk.tasks.captioning.karpathy import parse_karpathy_entry, read_karpathy_entries
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def validate_karpathy(
 def _validate_karpathy_file(
     path: Path, image_root: Path | None, annotations: Path | None, progress: Callable | None
 ) -> ValidationReport:
+    """Karpathy-split caption JSON (top-level ``images``): every entry and every image it names."""
     if annotations is not None:
         raise DataError(f"{path}: a Karpathy-split JSON holds its own captions; --annotations is for VQA v2")
     return validate_karpathy(path, image_root, progress=progress)
@@ -106,6 +108,7 @@ def _validate_karpathy_file(
 def _validate_vqa_v2_file(
     path: Path, image_root: Path | None, annotations: Path | None, progress: Callable | None
 ) -> ValidationReport:
+    """VQA v2 questions JSON (top-level ``questions``), its ``--annotations`` and images."""
     from vltk.tasks.vqa.validate import validate_vqa_v2
 
     if annotations is None:
@@ -116,6 +119,7 @@ def _validate_vqa_v2_file(
 def _validate_visdial_file(
     path: Path, image_root: Path | None, annotations: Path | None, progress: Callable | None
 ) -> ValidationReport:
+    """VisDial v1.0 JSON (top-level ``data``): every dialog and every image it names."""
     if annotations is not None:
         raise DataError(f"{path}: --annotations is for VQA v2; VisDial dense annotations are not validated")
     return validate_visdial(path, image_root, progress=progress)
@@ -123,11 +127,14 @@ def _validate_visdial_file(
 
 Validator = Callable[..., ValidationReport]
 
-VALIDATORS: dict[str, Validator] = {
-    "karpathy": _validate_karpathy_file,
-    "vqa_v2": _validate_vqa_v2_file,
-    "visdial": _validate_visdial_file,
-}
+VALIDATORS: Registry[Validator] = Registry(
+    "data format",
+    {
+        "karpathy": _validate_karpathy_file,
+        "vqa_v2": _validate_vqa_v2_file,
+        "visdial": _validate_visdial_file,
+    },
+)
 """Format name -> ``(path, image_root, annotations, progress) -> ValidationReport``."""
 
 FORMAT_KEYS = {"images": "karpathy", "questions": "vqa_v2", "data": "visdial"}

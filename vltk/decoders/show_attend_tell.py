@@ -78,7 +78,6 @@ class ShowAttendTellDecoder(CaptionDecoder):
             ATTENTIONS,
             DEFAULT_ATTENTION if attention is None else attention,
             path="model.decoder.attention",
-            what="attention",
             query_dim=hidden_dim,
             key_dim=feature_dim,
         )

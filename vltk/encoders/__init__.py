@@ -1,4 +1,5 @@
-"""Image and text encoders, and their registries (literal dicts, built with :func:`vltk.registry.build`).
+"""Image and text encoders, and their registries (:class:`vltk.registry.Registry`, built with
+:func:`vltk.registry.build`).
 
 Image encoder specs look like ``{"name": "resnet50", "weights": null, "trainable": false}``; every image
 encoder returns :class:`vltk.types.ImageFeatures` and has ``out_dim``, ``trainable`` and ``transforms()``.
@@ -20,19 +21,23 @@ from vltk.encoders.torchvision_encoder import (
     resnet152_encoder,
     vgg16_encoder,
 )
+from vltk.registry import Registry
 
-IMAGE_ENCODERS = {
-    "small_cnn": SmallCNNEncoder,
-    "resnet18": resnet18_encoder,
-    "resnet34": resnet34_encoder,
-    "resnet50": resnet50_encoder,
-    "resnet101": resnet101_encoder,
-    "resnet152": resnet152_encoder,
-    "vgg16": vgg16_encoder,
-    "cached": CachedFeatureEncoder,  # grids precomputed by `vltk data cache-features`
-}
+IMAGE_ENCODERS = Registry(
+    "image encoder",
+    {
+        "small_cnn": SmallCNNEncoder,
+        "resnet18": resnet18_encoder,
+        "resnet34": resnet34_encoder,
+        "resnet50": resnet50_encoder,
+        "resnet101": resnet101_encoder,
+        "resnet152": resnet152_encoder,
+        "vgg16": vgg16_encoder,
+        "cached": CachedFeatureEncoder,  # grids precomputed by `vltk data cache-features`
+    },
+)
 
-TEXT_ENCODERS = {"rnn": RNNTextEncoder}
+TEXT_ENCODERS = Registry("text encoder", {"rnn": RNNTextEncoder})
 
 __all__ = [
     "IMAGE_ENCODERS",

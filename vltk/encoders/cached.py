@@ -37,9 +37,7 @@ class CachedFeatureEncoder(nn.Module):
             from vltk.encoders import IMAGE_ENCODERS
             from vltk.registry import resolved_spec
 
-            expected = resolved_spec(
-                IMAGE_ENCODERS, source, path="model.encoder.source", what="image encoder"
-            )
+            expected = resolved_spec(IMAGE_ENCODERS, source, path="model.encoder.source")
             if expected != manifest.encoder:
                 raise ConfigError(
                     f"model.encoder.path: the feature cache {path} was made by {manifest.encoder}, "

@@ -4,6 +4,7 @@
 ``FUSED_CELLS`` names the cells that run on torch's fused sequence kernels in :class:`StackedRNN`.
 """
 
+from vltk.registry import Registry
 from vltk.rnn.cells import (
     ElmanCell,
     GRUCell,
@@ -16,14 +17,17 @@ from vltk.rnn.cells import (
 )
 from vltk.rnn.stacked import StackedRNN, StackState
 
-CELLS: dict[str, type[RecurrentCell]] = {
-    "rnn": ElmanCell,
-    "lstm": LSTMCell,
-    "gru": GRUCell,
-    "mut1": MUT1Cell,
-    "mut2": MUT2Cell,
-    "mut3": MUT3Cell,
-}
+CELLS: Registry[type[RecurrentCell]] = Registry(
+    "recurrent cell",
+    {
+        "rnn": ElmanCell,
+        "lstm": LSTMCell,
+        "gru": GRUCell,
+        "mut1": MUT1Cell,
+        "mut2": MUT2Cell,
+        "mut3": MUT3Cell,
+    },
+)
 FUSED_CELLS = frozenset({"rnn", "lstm", "gru"})
 
 __all__ = [
