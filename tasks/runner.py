@@ -7,6 +7,7 @@ files). The run directory is chosen once and passed to re-launched ranks through
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -68,6 +69,13 @@ def available_configs(task: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
+def shipped_config(task: str, name: str) -> Path:
+    """``configs/<task>/<name>.yaml``, or a ConfigError naming the shipped configs of ``task``."""
+    if name not in available_configs(task):
+        raise ConfigError(unknown_choice_message(f"shipped {task} config", name, available_configs(task)))
+    return named_config_path(task, name)
+
+
 def load_task_config(task: str, config: str | Path | None = None, overrides: list[str] | tuple = ()) -> Any:
     """Read a config file (a path, or the name of a shipped config), apply overrides, validate."""
     entry = task_entry(task)
@@ -82,7 +90,7 @@ def load_task_config(task: str, config: str | Path | None = None, overrides: lis
         raise ConfigError(
             f"config '{config}' is neither a file nor a shipped {task} config (shipped: {choices})"
         )
-    cfg = load_config(entry.config, path, overrides)
+    cfg = load_config(entry.config, path, overrides, shipped=functools.partial(shipped_config, task))
     if cfg.task != task:
         raise ConfigError(f"{path}: task is '{cfg.task}' but you asked to train '{task}'")
     return cfg
