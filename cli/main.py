@@ -420,30 +420,25 @@ def export(
 
 @app.command("list")
 def list_components() -> None:
-    """List tasks, datasets, encoders, attention modules, decoders and shipped configs."""
-    from vltk.attention import ATTENTIONS
-    from vltk.decoders import DECODERS
-    from vltk.encoders import IMAGE_ENCODERS, TEXT_ENCODERS
-    from vltk.rnn import CELLS
+    """List every registry (tasks, datasets, encoders, attention, decoders, cells, task models, data formats)
+    with a line about each entry, and the shipped configs of each task."""
     from vltk.tasks import TASKS
-    from vltk.tasks.dialog.model import DIALOG_DECODERS, DIALOG_ENCODERS
+    from vltk.tasks.registries import all_registries
     from vltk.tasks.runner import available_configs
 
     table = Table(title="vltk components")
-    table.add_column("kind")
-    table.add_column("names")
-    for task, entry in TASKS.items():
-        table.add_row(f"task: {task}", entry.description)
-        table.add_row(f"  {task} datasets", ", ".join(entry.datasets))
-        table.add_row(f"  {task} configs", ", ".join(available_configs(task)))
-    table.add_row("image encoders", ", ".join(IMAGE_ENCODERS))
-    table.add_row("text encoders", ", ".join(TEXT_ENCODERS))
-    table.add_row("attention", ", ".join(ATTENTIONS))
-    table.add_row("decoders", ", ".join(DECODERS))
-    table.add_row("dialog encoders", ", ".join(DIALOG_ENCODERS))
-    table.add_row("dialog decoders", ", ".join(DIALOG_DECODERS))
-    table.add_row("recurrent cells", ", ".join(CELLS))
-    table.add_row("decoding", "greedy, sample, beam")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("about")
+    for registry in all_registries():
+        for row, name in enumerate(registry):
+            last = row == len(registry) - 1
+            table.add_row(registry.kind if row == 0 else "", name, registry.describe(name), end_section=last)
+    for row, task in enumerate(TASKS):
+        table.add_row("shipped configs" if row == 0 else "", task, ", ".join(available_configs(task)))
+    table.add_row(
+        "decoding", "greedy, sample, beam", "decoding.method of captioning and dialog", end_section=True
+    )
     console.print(table)
 
 

@@ -8,10 +8,11 @@ below. The runner (train/evaluate) and the CLI need nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vltk.registry import Registry
 from vltk.tasks.captioning.datasets import CAPTION_DATASETS
 from vltk.tasks.captioning.predict import predict_captions_lines
 from vltk.tasks.captioning.score import score_captioning
@@ -50,7 +51,7 @@ class TaskEntry:
 
     config: type
     system: type
-    datasets: Mapping[str, Any]
+    datasets: Registry[type]
     description: str
     predict: Callable[..., list[str]] | None = None
     predict_options: frozenset[str] = field(default_factory=frozenset)
@@ -58,7 +59,7 @@ class TaskEntry:
     score_options: frozenset[str] = field(default_factory=frozenset)
 
 
-TASKS: dict[str, TaskEntry] = {
+_TASK_ENTRIES: dict[str, TaskEntry] = {
     "captioning": TaskEntry(
         CaptioningConfig,
         CaptioningTask,
@@ -106,6 +107,7 @@ TASKS: dict[str, TaskEntry] = {
         predict_options=frozenset({"level", "seed", "gif"}),
     ),
 }
+TASKS: Registry[TaskEntry] = Registry("task", _TASK_ENTRIES)
 
 __all__ = [
     "TASKS",

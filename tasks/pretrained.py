@@ -273,9 +273,7 @@ def _load_lm(
 
     config = _hyper_parameter(hp, "config", source)
     vocab = SymbolVocabulary.from_json(_hyper_parameter(hp, "vocab", source))
-    model = build(
-        LANGUAGE_MODELS, config["model"], path="model", what="language model", vocab_size=len(vocab)
-    )
+    model = build(LANGUAGE_MODELS, config["model"], path="model", vocab_size=len(vocab))
     return PretrainedLanguageModel(
         load_network(model, state_dict, source), vocab, dict(config.get("sample", {}))
     )

@@ -7,6 +7,7 @@ files). The run directory is chosen once and passed to re-launched ranks through
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from vltk.config import apply_overrides, dump_yaml, from_dict, load_config, to_dict
 from vltk.errors import ConfigError, VltkError, check_output_path, unknown_choice_message
 from vltk.export import load_checkpoint, read_export
-from vltk.registry import build
+from vltk.registry import build, resolve
 from vltk.tasks import TASKS, TaskEntry
 from vltk.tasks.pretrained import weights_summary
 from vltk.tasks.reliability import (
@@ -55,9 +56,7 @@ class RunResult:
 
 
 def task_entry(task: str) -> TaskEntry:
-    if task not in TASKS:
-        raise ConfigError(unknown_choice_message("task", task, TASKS))
-    return TASKS[task]
+    return resolve(TASKS, task)
 
 
 def named_config_path(task: str, name: str = "default") -> Path:
@@ -68,6 +67,13 @@ def named_config_path(task: str, name: str = "default") -> Path:
 def available_configs(task: str) -> list[str]:
     folder = Path(str(resources.files("vltk.configs") / task))
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def shipped_config(task: str, name: str) -> Path:
+    """``configs/<task>/<name>.yaml``, or a ConfigError naming the shipped configs of ``task``."""
+    if name not in available_configs(task):
+        raise ConfigError(unknown_choice_message(f"shipped {task} config", name, available_configs(task)))
+    return named_config_path(task, name)
 
 
 def load_task_config(task: str, config: str | Path | None = None, overrides: list[str] | tuple = ()) -> Any:
@@ -84,7 +90,7 @@ def load_task_config(task: str, config: str | Path | None = None, overrides: lis
         raise ConfigError(
             f"config '{config}' is neither a file nor a shipped {task} config (shipped: {choices})"
         )
-    cfg = load_config(entry.config, path, overrides)
+    cfg = load_config(entry.config, path, overrides, shipped=functools.partial(shipped_config, task))
     if cfg.task != task:
         raise ConfigError(f"{path}: task is '{cfg.task}' but you asked to train '{task}'")
     return cfg
@@ -244,7 +250,7 @@ def build_trainer(cfg: Any, run_dir: Path | None, callbacks: list | None = None)
 
 
 def build_datamodule(entry: TaskEntry, cfg: Any) -> Any:
-    return build(entry.datasets, cfg.data, path="data", what=f"{cfg.task} dataset")
+    return build(entry.datasets, cfg.data, path="data")
 
 
 def write_metrics(

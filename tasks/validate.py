@@ -5,7 +5,7 @@ This module only dispatches. Each format's validator lives with its task and ret
 (:mod:`vltk.tasks.captioning.validate`), VQA v2 (:mod:`vltk.tasks.vqa.validate`) and VisDial v1.0
 (:mod:`vltk.tasks.dialog.validate`), each a :data:`~vltk.data.validation.FileValidator` in
 :data:`VALIDATORS`; :func:`detect_format` picks one from the JSON's top-level keys (:data:`FORMAT_KEYS`), so a
-new format is one validator, one entry in each dict.
+new format is one validator, one entry in each.
 
 Training stops at the first bad sample (``on_bad_sample: raise``) or skips it (``skip``); validating first
 finds all of them in one pass, by entry and path, so they can be fixed before a long run starts.
@@ -18,15 +18,19 @@ from pathlib import Path
 from vltk.data.json_file import read_json
 from vltk.data.validation import FileValidator, Progress, ValidationReport
 from vltk.errors import ConfigError, DataError, unknown_choice_message
+from vltk.registry import Registry
 from vltk.tasks.captioning.validate import validate_karpathy_file
 from vltk.tasks.dialog.validate import validate_visdial_file
 from vltk.tasks.vqa.validate import validate_vqa_v2_file
 
-VALIDATORS: dict[str, FileValidator] = {
-    "karpathy": validate_karpathy_file,
-    "vqa_v2": validate_vqa_v2_file,
-    "visdial": validate_visdial_file,
-}
+VALIDATORS: Registry[FileValidator] = Registry(
+    "data format",
+    {
+        "karpathy": validate_karpathy_file,
+        "vqa_v2": validate_vqa_v2_file,
+        "visdial": validate_visdial_file,
+    },
+)
 """Format name -> ``(path, image_root, annotations, progress) -> ValidationReport``."""
 
 FORMAT_KEYS = {"images": "karpathy", "questions": "vqa_v2", "data": "visdial"}

@@ -102,9 +102,7 @@ def test_decoder_with_frozen_attention_keys_matches_the_generic_loop() -> None:
     need no gradient: the same gradients as the base class's step-by-step loop."""
     torch.manual_seed(0)
     spec = {"name": "show_attend_tell", "embed_dim": 8, "hidden_dim": 12, "dropout": 0.0}
-    decoder = build(
-        DECODERS, spec, path="model.decoder", what="decoder", vocab_size=11, feature_dim=D
-    ).double()
+    decoder = build(DECODERS, spec, path="model.decoder", vocab_size=11, feature_dim=D).double()
     decoder.attention.key_proj.requires_grad_(False)
     grid = torch.randn(B, N, D, dtype=torch.float64)  # [B, N, D]
     tokens = torch.randint(3, 11, (B, T))  # [B, T]

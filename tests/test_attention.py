@@ -17,7 +17,6 @@ def make(name: str, query_dim: int = Q, key_dim: int = D) -> torch.nn.Module:
         ATTENTIONS,
         {"name": name},
         path="model.decoder.attention",
-        what="attention",
         query_dim=query_dim,
         key_dim=key_dim,
     )
@@ -126,7 +125,6 @@ def test_registry_build_checks_keys() -> None:
         ATTENTIONS,
         {"name": "additive", "dim": 11},
         path="model.decoder.attention",
-        what="attention",
         query_dim=Q,
         key_dim=D,
     )
@@ -136,7 +134,6 @@ def test_registry_build_checks_keys() -> None:
             ATTENTIONS,
             {"name": "additive", "dimm": 3},
             path="model.decoder.attention",
-            what="attention",
             query_dim=Q,
             key_dim=D,
         )
@@ -145,7 +142,6 @@ def test_registry_build_checks_keys() -> None:
             ATTENTIONS,
             {"name": "general", "key_dim": 3},
             path="model.decoder.attention",
-            what="attention",
             query_dim=Q,
             key_dim=D,
         )
@@ -154,7 +150,6 @@ def test_registry_build_checks_keys() -> None:
             ATTENTIONS,
             {"name": "addtive"},
             path="model.decoder.attention",
-            what="attention",
             query_dim=Q,
             key_dim=D,
         )

@@ -283,7 +283,7 @@ def test_shapes_datamodule_end_to_end(tmp_path) -> None:
         "cache_dir": str(tmp_path),
         "max_caption_length": 6,
     }
-    dm = build(CAPTION_DATASETS, spec, path="data", what="dataset")
+    dm = build(CAPTION_DATASETS, spec, path="data")
     assert isinstance(dm, ShapesCaptionsDataModule)
     with pytest.raises(RuntimeError, match="setup"):
         _ = dm.vocab
@@ -342,7 +342,7 @@ def test_karpathy_datamodule(tmp_path) -> None:
 def test_hf_datamodule(tmp_path) -> None:
     path = _hf_saved(tmp_path)
     spec = {"name": "hf", "path": str(path), "image_column": "img", "caption_column": "text", "batch_size": 4}
-    dm = build(CAPTION_DATASETS, spec, path="data", what="dataset")
+    dm = build(CAPTION_DATASETS, spec, path="data")
     assert isinstance(dm, HFCaptionsDataModule)
     dm.setup()
     dm.image_transform = SMALL
@@ -355,6 +355,6 @@ def test_hf_datamodule(tmp_path) -> None:
 
 def test_registry_rejects_unknown_keys() -> None:
     with pytest.raises(ConfigError, match="batch_sise"):
-        build(CAPTION_DATASETS, {"name": "shapes", "batch_sise": 3}, path="data", what="dataset")
+        build(CAPTION_DATASETS, {"name": "shapes", "batch_sise": 3}, path="data")
     with pytest.raises(ConfigError, match="annotations"):
-        build(CAPTION_DATASETS, {"name": "karpathy"}, path="data", what="dataset")
+        build(CAPTION_DATASETS, {"name": "karpathy"}, path="data")

@@ -26,7 +26,7 @@ IDS = ["tell-lstm", "tell-gru", "sat-lstm", "sat-gru-general-nogate", "sat-lstm-
 def make_decoder(name: str, options: dict) -> torch.nn.Module:
     torch.manual_seed(0)
     spec = {"name": name, "embed_dim": 8, "hidden_dim": 12, "dropout": 0.3, **options}
-    return build(DECODERS, spec, path="model.decoder", what="decoder", vocab_size=V, feature_dim=D)
+    return build(DECODERS, spec, path="model.decoder", vocab_size=V, feature_dim=D)
 
 
 def make_features(with_mask: bool = True) -> ImageFeatures:
@@ -180,27 +180,25 @@ def test_show_tell_sees_the_image_first() -> None:
 
 def test_registry_build_with_nested_attention_spec() -> None:
     spec = {"name": "show_attend_tell", "hidden_dim": 32, "attention": {"name": "general"}}
-    decoder = build(DECODERS, spec, path="model.decoder", what="decoder", vocab_size=V, feature_dim=D)
+    decoder = build(DECODERS, spec, path="model.decoder", vocab_size=V, feature_dim=D)
     assert isinstance(decoder, ShowAttendTellDecoder)
     assert decoder.attention.key_proj.weight.shape == (32, D)
     default = build(
         DECODERS,
         {"name": "show_attend_tell"},
         path="model.decoder",
-        what="decoder",
         vocab_size=V,
         feature_dim=D,
     )
     assert default.attention.dim == 256 and default.hidden_dim == 512
     bad = {"name": "show_attend_tell", "attention": {"name": "additive", "dimension": 4}}
     with pytest.raises(ConfigError, match=r"model\.decoder\.attention\.dimension"):
-        build(DECODERS, bad, path="model.decoder", what="decoder", vocab_size=V, feature_dim=D)
+        build(DECODERS, bad, path="model.decoder", vocab_size=V, feature_dim=D)
     with pytest.raises(ConfigError, match=r"model\.decoder\.attention\.name"):
         build(
             DECODERS,
             {"name": "show_attend_tell", "attention": {"name": "dott"}},
             path="model.decoder",
-            what="decoder",
             vocab_size=V,
             feature_dim=D,
         )
@@ -209,7 +207,6 @@ def test_registry_build_with_nested_attention_spec() -> None:
             DECODERS,
             {"name": "show_tell", "vocab_size": 4},
             path="model.decoder",
-            what="decoder",
             vocab_size=V,
             feature_dim=D,
         )
@@ -223,7 +220,6 @@ def test_bad_cell_is_a_config_error() -> None:
             DECODERS,
             {"name": "show_tell", "cell": "rnn"},
             path="model.decoder",
-            what="decoder",
             vocab_size=V,
             feature_dim=D,
         )

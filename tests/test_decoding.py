@@ -382,7 +382,6 @@ def real_decoder() -> tuple[torch.nn.Module, ImageFeatures]:
             "attention": {"name": "additive", "dim": 12},
         },
         path="model.decoder",
-        what="decoder",
         vocab_size=20,
         feature_dim=10,
     ).eval()

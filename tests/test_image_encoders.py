@@ -47,7 +47,7 @@ def test_registry_covers_every_backbone() -> None:
 def test_forward_shapes(name: str) -> None:
     torch.manual_seed(0)
     size, dim, side = EXPECTED[name]
-    encoder = build(IMAGE_ENCODERS, {"name": name, "image_size": size}, path="model.encoder", what="encoder")
+    encoder = build(IMAGE_ENCODERS, {"name": name, "image_size": size}, path="model.encoder")
     assert encoder.out_dim == dim
     with torch.no_grad():
         features = encoder(torch.randn(2, 3, size, size))

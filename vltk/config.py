@@ -10,10 +10,15 @@ Rules, checked when the config is loaded (before anything is built or trained):
 - unknown keys are errors, and the nearest valid key is suggested;
 - values must match the field's type (``--set trainer.max_epochs=abc`` is rejected);
 - every default is written out in the resolved config, so a run directory records every value used.
+
+A config file may inherit another: ``base: default`` (a shipped config of the same task) or ``base: PATH``
+plus the keys that differ; :func:`read_config` expands the chain before overrides and validation, so the
+resolved config has no ``base`` key.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import re
@@ -61,6 +66,73 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+BASE_KEY = "base"
+ShippedConfig = Callable[[str], Path]
+"""A task's shipped config by name (``default`` -> ``configs/<task>/default.yaml``); a ConfigError if none."""
+
+
+def read_config(path: str | Path, shipped: ShippedConfig | None = None) -> dict[str, Any]:
+    """Read a config file and expand its ``base:`` chain into one mapping without a ``base`` key.
+
+    ``base: NAME`` (no ``/``, no ``.yaml``) names a shipped config of the same task (``shipped(NAME)``;
+    without ``shipped``, the file ``NAME.yaml`` beside this one); any other value is a path, relative to the
+    directory of the file that names it. The file's keys are merged over its base's (:func:`merge_config`);
+    a base may have a base; a cycle is an error that names the files in order.
+    """
+    return _read_with_bases(Path(path), shipped, ())
+
+
+def _read_with_bases(path: Path, shipped: ShippedConfig | None, chain: tuple[Path, ...]) -> dict[str, Any]:
+    data = read_yaml(path)
+    if BASE_KEY not in data:
+        return data
+    base_path = _base_path(path, data.pop(BASE_KEY), shipped)
+    chain = (*chain, path)
+    if any(base_path.resolve() == seen.resolve() for seen in chain):
+        raise ConfigError(f"config base cycle: {' -> '.join(str(p) for p in (*chain, base_path))}")
+    return merge_config(_read_with_bases(base_path, shipped, chain), data)
+
+
+def _base_path(path: Path, base: Any, shipped: ShippedConfig | None) -> Path:
+    """The file that ``base: <base>`` in the config file ``path`` names."""
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(
+            f"{path}: base must be the name of a shipped config (base: default) or a path to a YAML file, "
+            f"got {base!r}"
+        )
+    is_name = "/" not in base and "\\" not in base and not base.endswith((".yaml", ".yml"))
+    if is_name and shipped is not None:
+        try:
+            return shipped(base)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+    candidate = path.parent / (f"{base}.yaml" if is_name else Path(base).expanduser())
+    if not candidate.is_file():
+        raise ConfigError(f"{path}: base '{base}' not found (no file {candidate})")
+    return candidate
+
+
+def merge_config(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
+    """``child``'s keys over ``base``'s, recursively; neither input is changed.
+
+    Mappings merge key by key. Anything else (a scalar, a list, ``null``) replaces the base's value. A
+    section whose ``name`` differs from the base section's ``name`` (another component) replaces that
+    section whole: the base's options were written for the other component.
+    """
+    merged = copy.deepcopy(dict(base))
+    for key, value in child.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, Mapping) and not _switches_component(old, value):
+            merged[key] = merge_config(old, value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _switches_component(base: Mapping[str, Any], child: Mapping[str, Any]) -> bool:
+    return "name" in base and "name" in child and base["name"] != child["name"]
 
 
 def spec_field(validator: SpecValidator, default: Mapping[str, Any] | None = None) -> Any:
@@ -174,10 +246,12 @@ def load_config(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
     base: Mapping[str, Any] | None = None,
+    shipped: ShippedConfig | None = None,
 ) -> T:
-    """Read ``path`` (or start from ``base``), apply ``--set`` overrides, validate into ``cls``."""
+    """Read ``path`` with its ``base:`` chain (:func:`read_config`; or start from ``base``), apply ``--set``
+    overrides, validate into ``cls``."""
     data: dict[str, Any] = dict(base or {})
     if path is not None:
-        data = read_yaml(path)
+        data = read_config(path, shipped)
     apply_overrides(data, overrides)
     return from_dict(cls, data)

@@ -16,31 +16,40 @@ rejected in the spec because they would duplicate a value the code already knows
 from __future__ import annotations
 
 import inspect
+import re
 import types
 import typing
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, Union
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, TypeVar, Union
 
 from vltk.errors import ConfigError, closest, unknown_choice_message
 
+V = TypeVar("V")
+_FIRST_SENTENCE = re.compile(r"(?<=[a-z)]\.)\s+(?=[A-Z])")
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")  # :mod:`vltk.x` -> vltk.x
 
-class Registry(Mapping[str, Callable[..., Any]]):
+
+class Registry(Mapping[str, V]):
     """Components of one kind by name: a read-only mapping that knows its ``kind`` for messages and listings.
+
+    Every set of components a user picks by name (a config's ``name``, a task on the command line) is a
+    ``Registry``, defined in the subpackage of its components; ``vltk list`` shows every one of them
+    (:func:`vltk.tasks.registries.all_registries` names them all).
 
     Args:
         kind: what the components are, in words (``"attention"``, ``"caption dataset"``); error messages and
             ``vltk list`` use it.
-        entries: name -> class or builder function.
+        entries: name -> class or builder function (for ``TASKS``: name -> task entry).
     """
 
-    def __init__(self, kind: str, entries: Mapping[str, Callable[..., Any]]) -> None:
+    def __init__(self, kind: str, entries: Mapping[str, V]) -> None:
         self.kind = kind
         self._entries = dict(entries)
 
-    def __getitem__(self, name: str) -> Callable[..., Any]:
+    def __getitem__(self, name: str) -> V:
         return self._entries[name]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 
     def __len__(self) -> int:
@@ -48,6 +57,17 @@ class Registry(Mapping[str, Callable[..., Any]]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {sorted(self._entries)})"
+
+    def describe(self, name: str) -> str:
+        """One line about ``registry[name]``: its ``description`` attribute if it is a string, else the first
+        sentence of its own docstring without reST markup ('' when it has none)."""
+        entry = self._entries[name]
+        description = getattr(entry, "description", None)
+        if not isinstance(description, str):
+            paragraph = inspect.cleandoc(entry.__doc__ or "").split("\n\n", 1)[0]  # __doc__: not inherited
+            plain = _ROLE.sub(r"\1", paragraph).replace("``", "")
+            description = _FIRST_SENTENCE.split(plain, maxsplit=1)[0].rstrip(":")
+        return " ".join(description.split())
 
 
 def _kind(registry: Mapping[str, Any], what: str | None) -> str:
@@ -139,7 +159,7 @@ def check_spec(
     """Validate ``spec`` against ``registry[spec['name']]``'s signature; return the factory.
 
     Args:
-        registry: literal dict of name -> class or function.
+        registry: a :class:`Registry` (or any mapping) of name -> class or function.
         spec: ``{"name": ..., **kwargs}`` from the config.
         path: dotted config path of the spec, used in messages (``model.attention``).
         what: the kind of component, used in messages (default: the registry's ``kind``).
@@ -196,7 +216,7 @@ def build(
     Example::
 
         attention = build(ATTENTIONS, {"name": "additive", "dim": 256},
-                          path="model.attention", what="attention", query_dim=512, key_dim=2048)
+                          path="model.attention", query_dim=512, key_dim=2048)
     """
     factory = check_spec(registry, spec, path, what, wired=tuple(wired))
     kwargs = {k: v for k, v in spec.items() if k != "name"}

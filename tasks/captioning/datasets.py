@@ -1,13 +1,17 @@
 """The captioning datasets by ``data.name``; the rest of a ``data:`` section are the DataModule's options."""
 
+from vltk.registry import Registry
 from vltk.tasks.captioning.datamodule import (
     HFCaptionsDataModule,
     KarpathyCaptionsDataModule,
     ShapesCaptionsDataModule,
 )
 
-CAPTION_DATASETS = {
-    "shapes": ShapesCaptionsDataModule,
-    "karpathy": KarpathyCaptionsDataModule,
-    "hf": HFCaptionsDataModule,
-}
+CAPTION_DATASETS = Registry(
+    "caption dataset",
+    {
+        "shapes": ShapesCaptionsDataModule,
+        "karpathy": KarpathyCaptionsDataModule,
+        "hf": HFCaptionsDataModule,
+    },
+)

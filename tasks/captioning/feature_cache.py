@@ -39,8 +39,8 @@ def cache_caption_features(
     spec = cfg.model["encoder"]
     if spec.get("name") == "cached":
         raise ConfigError("model.encoder is already 'cached': give the config of the CNN to cache")
-    resolved = resolved_spec(IMAGE_ENCODERS, spec, path="model.encoder", what="image encoder")
-    encoder = build(IMAGE_ENCODERS, spec, path="model.encoder", what="image encoder").eval()
+    resolved = resolved_spec(IMAGE_ENCODERS, spec, path="model.encoder")
+    encoder = build(IMAGE_ENCODERS, spec, path="model.encoder").eval()
     datamodule = build_datamodule(task_entry(cfg.task), cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")

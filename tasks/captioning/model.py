@@ -178,12 +178,11 @@ def build_captioner(
         start_id, end_id, pad_id: the vocabulary's special ids.
     """
     spec = resolve_captioner_spec(spec)
-    encoder = build(IMAGE_ENCODERS, spec["encoder"], path="model.encoder", what="image encoder")
+    encoder = build(IMAGE_ENCODERS, spec["encoder"], path="model.encoder")
     decoder = build(
         DECODERS,
         {"name": spec["name"], **spec["decoder"]},
         path="model.decoder",
-        what="captioner",
         vocab_size=vocab_size,
         feature_dim=encoder.out_dim,
         pad_id=pad_id,

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 def _resolve_caption_data(spec: Any, path: str) -> dict[str, Any]:
-    return resolved_spec(CAPTION_DATASETS, spec, path=path, what="caption dataset")
+    return resolved_spec(CAPTION_DATASETS, spec, path=path)
 
 
 @dataclass

@@ -67,7 +67,9 @@ def validate_karpathy(
 def validate_karpathy_file(
     path: Path, image_root: Path | None, annotations: Path | None, progress: Progress | None
 ) -> ValidationReport:
-    """:func:`validate_karpathy` as a :data:`vltk.data.validation.FileValidator` (no second file)."""
+    """Karpathy-split caption JSON (top-level ``images``): every entry and every image it names.
+
+    :func:`validate_karpathy` as a :data:`vltk.data.validation.FileValidator` (no second file)."""
     if annotations is not None:
         raise DataError(f"{path}: a Karpathy-split JSON holds its own captions; --annotations is for VQA v2")
     return validate_karpathy(path, image_root, progress=progress)

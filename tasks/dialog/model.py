@@ -36,7 +36,7 @@ from vltk.attention import ATTENTIONS
 from vltk.decoding import BeamResult, DecodeResult, beam_search, greedy
 from vltk.encoders import IMAGE_ENCODERS, TEXT_ENCODERS
 from vltk.errors import ConfigError, closest, unknown_choice_message
-from vltk.registry import build, resolved_spec
+from vltk.registry import Registry, build, resolved_spec
 from vltk.tasks.dialog.decoders import (
     DiscriminativeDecoder,
     GenerativeDecoder,
@@ -51,8 +51,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DIALOG_ENCODERS = {"late_fusion": LateFusionEncoder}
-DIALOG_DECODERS = {"discriminative": DiscriminativeDecoder, "generative": GenerativeDecoder}
+DIALOG_ENCODERS = Registry("dialog encoder", {"late_fusion": LateFusionEncoder})
+DIALOG_DECODERS = Registry(
+    "dialog decoder", {"discriminative": DiscriminativeDecoder, "generative": GenerativeDecoder}
+)
 DIALOG_MODEL_KEYS = (
     "name", "decoder", "use_image", "use_history", "share_embeddings", "encoder", "text", "attention",
     "fusion",
@@ -375,12 +377,11 @@ def build_dialog_model(
         length_normalise: rank options of the generative decoder by mean token log-probability.
     """
     spec = resolve_dialog_spec(spec)
-    image_encoder = build(IMAGE_ENCODERS, spec["encoder"], path="model.encoder", what="image encoder")
+    image_encoder = build(IMAGE_ENCODERS, spec["encoder"], path="model.encoder")
 
     def text_encoder() -> nn.Module:
         return build(
-            TEXT_ENCODERS, spec["text"], path="model.text", what="text encoder", vocab_size=vocab_size,
-            pad_id=pad_id,
+            TEXT_ENCODERS, spec["text"], path="model.text", vocab_size=vocab_size, pad_id=pad_id,
         )  # fmt: skip
 
     question_encoder = text_encoder()
@@ -390,16 +391,16 @@ def build_dialog_model(
     if spec["use_image"]:
         image_dim = image_encoder.out_dim
         attention = build(
-            ATTENTIONS, spec["attention"], path="model.attention", what="attention",
+            ATTENTIONS, spec["attention"], path="model.attention",
             query_dim=question_encoder.out_dim, key_dim=image_dim,
         )  # fmt: skip
     encoder = build(
-        DIALOG_ENCODERS, {"name": spec["name"], **spec["fusion"]}, path="model.fusion", what="dialog encoder",
+        DIALOG_ENCODERS, {"name": spec["name"], **spec["fusion"]}, path="model.fusion",
         question_encoder=question_encoder, history_encoder=history_encoder, image_dim=image_dim,
         attention=attention,
     )  # fmt: skip
     decoder = build(
-        DIALOG_DECODERS, spec["decoder"], path="model.decoder", what="dialog decoder", vocab_size=vocab_size,
+        DIALOG_DECODERS, spec["decoder"], path="model.decoder", vocab_size=vocab_size,
         input_dim=encoder.out_dim, embed_dim=spec["text"]["embed_dim"], pad_id=pad_id,
     )  # fmt: skip
     if spec["share_embeddings"]:

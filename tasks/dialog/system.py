@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 def _resolve_dialog_data(spec: Any, path: str) -> dict[str, Any]:
-    return resolved_spec(DIALOG_DATASETS, spec, path=path, what="dialog dataset")
+    return resolved_spec(DIALOG_DATASETS, spec, path=path)
 
 
 @dataclass

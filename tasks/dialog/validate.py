@@ -56,7 +56,9 @@ def validate_visdial(
 def validate_visdial_file(
     path: Path, image_root: Path | None, annotations: Path | None, progress: Progress | None
 ) -> ValidationReport:
-    """:func:`validate_visdial` as a :data:`vltk.data.validation.FileValidator` (dense annotations are not
+    """VisDial v1.0 JSON (top-level ``data``): every dialog and every image it names.
+
+    :func:`validate_visdial` as a :data:`vltk.data.validation.FileValidator` (dense annotations are not
     validated)."""
     if annotations is not None:
         raise DataError(f"{path}: --annotations is for VQA v2; VisDial dense annotations are not validated")

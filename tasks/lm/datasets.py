@@ -1,6 +1,7 @@
 """The language-modelling datasets by ``data.name``: the rest of a ``data:`` section are the DataModule's
 arguments."""
 
+from vltk.registry import Registry
 from vltk.tasks.lm.data import PythonSourceDataModule, TextFilesDataModule
 
-LM_DATASETS = {"text": TextFilesDataModule, "python_source": PythonSourceDataModule}
+LM_DATASETS = Registry("text dataset", {"text": TextFilesDataModule, "python_source": PythonSourceDataModule})

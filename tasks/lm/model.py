@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vltk.registry import Registry
 from vltk.rnn import CELLS, StackedRNN, StackState
 
 logger = logging.getLogger(__name__)
@@ -148,5 +149,5 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-LANGUAGE_MODELS = {"rnn_lm": RNNLanguageModel}
+LANGUAGE_MODELS = Registry("language model", {"rnn_lm": RNNLanguageModel})
 CELL_NAMES = tuple(CELLS)

@@ -35,7 +35,7 @@ CARRIED_STATE_KEY = "vltk_lm_carried_state"  # the training streams' hidden stat
 
 
 def _resolve_lm_data(spec: Any, path: str) -> dict[str, Any]:
-    return resolved_spec(LM_DATASETS, spec, path=path, what="text dataset")
+    return resolved_spec(LM_DATASETS, spec, path=path)
 
 
 def _resolve_lm_model(spec: Any, path: str) -> dict[str, Any]:
@@ -176,7 +176,6 @@ class LmTask(EvaluatingSystem):
             LANGUAGE_MODELS,
             self.config.model,
             path="model",
-            what="language model",
             vocab_size=len(self.vocab),
         )
         self.metrics = {"val": LanguageModelMetrics(), "test": LanguageModelMetrics()}

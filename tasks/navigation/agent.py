@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from vltk.attention import AdditiveAttention
 from vltk.encoders import RNNTextEncoder
 from vltk.errors import ConfigError, unknown_choice_message
-from vltk.registry import build, resolved_spec
+from vltk.registry import Registry, build, resolved_spec
 from vltk.tasks.navigation.babyai.env import NUM_ACTIONS, ObservationKind, check_observation
 from vltk.tasks.navigation.babyai.observation_encoder import OBSERVATION_ENCODERS
 from vltk.tasks.navigation.film import FiLM, FiLMBlock
@@ -292,7 +292,7 @@ class AgentPolicy:
         return logits.argmax(dim=-1).cpu().numpy(), weights.cpu().numpy(), state
 
 
-NAVIGATION_AGENTS = {"attention_lstm": NavigationAgent}
+NAVIGATION_AGENTS = Registry("navigation agent", {"attention_lstm": NavigationAgent})
 WIRED = ("vocab_size", "observation", "pad_id")
 
 
@@ -309,7 +309,6 @@ def build_navigation_agent(
         NAVIGATION_AGENTS,
         spec,
         path="model",
-        what="navigation agent",
         vocab_size=vocab_size,
         observation=observation,
         pad_id=pad_id,

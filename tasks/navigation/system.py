@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 
 def _resolve_navigation_data(spec: Any, path: str) -> dict[str, Any]:
-    return resolved_spec(NAVIGATION_DATASETS, spec, path=path, what="navigation dataset")
+    return resolved_spec(NAVIGATION_DATASETS, spec, path=path)
 
 
 @dataclass

@@ -24,15 +24,18 @@ from torch import Tensor, nn
 
 from vltk.encoders import IMAGE_ENCODERS, TEXT_ENCODERS
 from vltk.errors import ConfigError, closest
-from vltk.registry import build, resolved_spec
+from vltk.registry import Registry, build, resolved_spec
 from vltk.tasks.vqa.heads import GlimpseAttentionHead, PointwiseFusionHead, StackedAttentionHead
 from vltk.types import ImageFeatures
 
-VQA_MODELS = {
-    "attention": GlimpseAttentionHead,
-    "cnn_lstm": PointwiseFusionHead,
-    "stacked_attention": StackedAttentionHead,
-}
+VQA_MODELS = Registry(
+    "vqa model",
+    {
+        "attention": GlimpseAttentionHead,
+        "cnn_lstm": PointwiseFusionHead,
+        "stacked_attention": StackedAttentionHead,
+    },
+)
 VQA_MODEL_KEYS = ("name", "blind", "encoder", "text", "head")
 HEAD_WIRED = ("image_dim", "question_dim", "num_answers")
 TEXT_WIRED = ("vocab_size", "pad_id")
@@ -138,16 +141,12 @@ def build_vqa_model(
         pad_id: the question vocabulary's padding id.
     """
     spec = resolve_vqa_spec(spec)
-    encoder = build(IMAGE_ENCODERS, spec["encoder"], path="model.encoder", what="image encoder")
-    text_encoder = build(
-        TEXT_ENCODERS, spec["text"], path="model.text", what="text encoder", vocab_size=vocab_size,
-        pad_id=pad_id,
-    )  # fmt: skip
+    encoder = build(IMAGE_ENCODERS, spec["encoder"], path="model.encoder")
+    text_encoder = build(TEXT_ENCODERS, spec["text"], path="model.text", vocab_size=vocab_size, pad_id=pad_id)
     head = build(
         VQA_MODELS,
         {"name": spec["name"], **spec["head"]},
         path="model.head",
-        what="vqa model",
         image_dim=encoder.out_dim,
         question_dim=text_encoder.out_dim,
         num_answers=num_answers,

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 def _resolve_vqa_data(spec: Any, path: str) -> dict[str, Any]:
-    return resolved_spec(VQA_DATASETS, spec, path=path, what="vqa dataset")
+    return resolved_spec(VQA_DATASETS, spec, path=path)
 
 
 @dataclass

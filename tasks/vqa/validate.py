@@ -152,7 +152,9 @@ def validate_vqa_v2(
 def validate_vqa_v2_file(
     path: Path, image_root: Path | None, annotations: Path | None, progress: Progress | None
 ) -> ValidationReport:
-    """:func:`validate_vqa_v2` as a :data:`vltk.data.validation.FileValidator`: ``path`` is the questions
+    """VQA v2 questions JSON (top-level ``questions``), its ``--annotations`` and images.
+
+    :func:`validate_vqa_v2` as a :data:`vltk.data.validation.FileValidator`: ``path`` is the questions
     file, ``annotations`` its answers (without them only the questions and images are checked)."""
     if annotations is None:
         logger.warning("%s: no --annotations given: checking the questions and images only", path)

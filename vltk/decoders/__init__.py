@@ -3,7 +3,7 @@
 ``vocab_size`` and ``feature_dim`` are wired by the builder (from the vocabulary and the encoder's
 ``out_dim``) and never appear in configs::
 
-    build(DECODERS, {"name": "show_attend_tell", "hidden_dim": 512}, path="model.decoder", what="decoder",
+    build(DECODERS, {"name": "show_attend_tell", "hidden_dim": 512}, path="model.decoder",
           vocab_size=len(vocab), feature_dim=encoder.out_dim)
 """
 
@@ -11,11 +11,15 @@ from vltk.decoders.base import CaptionDecoder, DecoderOutput
 from vltk.decoders.show_attend_tell import ShowAttendTellDecoder
 from vltk.decoders.show_tell import ShowTellDecoder
 from vltk.decoders.state import DecoderState
+from vltk.registry import Registry
 
-DECODERS = {
-    "show_tell": ShowTellDecoder,
-    "show_attend_tell": ShowAttendTellDecoder,
-}
+DECODERS = Registry(
+    "caption decoder",
+    {
+        "show_tell": ShowTellDecoder,
+        "show_attend_tell": ShowAttendTellDecoder,
+    },
+)
 
 __all__ = [
     "DECODERS",

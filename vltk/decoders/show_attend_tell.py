@@ -82,7 +82,6 @@ class ShowAttendTellDecoder(CaptionDecoder):
             ATTENTIONS,
             DEFAULT_ATTENTION if attention is None else attention,
             path="model.decoder.attention",
-            what="attention",
             query_dim=hidden_dim,
             key_dim=feature_dim,
         )

@@ -1,4 +1,5 @@
-"""Image and text encoders, and their registries (literal dicts, built with :func:`vltk.registry.build`).
+"""Image and text encoders, and their registries (:class:`vltk.registry.Registry`, built with
+:func:`vltk.registry.build`).
 
 Image encoder specs look like ``{"name": "resnet50", "weights": null, "trainable": false}``; every image
 encoder returns :class:`vltk.types.ImageFeatures` and has ``out_dim``, ``trainable`` and ``transforms()``.
@@ -21,13 +22,17 @@ from vltk.encoders.torchvision_encoder import (
     resnet152_encoder,
     vgg16_encoder,
 )
+from vltk.registry import Registry
 
-IMAGE_ENCODERS = {
-    **CNN_ENCODERS,  # small_cnn, the torchvision ResNets and VGG-16
-    "cached": CachedFeatureEncoder,  # grids precomputed by `vltk data cache-features`
-}
+IMAGE_ENCODERS = Registry(
+    "image encoder",
+    {
+        **CNN_ENCODERS,  # small_cnn, the torchvision ResNets and VGG-16
+        "cached": CachedFeatureEncoder,  # grids precomputed by `vltk data cache-features`
+    },
+)
 
-TEXT_ENCODERS = {"rnn": RNNTextEncoder}
+TEXT_ENCODERS = Registry("text encoder", {"rnn": RNNTextEncoder})
 
 __all__ = [
     "CNN_ENCODERS",

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from vltk.errors import ConfigError
+from vltk.registry import Registry
 
 State = tuple[Tensor, ...]
 
@@ -237,14 +238,17 @@ class MUT3Cell(_MutCell):
         return h, (h,)
 
 
-CELLS: dict[str, type[RecurrentCell]] = {
-    "rnn": ElmanCell,
-    "lstm": LSTMCell,
-    "gru": GRUCell,
-    "mut1": MUT1Cell,
-    "mut2": MUT2Cell,
-    "mut3": MUT3Cell,
-}
+CELLS: Registry[type[RecurrentCell]] = Registry(
+    "recurrent cell",
+    {
+        "rnn": ElmanCell,
+        "lstm": LSTMCell,
+        "gru": GRUCell,
+        "mut1": MUT1Cell,
+        "mut2": MUT2Cell,
+        "mut3": MUT3Cell,
+    },
+)
 """Cell name -> class (the ``cell`` of :class:`vltk.rnn.StackedRNN` and the decoders)."""
 
 FUSED_CELLS = frozenset({"rnn", "lstm", "gru"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from vltk.registry import Registry
 from vltk.tasks.navigation.babyai.env import SYMBOLIC_VALUES
 
 
@@ -79,4 +80,6 @@ class PixelGridEncoder(nn.Module):
         return self.convs(self.embed_cells(images))  # [B, C, 7, 7]
 
 
-OBSERVATION_ENCODERS = {"symbolic": SymbolicGridEncoder, "rgb": PixelGridEncoder}
+OBSERVATION_ENCODERS = Registry(
+    "observation encoder", {"symbolic": SymbolicGridEncoder, "rgb": PixelGridEncoder}
+)
