@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vltk.config import to_dict
+from vltk.config import from_dict, to_dict
 from vltk.errors import ConfigError
 from vltk.tasks import CaptioningTask
 from vltk.tasks.captioning.batch import CaptionBatch
-from vltk.tasks.captioning.model import build_captioner, resolve_captioner_spec
+from vltk.tasks.captioning.model import CaptionerConfig, build_captioner
 from vltk.tasks.runner import available_configs, load_task_config
 from vltk.text import Vocabulary
 
@@ -44,7 +44,7 @@ def test_every_shipped_config_builds_and_trains_one_batch(config: str):
     loss, cross_entropy, _ = system._loss(_batch(size=64))
     assert torch.isfinite(loss) and cross_entropy > 0
     loss.backward()
-    parts = [system.model.decoder] + ([] if system.model.blind else [system.model.encoder])
+    parts = [system.model.decoder] + ([system.model.encoder] if system.model.use_image else [])
     trainable = [p for part in parts for p in part.parameters() if p.requires_grad]
     assert trainable and all(p.grad is not None for p in trainable)
 
@@ -84,15 +84,45 @@ def test_caption_decodes_strings_with_every_method():
         assert len(captions) == 2 and all(isinstance(c, str) and len(c.split()) <= 5 for c in captions)
 
 
+def _captioner_config(section: dict) -> CaptionerConfig:
+    return from_dict(CaptionerConfig, section, "model")
+
+
 def test_captioner_spec_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"unknown config key 'model.encodr'.*did you mean 'model.encoder'"):
-        resolve_captioner_spec({"name": "show_tell", "encodr": {}})
+        _captioner_config({"name": "show_tell", "encodr": {}})
     with pytest.raises(ConfigError, match=r"model.decoder.name: the decoder is chosen by model.name"):
-        resolve_captioner_spec({"name": "show_tell", "decoder": {"name": "x"}})
-    with pytest.raises(ConfigError, match=r"unknown captioner at model.decoder.name 'show_tel'"):
+        _captioner_config({"name": "show_tell", "decoder": {"name": "x"}})
+    with pytest.raises(ConfigError, match=r"at model.name 'show_tel'; did you mean 'show_tell'"):
         build_captioner({"name": "show_tel"}, vocab_size=10)
-    with pytest.raises(ConfigError, match=r"model.blind"):
-        resolve_captioner_spec({"name": "show_tell", "blind": "yes"})
+    with pytest.raises(ConfigError, match=r"model.use_image = 'yes' has the wrong type"):
+        _captioner_config({"name": "show_tell", "use_image": "yes"})
+    with pytest.raises(
+        ConfigError, match=r"model.decoder.attention.dimm'; did you mean 'model.decoder.attention.dim'"
+    ):
+        _captioner_config({"decoder": {"attention": {"name": "additive", "dimm": 3}}})
+
+
+def test_captioner_config_completes_every_default_and_rebuilds_from_it():
+    resolved = to_dict(_captioner_config({"decoder": {"attention": {"name": "additive"}}}))
+    assert list(resolved) == ["name", "encoder", "decoder", "use_image"]
+    assert resolved["decoder"]["attention"] == {"name": "additive", "dim": 256}
+    assert resolved["encoder"]["name"] == "small_cnn" and "trainable" in resolved["encoder"]
+    assert to_dict(_captioner_config(resolved)) == resolved
+    assert to_dict(_captioner_config({"name": "show_tell"}))["decoder"].keys() >= {"hidden_dim", "cell"}
+
+
+def test_the_old_blind_spelling_is_an_error_in_configs_and_translated_in_checkpoints():
+    with pytest.raises(
+        ConfigError, match=r"'model.blind' is now spelled 'model.use_image': write 'use_image: false'"
+    ):
+        load_task_config("captioning", overrides=["model.blind=true"])
+    old = to_dict(load_task_config("captioning", "image_blind"))
+    old["model"] = {"name": "show_attend_tell", "encoder": old["model"]["encoder"], "blind": True,
+                    "decoder": old["model"]["decoder"]}  # fmt: skip
+    system = CaptioningTask(old, VOCAB.to_json())
+    assert system.config.model.use_image is False and system.model.use_image is False
+    assert build_captioner({"blind": False}, vocab_size=10).use_image is True
 
 
 def test_predict_without_attention_model_explains_attention_maps(tmp_path):

@@ -80,7 +80,7 @@ def test_every_shipped_config_builds_and_trains_one_batch(config: str):
     assert torch.isfinite(loss) and loss > 0
     loss.backward()
     parts = [system.model.head, system.model.text_encoder] + (
-        [] if system.model.blind else [system.model.encoder]
+        [system.model.encoder] if system.model.use_image else []
     )
     trainable = [p for part in parts for p in part.parameters() if p.requires_grad]
     assert trainable and all(p.grad is not None for p in trainable)
