@@ -112,16 +112,48 @@ def test_captioner_config_completes_every_default_and_rebuilds_from_it():
     assert to_dict(_captioner_config({"name": "show_tell"}))["decoder"].keys() >= {"hidden_dim", "cell"}
 
 
-def test_the_old_blind_spelling_is_an_error_in_configs_and_translated_in_checkpoints():
+def _old_spelling(config: dict) -> dict:
+    """``config`` as a checkpoint written before ``blind`` became ``use_image`` holds it."""
+    old = {**config, "model": dict(config["model"])}
+    old["model"]["blind"] = not old["model"].pop("use_image")
+    return old
+
+
+def test_a_checkpoint_with_the_old_blind_spelling_loads_and_predicts_the_same(tmp_path):
+    from vltk.tasks.pretrained import from_pretrained
+    from vltk.tasks.runner import load_system
+
+    torch.manual_seed(0)
+    system = _tiny_system("image_blind", ["decoding.max_length=4"]).eval()
+    path = tmp_path / "old.ckpt"
+    hyper_parameters = {"config": _old_spelling(dict(system.hparams["config"])), "vocab": VOCAB.to_json()}
+    torch.save({"hyper_parameters": hyper_parameters, "state_dict": system.state_dict()}, path)
+    loaded = load_system(path)
+    assert loaded.config.model.use_image is False and loaded.model.use_image is False
+    assert to_dict(loaded.config) == to_dict(system.config)
+    images = torch.randn(2, 3, 64, 64)
+    assert loaded.caption(images) == system.caption(images)
+    assert from_pretrained(path).model.use_image is False
+
+
+def test_the_old_blind_spelling_in_a_config_is_one_line_naming_the_new_one(tmp_path):
+    from typer.testing import CliRunner
+
+    from vltk.cli.main import app
+
     with pytest.raises(
         ConfigError, match=r"'model.blind' is now spelled 'model.use_image': write 'use_image: false'"
     ):
         load_task_config("captioning", overrides=["model.blind=true"])
-    old = to_dict(load_task_config("captioning", "image_blind"))
-    old["model"] = {"name": "show_attend_tell", "encoder": old["model"]["encoder"], "blind": True,
-                    "decoder": old["model"]["decoder"]}  # fmt: skip
-    system = CaptioningTask(old, VOCAB.to_json())
-    assert system.config.model.use_image is False and system.model.use_image is False
+    path = tmp_path / "blind.yaml"
+    path.write_text("task: captioning\nmodel: {name: show_tell, blind: false}\n")
+    result = CliRunner().invoke(app, ["train", "captioning", "--config", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (line,) = result.output.strip().splitlines()
+    new_spelling = (
+        "'model.blind' is now spelled 'model.use_image': write 'use_image: true' instead of 'blind: false'"
+    )
+    assert line.endswith(new_spelling)
     assert build_captioner({"blind": False}, vocab_size=10).use_image is True
 
 

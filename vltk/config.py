@@ -165,6 +165,13 @@ class _Switched(dict):
         self.carried = {key for key in self.carried if key[: len(path)] != path and path[: len(key)] != key}
 
 
+def _unmarked(value: Any) -> Any:
+    """``value`` with every :class:`_Switched` mapping in it a plain dict again (what configs hold)."""
+    if isinstance(value, dict):
+        return {key: _unmarked(item) for key, item in value.items()}
+    return value
+
+
 def _key_paths(section: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     for key, value in section.items():
         yield (*prefix, key)
@@ -288,7 +295,7 @@ def _convert(value: Any, hint: Any, key_path: str, old_keys: bool) -> Any:
         raise ConfigError(f"{key_path} = {value!r} has the wrong type: expected {describe_type(hint)}")
     if hint is float and isinstance(value, int):
         return float(value)
-    return value
+    return _unmarked(value)
 
 
 def _as_spec(value: Any, default: Mapping[str, Any], path: str) -> dict[str, Any]:
@@ -345,7 +352,7 @@ def _complete(component: Component, spec: Mapping[str, Any], path: str) -> dict[
     for key, inner in component.nested.items():
         if resolved.get(key) is not None:
             resolved[key] = _resolve_spec(inner, resolved[key], f"{path}.{key}", {})
-    return resolved
+    return _unmarked(resolved)
 
 
 def _drop_unaccepted(
@@ -362,7 +369,7 @@ def _drop_unaccepted(
     dropped = [key for key in spec if key != "name" and key in carried and key not in accepted]
     if dropped:
         logger.warning(
-            "--set %s: %s '%s' does not take %s from the config file; dropped",
+            "--set %s: %s '%s' does not take %s (set for the previous one); dropped them",
             override,
             kind_of(component.registry),
             spec["name"],
