@@ -70,8 +70,11 @@ def available_configs(task: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def load_task_config(task: str, config: str | Path | None = None, overrides: list[str] | tuple = ()) -> Any:
-    """Read a config file (a path, or the name of a shipped config), apply overrides, validate."""
+def load_task_config(
+    task: str, config: str | Path | None = None, overrides: list[str] | tuple = (), *, old_keys: bool = False
+) -> Any:
+    """Read a config file (a path, or the name of a shipped config), apply overrides, validate (``old_keys``:
+    translate renamed keys, for a config vltk wrote itself)."""
     entry = task_entry(task)
     if config is None:
         path = named_config_path(task)
@@ -84,7 +87,7 @@ def load_task_config(task: str, config: str | Path | None = None, overrides: lis
         raise ConfigError(
             f"config '{config}' is neither a file nor a shipped {task} config (shipped: {choices})"
         )
-    cfg = load_config(entry.config, path, overrides)
+    cfg = load_config(entry.config, path, overrides, old_keys=old_keys)
     if cfg.task != task:
         raise ConfigError(f"{path}: task is '{cfg.task}' but you asked to train '{task}'")
     return cfg

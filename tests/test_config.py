@@ -212,3 +212,19 @@ def test_union_types_are_spelled_out_in_errors():
     assert describe_type(bool | Literal["auto"]) == "bool | 'auto'"
     assert describe_type(int | None) == "int | None"
     assert describe_type(list[int]) == "list[int]"
+
+
+def test_a_run_directory_config_with_an_old_spelling_is_translated_only_when_vltk_wrote_it(tmp_path):
+    import yaml
+
+    from vltk.config import to_dict
+
+    cfg = load_task_config("vqa", "question_only")
+    old = to_dict(cfg)
+    old["model"]["blind"] = not old["model"].pop("use_image")
+    path = tmp_path / "config.yaml"  # a run directory's resolved config, written before the rename
+    path.write_text(yaml.safe_dump(old, sort_keys=False))
+    assert "blind: true" in path.read_text()
+    assert to_dict(load_task_config("vqa", path, old_keys=True)) == to_dict(cfg)
+    with pytest.raises(ConfigError, match=r"'model.blind' is now spelled 'model.use_image'"):
+        load_task_config("vqa", path)

@@ -397,10 +397,13 @@ def load_config(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
     base: Mapping[str, Any] | None = None,
+    *,
+    old_keys: bool = False,
 ) -> T:
-    """Read ``path`` (or start from ``base``), apply ``--set`` overrides, validate into ``cls``."""
+    """Read ``path`` (or start from ``base``), apply ``--set`` overrides, validate into ``cls``; ``old_keys``
+    translates renamed keys (a config that vltk wrote, such as a run directory's ``config.yaml``)."""
     data: dict[str, Any] = dict(base or {})
     if path is not None:
         data = read_yaml(path)
     apply_overrides(data, overrides)
-    return from_dict(cls, data)
+    return from_dict(cls, data, old_keys=old_keys)
