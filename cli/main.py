@@ -117,9 +117,11 @@ def train(
     from vltk.tasks.runner import train as run_training
 
     extra = device_overrides(accelerator, devices, strategy, num_nodes, precision, seed, deterministic)
-    if resume is not None and config is None and run_dir is not None and (run_dir / "config.yaml").is_file():
+    own_config = resume is not None and config is None and run_dir is not None
+    own_config = own_config and (run_dir / "config.yaml").is_file()
+    if own_config:
         config = str(run_dir / "config.yaml")  # resuming: the run's own resolved config, plus any --set
-    cfg = load_task_config(task, config, list(overrides or []) + extra)
+    cfg = load_task_config(task, config, list(overrides or []) + extra, old_keys=own_config)
     result = run_training(cfg, run_dir=run_dir, resume=resume)
     if global_rank() != 0:  # DDP: every rank runs this command; one prints
         return

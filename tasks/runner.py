@@ -76,8 +76,11 @@ def shipped_config(task: str, name: str) -> Path:
     return named_config_path(task, name)
 
 
-def load_task_config(task: str, config: str | Path | None = None, overrides: list[str] | tuple = ()) -> Any:
-    """Read a config file (a path, or the name of a shipped config), apply overrides, validate."""
+def load_task_config(
+    task: str, config: str | Path | None = None, overrides: list[str] | tuple = (), *, old_keys: bool = False
+) -> Any:
+    """Read a config file (a path, or the name of a shipped config), apply overrides, validate (``old_keys``:
+    translate renamed keys, for a config vltk wrote itself)."""
     entry = task_entry(task)
     if config is None:
         path = named_config_path(task)
@@ -90,7 +93,9 @@ def load_task_config(task: str, config: str | Path | None = None, overrides: lis
         raise ConfigError(
             f"config '{config}' is neither a file nor a shipped {task} config (shipped: {choices})"
         )
-    cfg = load_config(entry.config, path, overrides, shipped=functools.partial(shipped_config, task))
+    cfg = load_config(
+        entry.config, path, overrides, shipped=functools.partial(shipped_config, task), old_keys=old_keys
+    )
     if cfg.task != task:
         raise ConfigError(f"{path}: task is '{cfg.task}' but you asked to train '{task}'")
     return cfg

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vltk.config import to_dict
+from vltk.config import from_dict, to_dict
 from vltk.errors import ConfigError
 from vltk.tasks import CaptioningTask
 from vltk.tasks.captioning.batch import CaptionBatch
-from vltk.tasks.captioning.model import build_captioner, resolve_captioner_spec
+from vltk.tasks.captioning.model import CaptionerConfig, build_captioner
 from vltk.tasks.runner import available_configs, load_task_config
 from vltk.text import Vocabulary
 
@@ -44,7 +44,7 @@ def test_every_shipped_config_builds_and_trains_one_batch(config: str):
     loss, cross_entropy, _ = system._loss(_batch(size=64))
     assert torch.isfinite(loss) and cross_entropy > 0
     loss.backward()
-    parts = [system.model.decoder] + ([] if system.model.blind else [system.model.encoder])
+    parts = [system.model.decoder] + ([system.model.encoder] if system.model.use_image else [])
     trainable = [p for part in parts for p in part.parameters() if p.requires_grad]
     assert trainable and all(p.grad is not None for p in trainable)
 
@@ -84,15 +84,77 @@ def test_caption_decodes_strings_with_every_method():
         assert len(captions) == 2 and all(isinstance(c, str) and len(c.split()) <= 5 for c in captions)
 
 
+def _captioner_config(section: dict) -> CaptionerConfig:
+    return from_dict(CaptionerConfig, section, "model")
+
+
 def test_captioner_spec_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"unknown config key 'model.encodr'.*did you mean 'model.encoder'"):
-        resolve_captioner_spec({"name": "show_tell", "encodr": {}})
+        _captioner_config({"name": "show_tell", "encodr": {}})
     with pytest.raises(ConfigError, match=r"model.decoder.name: the decoder is chosen by model.name"):
-        resolve_captioner_spec({"name": "show_tell", "decoder": {"name": "x"}})
-    with pytest.raises(ConfigError, match=r"unknown captioner at model.decoder.name 'show_tel'"):
+        _captioner_config({"name": "show_tell", "decoder": {"name": "x"}})
+    with pytest.raises(ConfigError, match=r"at model.name 'show_tel'; did you mean 'show_tell'"):
         build_captioner({"name": "show_tel"}, vocab_size=10)
-    with pytest.raises(ConfigError, match=r"model.blind"):
-        resolve_captioner_spec({"name": "show_tell", "blind": "yes"})
+    with pytest.raises(ConfigError, match=r"model.use_image = 'yes' has the wrong type"):
+        _captioner_config({"name": "show_tell", "use_image": "yes"})
+    with pytest.raises(
+        ConfigError, match=r"model.decoder.attention.dimm'; did you mean 'model.decoder.attention.dim'"
+    ):
+        _captioner_config({"decoder": {"attention": {"name": "additive", "dimm": 3}}})
+
+
+def test_captioner_config_completes_every_default_and_rebuilds_from_it():
+    resolved = to_dict(_captioner_config({"decoder": {"attention": {"name": "additive"}}}))
+    assert list(resolved) == ["name", "encoder", "decoder", "use_image"]
+    assert resolved["decoder"]["attention"] == {"name": "additive", "dim": 256}
+    assert resolved["encoder"]["name"] == "small_cnn" and "trainable" in resolved["encoder"]
+    assert to_dict(_captioner_config(resolved)) == resolved
+    assert to_dict(_captioner_config({"name": "show_tell"}))["decoder"].keys() >= {"hidden_dim", "cell"}
+
+
+def _old_spelling(config: dict) -> dict:
+    """``config`` as a checkpoint written before ``blind`` became ``use_image`` holds it."""
+    old = {**config, "model": dict(config["model"])}
+    old["model"]["blind"] = not old["model"].pop("use_image")
+    return old
+
+
+def test_a_checkpoint_with_the_old_blind_spelling_loads_and_predicts_the_same(tmp_path):
+    from vltk.tasks.pretrained import from_pretrained
+    from vltk.tasks.runner import load_system
+
+    torch.manual_seed(0)
+    system = _tiny_system("image_blind", ["decoding.max_length=4"]).eval()
+    path = tmp_path / "old.ckpt"
+    hyper_parameters = {"config": _old_spelling(dict(system.hparams["config"])), "vocab": VOCAB.to_json()}
+    torch.save({"hyper_parameters": hyper_parameters, "state_dict": system.state_dict()}, path)
+    loaded = load_system(path)
+    assert loaded.config.model.use_image is False and loaded.model.use_image is False
+    assert to_dict(loaded.config) == to_dict(system.config)
+    images = torch.randn(2, 3, 64, 64)
+    assert loaded.caption(images) == system.caption(images)
+    assert from_pretrained(path).model.use_image is False
+
+
+def test_the_old_blind_spelling_in_a_config_is_one_line_naming_the_new_one(tmp_path):
+    from typer.testing import CliRunner
+
+    from vltk.cli.main import app
+
+    with pytest.raises(
+        ConfigError, match=r"'model.blind' is now spelled 'model.use_image': write 'use_image: false'"
+    ):
+        load_task_config("captioning", overrides=["model.blind=true"])
+    path = tmp_path / "blind.yaml"
+    path.write_text("task: captioning\nmodel: {name: show_tell, blind: false}\n")
+    result = CliRunner().invoke(app, ["train", "captioning", "--config", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (line,) = result.output.strip().splitlines()
+    new_spelling = (
+        "'model.blind' is now spelled 'model.use_image': write 'use_image: true' instead of 'blind: false'"
+    )
+    assert line.endswith(new_spelling)
+    assert build_captioner({"blind": False}, vocab_size=10).use_image is True
 
 
 def test_predict_without_attention_model_explains_attention_maps(tmp_path):

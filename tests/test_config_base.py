@@ -135,7 +135,7 @@ def test_a_bare_name_is_a_shipped_config_of_the_task(tmp_path):
 def test_overrides_apply_after_the_merge(tmp_path):
     child = write(tmp_path / "c.yaml", "base: no_history\nmodel: {use_history: false}\n")
     cfg = load_task_config("dialog", str(child), ["model.use_history=true", "seed=7"])
-    assert cfg.model["use_history"] is True and cfg.seed == 7
+    assert cfg.model.use_history is True and cfg.seed == 7
 
 
 def test_the_resolved_config_is_expanded_without_base(tmp_path):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vltk.config import from_dict, to_dict
 from vltk.decoding import beam_search, greedy
 from vltk.errors import ConfigError
 from vltk.tasks.dialog.decoders import discriminative_loss
-from vltk.tasks.dialog.model import build_dialog_model, resolve_dialog_spec
+from vltk.tasks.dialog.model import DialogModelConfig, build_dialog_model
 
 V, PAD, START, END = 30, 0, 1, 2
 SPEC = {
@@ -68,6 +69,10 @@ def model_for(decoder: str, **flags: bool):
     return build_dialog_model({**SPEC, "decoder": decoder, **flags}, vocab_size=V, pad_id=PAD)
 
 
+def resolve_dialog_spec(section: dict) -> dict:
+    return to_dict(from_dict(DialogModelConfig, section, "model"))
+
+
 def test_spec_defaults_and_errors_name_the_key_or_choice() -> None:
     resolved = resolve_dialog_spec({})
     assert resolve_dialog_spec(resolved) == resolved  # runs save the resolved spec and rebuild from it
@@ -77,14 +82,16 @@ def test_spec_defaults_and_errors_name_the_key_or_choice() -> None:
         resolve_dialog_spec({"decoder": {"name": "generative", "hidden_dim": 64}})["decoder"]["hidden_dim"]
         == 64
     )
+    assert resolve_dialog_spec({"decoder": "generative"})["decoder"]["name"] == "generative"
+    assert resolve_dialog_spec({"decoder": {"dropout": 0.5}})["decoder"]["name"] == "discriminative"
     with pytest.raises(ConfigError, match=r"model\.fusoin.*did you mean 'model\.fusion'"):
         resolve_dialog_spec({"fusoin": {}})
-    with pytest.raises(
-        ConfigError, match=r"dialog decoder at model\.decoder\.name 'generativ'; did you mean 'generative'"
-    ):
+    with pytest.raises(ConfigError, match=r"at model\.decoder\.name 'generativ'; did you mean 'generative'"):
         resolve_dialog_spec({"decoder": "generativ"})
     with pytest.raises(ConfigError, match=r"model\.fusion\.dimm.*did you mean 'model\.fusion\.dim'"):
         resolve_dialog_spec({"fusion": {"dimm": 3}})
+    with pytest.raises(ConfigError, match=r"model\.fusion\.name: the fusion is chosen by model\.name"):
+        resolve_dialog_spec({"fusion": {"name": "late_fusion"}})
     with pytest.raises(ConfigError, match=r"model\.decoder\.vocab_size is derived"):
         resolve_dialog_spec({"decoder": {"name": "generative", "vocab_size": 3}})
     with pytest.raises(ConfigError, match=r"model\.use_image = 'yes'.*bool"):

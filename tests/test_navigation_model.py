@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vltk.config import from_dict
 from vltk.errors import ConfigError
-from vltk.tasks.navigation.agent import AgentPolicy, build_navigation_agent, resolve_agent_spec
+from vltk.tasks.navigation.agent import AgentPolicy, build_navigation_agent
 from vltk.tasks.navigation.film import FiLM
+from vltk.tasks.navigation.system import NavigationConfig
 from vltk.text import Vocabulary
 
 TINY = {"name": "attention_lstm", "embed_dim": 8, "text_hidden_dim": 8, "channels": 8, "memory_dim": 16,
@@ -88,13 +90,19 @@ def test_film_starts_as_identity():
     assert torch.equal(film(x, torch.randn(2, 3)), x)
 
 
+def resolve_agent_spec(spec: dict) -> dict:
+    return from_dict(NavigationConfig, {"model": spec}).model
+
+
 def test_agent_spec_is_resolved_and_checked():
     spec = resolve_agent_spec({"name": "attention_lstm", "film_blocks": 0})
     assert spec["memory_dim"] == 256 and "vocab_size" not in spec
-    with pytest.raises(ConfigError, match="memory_dim"):
+    with pytest.raises(ConfigError, match="model.memory_dims'; did you mean 'model.memory_dim'"):
         resolve_agent_spec({"name": "attention_lstm", "memory_dims": 3})
     with pytest.raises(ConfigError, match="attention_lstm"):
         resolve_agent_spec({"name": "attention_lstn"})
+    with pytest.raises(ConfigError, match="model.vocab_size is derived"):
+        resolve_agent_spec({"name": "attention_lstm", "vocab_size": 3})
     with pytest.raises(ConfigError, match="film_condition"):
         build_navigation_agent({**TINY, "film_condition": "words"}, vocab_size=10, observation="symbolic")
 

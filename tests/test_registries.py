@@ -73,7 +73,7 @@ def test_messages_take_the_kind_from_the_registry_unless_the_call_names_one():
         build(ATTENTIONS, {"name": "addtive"}, path="model.attention", query_dim=4, key_dim=4)
     with pytest.raises(ConfigError, match=r"^unknown scorer at model\.attention\.name 'addtive'"):
         build(ATTENTIONS, {"name": "addtive"}, path="model.attention", what="scorer", query_dim=4, key_dim=4)
-    with pytest.raises(ConfigError, match=r"for attention 'additive'"):
+    with pytest.raises(ConfigError, match=r"in model\.attention \(attention 'additive'\)"):
         build(ATTENTIONS, {"name": "additive", "dimm": 3}, path="model.attention", query_dim=4, key_dim=4)
 
 

@@ -12,9 +12,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vltk.cli.main import app
-from vltk.config import to_dict
+from vltk.config import from_dict, to_dict
 from vltk.errors import ConfigError
-from vltk.tasks import VqaTask
+from vltk.tasks import VqaConfig, VqaTask
 from vltk.tasks.runner import available_configs, load_task_config
 from vltk.tasks.vqa.dataset import VqaBatch
 from vltk.tasks.vqa.easy_vqa import EasyVqaDataModule
@@ -80,10 +80,23 @@ def test_every_shipped_config_builds_and_trains_one_batch(config: str):
     assert torch.isfinite(loss) and loss > 0
     loss.backward()
     parts = [system.model.head, system.model.text_encoder] + (
-        [] if system.model.blind else [system.model.encoder]
+        [system.model.encoder] if system.model.use_image else []
     )
     trainable = [p for part in parts for p in part.parameters() if p.requires_grad]
     assert trainable and all(p.grad is not None for p in trainable)
+
+
+def test_the_question_only_ablation_is_use_image_false_and_old_checkpoints_say_blind():
+    system = _system("question_only")
+    assert system.model.use_image is False
+    features = system.model.encode(torch.randn(2, 3, 64, 64))
+    assert torch.count_nonzero(features.grid) == 0 and torch.count_nonzero(features.pooled) == 0
+    old = to_dict(system.config)
+    old["model"] = {"blind": True, **{k: v for k, v in old["model"].items() if k != "use_image"}}
+    assert VqaTask(config=old, vocab=VOCAB.to_json(), answers=ANSWERS).model.use_image is False
+    assert to_dict(from_dict(VqaConfig, old, old_keys=True)) == to_dict(system.config)
+    with pytest.raises(ConfigError, match=r"'model.blind' is now spelled 'model.use_image'"):
+        from_dict(VqaConfig, old)
 
 
 @pytest.mark.parametrize(("name", "maps"), [("attention", 3), ("stacked_attention", 2), ("cnn_lstm", None)])

@@ -19,7 +19,7 @@ import inspect
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, Union
 
 from vltk.errors import ConfigError, closest, unknown_choice_message
@@ -70,8 +70,36 @@ class Registry(Mapping[str, V]):
         return " ".join(description.split())
 
 
+def kind_of(registry: Mapping[str, Any]) -> str:
+    """What a registry holds, in words (its ``kind``; ``"component"`` for a plain mapping)."""
+    return getattr(registry, "kind", "component")
+
+
 def _kind(registry: Mapping[str, Any], what: str | None) -> str:
-    return what if what is not None else getattr(registry, "kind", "component")
+    return what if what is not None else kind_of(registry)
+
+
+def unknown_key_message(path: str, key: str, valid: Sequence[str], where: str) -> str:
+    """The one wording of an unknown config key, for dataclass sections and component specs alike::
+
+        unknown config key 'model.decoder.hiden_dim'; did you mean 'model.decoder.hidden_dim'?
+        (valid keys in model.decoder: embed_dim, hidden_dim, ...)
+
+    Args:
+        path: the dotted path of the section holding ``key`` (``""`` at the top level).
+        key: the unknown key.
+        valid: the section's valid keys.
+        where: how the message names the section (``model.decoder``, ``data (caption dataset 'shapes')``).
+    """
+
+    def dotted(name: str) -> str:
+        return f"{path}.{name}" if path else name
+
+    hint = closest(str(key), valid)
+    did_you_mean = f"; did you mean '{dotted(hint)}'?" if hint else ""
+    return (
+        f"unknown config key '{dotted(str(key))}'{did_you_mean} (valid keys in {where}: {', '.join(valid)})"
+    )
 
 
 def resolve(
@@ -91,6 +119,11 @@ def _parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
         for name, param in signature.parameters.items()
         if name != "self" and param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD)
     }
+
+
+def accepted_keys(factory: Callable[..., Any], wired: tuple[str, ...] = ()) -> list[str]:
+    """The keyword arguments a config spec may give ``factory`` (its signature's, less the ``wired`` ones)."""
+    return [name for name in _parameters(factory) if name not in wired]
 
 
 def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
@@ -182,12 +215,8 @@ def check_spec(
                 f"{path}.{key} is derived from other parts of the model and cannot be set in the config"
             )
         if key not in params:
-            hint = closest(key, configurable)
-            did_you_mean = f"; did you mean '{path}.{hint}'?" if hint else ""
-            raise ConfigError(
-                f"unknown key '{path}.{key}' for {what} '{spec['name']}'{did_you_mean} "
-                f"(valid keys: {', '.join(configurable)})"
-            )
+            where = f"{path} ({what} '{spec['name']}')"
+            raise ConfigError(unknown_key_message(path, key, configurable, where))
         hint_type = hints.get(key, params[key].annotation)
         if not type_matches(value, hint_type):
             raise ConfigError(

@@ -36,7 +36,7 @@ def cache_caption_features(
     """Encode every image of every split of ``cfg.data`` with ``cfg.model.encoder`` into ``out_dir``."""
     if cfg.task != "captioning":
         raise ConfigError(f"cache-features supports captioning configs so far, not '{cfg.task}'")
-    spec = cfg.model["encoder"]
+    spec = cfg.model.encoder
     if spec.get("name") == "cached":
         raise ConfigError("model.encoder is already 'cached': give the config of the CNN to cache")
     resolved = resolved_spec(IMAGE_ENCODERS, spec, path="model.encoder")

@@ -3,10 +3,10 @@
 ``show_tell`` is Vinyals et al. 2015, "Show and Tell: A Neural Image Caption Generator"; ``show_attend_tell``
 is Xu et al. 2015, "Show, Attend and Tell: Neural Image Caption Generation with Visual Attention".
 
-A captioner spec (the ``model:`` section of a captioning config)::
+The ``model:`` section of a captioning config is a :class:`CaptionerConfig`::
 
     name: show_attend_tell            # a key of vltk.decoders.DECODERS
-    blind: false                      # true zeroes the image features (ablation)
+    use_image: true                   # false zeroes the image features (ablation)
     encoder: {name: small_cnn, ...}   # a spec for vltk.encoders.IMAGE_ENCODERS
     decoder: {hidden_dim: 512, ...}   # the decoder's own options (its vocab_size/feature_dim are wired)
 
@@ -16,24 +16,48 @@ from the vocabulary; neither appears in configs.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from vltk.attention import ATTENTIONS
+from vltk.config import Component, Renamed, from_dict, options_field, spec_field
 from vltk.decoders import DECODERS
 from vltk.decoders.base import CaptionDecoder, DecoderOutput
 from vltk.decoding import BeamResult, DecodeResult, beam_search, greedy, sample
 from vltk.encoders import IMAGE_ENCODERS
-from vltk.errors import ConfigError, closest
-from vltk.registry import build, resolved_spec
+from vltk.errors import ConfigError
+from vltk.registry import build
 from vltk.types import ImageFeatures
 
-CAPTIONER_KEYS = ("name", "encoder", "decoder", "blind")
 DECODER_WIRED = ("vocab_size", "feature_dim", "pad_id")
+ATTENTION_WIRED = ("query_dim", "key_dim")
+
+
+@dataclass
+class CaptionerConfig:
+    """The ``model:`` section of a captioning config.
+
+    Attributes:
+        name: the decoder, a key of :data:`vltk.decoders.DECODERS`.
+        encoder: a spec of :data:`vltk.encoders.IMAGE_ENCODERS`.
+        decoder: the options of decoder ``name``; its ``attention`` is a spec of
+            :data:`vltk.attention.ATTENTIONS`.
+        use_image: ``false`` zeroes the image features (ablation: what can the language model alone do?).
+    """
+
+    RENAMED: ClassVar[dict[str, Renamed]] = {"blind": Renamed("use_image", operator.not_)}
+
+    name: str = "show_attend_tell"
+    encoder: dict = spec_field(IMAGE_ENCODERS, {"name": "small_cnn"})
+    decoder: dict = options_field(
+        DECODERS, wired=DECODER_WIRED, nested={"attention": Component(ATTENTIONS, ATTENTION_WIRED)}
+    )
+    use_image: bool = True
 
 
 class Captioner(nn.Module):
@@ -43,7 +67,8 @@ class Captioner(nn.Module):
         encoder: an image encoder (``forward(images) -> ImageFeatures``, ``out_dim``, ``transforms()``).
         decoder: a :class:`vltk.decoders.base.CaptionDecoder` whose ``feature_dim`` is ``encoder.out_dim``.
         start_id, end_id, pad_id: special token ids of the vocabulary.
-        blind: zero the image features (an ablation: how well can the language model alone do?).
+        use_image: ``False`` zeroes the image features (an ablation: how well can the language model alone
+            do?).
     """
 
     def __init__(
@@ -54,17 +79,17 @@ class Captioner(nn.Module):
         start_id: int,
         end_id: int,
         pad_id: int,
-        blind: bool = False,
+        use_image: bool = True,
     ):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.start_id, self.end_id, self.pad_id = start_id, end_id, pad_id
-        self.blind = blind
+        self.use_image = use_image
 
     def encode(self, images: Tensor) -> ImageFeatures:
         features = self.encoder(images)  # grid [B, N, D], pooled [B, D]
-        if self.blind:
+        if not self.use_image:
             features = replace(
                 features, grid=torch.zeros_like(features.grid), pooled=torch.zeros_like(features.pooled)
             )
@@ -124,67 +149,33 @@ class Captioner(nn.Module):
         return self.generate(self.encode(images), method="greedy")  # type: ignore[return-value]
 
 
-def resolve_captioner_spec(spec: Mapping[str, Any], path: str = "model") -> dict[str, Any]:
-    """Check a captioner spec (encoder, decoder, nested attention) and fill in every default."""
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{path}: expected a mapping with name/encoder/decoder, got {spec!r}")
-    for key in spec:
-        if key not in CAPTIONER_KEYS:
-            hint = closest(str(key), CAPTIONER_KEYS)
-            did_you_mean = f"; did you mean '{path}.{hint}'?" if hint else ""
-            raise ConfigError(
-                f"unknown config key '{path}.{key}'{did_you_mean} (valid keys: {', '.join(CAPTIONER_KEYS)})"
-            )
-    name = spec.get("name", "show_attend_tell")
-    encoder = resolved_spec(
-        IMAGE_ENCODERS,
-        spec.get("encoder") or {"name": "small_cnn"},
-        path=f"{path}.encoder",
-        what="image encoder",
-    )
-    decoder_options = dict(spec.get("decoder") or {})
-    if "name" in decoder_options:
-        raise ConfigError(f"{path}.decoder.name: the decoder is chosen by {path}.name ('{name}')")
-    decoder = resolved_spec(
-        DECODERS,
-        {"name": name, **decoder_options},
-        path=f"{path}.decoder",
-        what="captioner",
-        wired=DECODER_WIRED,
-    )
-    if decoder.get("attention") is not None:
-        decoder["attention"] = resolved_spec(
-            ATTENTIONS,
-            decoder["attention"],
-            path=f"{path}.decoder.attention",
-            what="attention",
-            wired=("query_dim", "key_dim"),
-        )
-    decoder.pop("name")
-    blind = spec.get("blind", False)
-    if not isinstance(blind, bool):
-        raise ConfigError(f"{path}.blind = {blind!r} has the wrong type: expected bool")
-    return {"name": name, "encoder": encoder, "decoder": decoder, "blind": blind}
-
-
 def build_captioner(
-    spec: Mapping[str, Any], *, vocab_size: int, start_id: int = 1, end_id: int = 2, pad_id: int = 0
+    spec: CaptionerConfig | Mapping[str, Any],
+    *,
+    vocab_size: int,
+    start_id: int = 1,
+    end_id: int = 2,
+    pad_id: int = 0,
 ) -> Captioner:
-    """Build a :class:`Captioner` from a (resolved or partial) captioner spec.
+    """Build a :class:`Captioner` from its config.
 
     Args:
-        spec: the ``model:`` section (see the module docstring).
+        spec: the ``model:`` section, a :class:`CaptionerConfig` or a mapping (partial, or a checkpoint's
+            resolved section, old spellings included).
         vocab_size: from the vocabulary (the DataModule's ``vocab_size``).
         start_id, end_id, pad_id: the vocabulary's special ids.
     """
-    spec = resolve_captioner_spec(spec)
-    encoder = build(IMAGE_ENCODERS, spec["encoder"], path="model.encoder")
+    if not isinstance(spec, CaptionerConfig):
+        spec = from_dict(CaptionerConfig, spec, "model", old_keys=True)
+    encoder = build(IMAGE_ENCODERS, spec.encoder, path="model.encoder")
     decoder = build(
         DECODERS,
-        {"name": spec["name"], **spec["decoder"]},
+        {"name": spec.name, **spec.decoder},
         path="model.decoder",
         vocab_size=vocab_size,
         feature_dim=encoder.out_dim,
         pad_id=pad_id,
     )
-    return Captioner(encoder, decoder, start_id=start_id, end_id=end_id, pad_id=pad_id, blind=spec["blind"])
+    return Captioner(
+        encoder, decoder, start_id=start_id, end_id=end_id, pad_id=pad_id, use_image=spec.use_image
+    )

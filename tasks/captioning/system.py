@@ -20,10 +20,9 @@ from vltk.config import from_dict, spec_field, to_dict
 from vltk.decoding import BeamResult
 from vltk.metrics import CaptionMetrics
 from vltk.metrics.caption import METRIC_NAMES, score_records
-from vltk.registry import resolved_spec
 from vltk.tasks.captioning.batch import CaptionBatch
 from vltk.tasks.captioning.datasets import CAPTION_DATASETS
-from vltk.tasks.captioning.model import build_captioner, resolve_captioner_spec
+from vltk.tasks.captioning.model import CaptionerConfig, build_captioner
 from vltk.tasks.training import (
     DecodingConfig,
     EvaluatingSystem,
@@ -33,10 +32,6 @@ from vltk.tasks.training import (
 from vltk.text import Vocabulary
 
 logger = logging.getLogger(__name__)
-
-
-def _resolve_caption_data(spec: Any, path: str) -> dict[str, Any]:
-    return resolved_spec(CAPTION_DATASETS, spec, path=path)
 
 
 @dataclass
@@ -61,13 +56,13 @@ class CaptionEvalMetricsConfig:
 
 @dataclass
 class CaptioningConfig:
-    """A captioning run: ``model`` is a captioner spec (vltk.tasks.captioning.model), ``data`` a dataset
-    spec."""
+    """A captioning run: ``model`` is a :class:`~vltk.tasks.captioning.model.CaptionerConfig`, ``data`` a
+    caption dataset spec."""
 
     task: str = "captioning"
     seed: int = 42
-    data: dict = spec_field(_resolve_caption_data, {"name": "shapes"})
-    model: dict = spec_field(resolve_captioner_spec, {"name": "show_attend_tell"})
+    data: dict = spec_field(CAPTION_DATASETS, {"name": "shapes"})
+    model: CaptionerConfig = field(default_factory=CaptionerConfig)
     loss: CaptionLossConfig = field(default_factory=CaptionLossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -101,7 +96,7 @@ class CaptioningTask(EvaluatingSystem):
     def __init__(self, config: dict[str, Any], vocab: str):
         super().__init__()
         self.save_hyperparameters()
-        self.config = from_dict(CaptioningConfig, config)
+        self.config = from_dict(CaptioningConfig, config, old_keys=True)
         self.vocab = Vocabulary.from_json(vocab)
         self.model = build_captioner(
             self.config.model,

@@ -1,7 +1,7 @@
 """Visual dialog models: Das et al. 2017, *Visual Dialog* (CVPR), section 5: a late fusion encoder with a
 discriminative or a generative answer decoder.
 
-A dialog model spec (the ``model:`` section of a dialog config)::
+The ``model:`` section of a dialog config is a :class:`DialogModelConfig`::
 
     name: late_fusion                  # the encoder (a key of DIALOG_ENCODERS)
     decoder: discriminative            # or generative, or {name: generative, hidden_dim: 512, ...}
@@ -33,10 +33,11 @@ import torch
 from torch import Tensor, nn
 
 from vltk.attention import ATTENTIONS
+from vltk.config import from_dict, options_field, spec_field
 from vltk.decoding import BeamResult, DecodeResult, beam_search, greedy
 from vltk.encoders import IMAGE_ENCODERS, TEXT_ENCODERS
-from vltk.errors import ConfigError, closest, unknown_choice_message
-from vltk.registry import Registry, build, resolved_spec
+from vltk.errors import ConfigError, unknown_choice_message
+from vltk.registry import Registry, build
 from vltk.tasks.dialog.decoders import (
     DiscriminativeDecoder,
     GenerativeDecoder,
@@ -55,15 +56,38 @@ DIALOG_ENCODERS = Registry("dialog encoder", {"late_fusion": LateFusionEncoder})
 DIALOG_DECODERS = Registry(
     "dialog decoder", {"discriminative": DiscriminativeDecoder, "generative": GenerativeDecoder}
 )
-DIALOG_MODEL_KEYS = (
-    "name", "decoder", "use_image", "use_history", "share_embeddings", "encoder", "text", "attention",
-    "fusion",
-)  # fmt: skip
 FUSION_WIRED = ("question_encoder", "history_encoder", "image_dim", "attention")
 DECODER_WIRED = ("vocab_size", "input_dim", "embed_dim", "pad_id")
 TEXT_WIRED = ("vocab_size", "pad_id")
 DEFAULT_TEXT = {"name": "rnn", "embed_dim": 300, "hidden_dim": 512}
 DEFAULT_ATTENTION = {"name": "additive", "dim": 512}
+ATTENTION_WIRED = ("query_dim", "key_dim")
+
+
+@dataclass
+class DialogModelConfig:
+    """The ``model:`` section of a dialog config (see the module docstring).
+
+    Attributes:
+        name: the encoder, a key of :data:`DIALOG_ENCODERS`.
+        decoder: a spec of :data:`DIALOG_DECODERS` (a bare name is enough: ``decoder: generative``).
+        use_image, use_history: ``false`` gives the no-image / no-history ablations.
+        share_embeddings: one word embedding for questions, history and answers.
+        encoder: a spec of :data:`vltk.encoders.IMAGE_ENCODERS`.
+        text: a spec of :data:`vltk.encoders.TEXT_ENCODERS` (the question and history encoders).
+        attention: a spec of :data:`vltk.attention.ATTENTIONS` (question-guided attention over the image).
+        fusion: the options of encoder ``name`` (the late fusion layer).
+    """
+
+    name: str = "late_fusion"
+    decoder: dict = spec_field(DIALOG_DECODERS, {"name": "discriminative"}, wired=DECODER_WIRED)
+    use_image: bool = True
+    use_history: bool = True
+    share_embeddings: bool = True
+    encoder: dict = spec_field(IMAGE_ENCODERS, {"name": "small_cnn"})
+    text: dict = spec_field(TEXT_ENCODERS, DEFAULT_TEXT, wired=TEXT_WIRED)
+    attention: dict = spec_field(ATTENTIONS, DEFAULT_ATTENTION, wired=ATTENTION_WIRED)
+    fusion: dict = options_field(DIALOG_ENCODERS, wired=FUSION_WIRED)
 
 
 @dataclass
@@ -288,79 +312,8 @@ class DialogModel(nn.Module):
         raise ConfigError(unknown_choice_message("decoding method", str(method), ("beam", "greedy")))
 
 
-def _mapping(value: Any, path: str, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{path}: expected a mapping of {what}, got {value!r}")
-    return dict(value)
-
-
-def _flag(spec: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
-    value = spec.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{path}.{key} = {value!r} has the wrong type: expected bool")
-    return value
-
-
-def resolve_dialog_spec(spec: Mapping[str, Any], path: str = "model") -> dict[str, Any]:
-    """Check a dialog model spec (see the module docstring) and fill in every default.
-
-    Raises:
-        ConfigError: naming the key (``model.fusion.dimm``) or the choice (``model.decoder.name``) at fault.
-    """
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{path}: expected a mapping with name/decoder/encoder/text, got {spec!r}")
-    for key in spec:
-        if key not in DIALOG_MODEL_KEYS:
-            hint = closest(str(key), DIALOG_MODEL_KEYS)
-            did_you_mean = f"; did you mean '{path}.{hint}'?" if hint else ""
-            valid = ", ".join(DIALOG_MODEL_KEYS)
-            raise ConfigError(f"unknown config key '{path}.{key}'{did_you_mean} (valid keys: {valid})")
-    name = spec.get("name", "late_fusion")
-    fusion_options = _mapping(spec.get("fusion"), f"{path}.fusion", "the late fusion layer's options")
-    if "name" in fusion_options:
-        raise ConfigError(f"{path}.fusion.name: the encoder is chosen by {path}.name ('{name}')")
-    fusion = resolved_spec(
-        DIALOG_ENCODERS, {"name": name, **fusion_options}, path=f"{path}.fusion", what="dialog encoder",
-        wired=FUSION_WIRED,
-    )  # fmt: skip
-    fusion.pop("name")
-    decoder_spec = spec.get("decoder", "discriminative")
-    if isinstance(decoder_spec, str):
-        decoder_spec = {"name": decoder_spec}
-    decoder_spec = _mapping(decoder_spec, f"{path}.decoder", "the decoder's options (with a name)")
-    decoder_spec.setdefault("name", "discriminative")
-    decoder = resolved_spec(
-        DIALOG_DECODERS, decoder_spec, path=f"{path}.decoder", what="dialog decoder", wired=DECODER_WIRED
-    )
-    encoder = resolved_spec(
-        IMAGE_ENCODERS, spec.get("encoder") or {"name": "small_cnn"}, path=f"{path}.encoder",
-        what="image encoder",
-    )  # fmt: skip
-    text = resolved_spec(
-        TEXT_ENCODERS, spec.get("text") or DEFAULT_TEXT, path=f"{path}.text", what="text encoder",
-        wired=TEXT_WIRED,
-    )  # fmt: skip
-    attention = resolved_spec(
-        ATTENTIONS, spec.get("attention") or DEFAULT_ATTENTION, path=f"{path}.attention", what="attention",
-        wired=("query_dim", "key_dim"),
-    )  # fmt: skip
-    return {
-        "name": name,
-        "decoder": decoder,
-        "use_image": _flag(spec, "use_image", path, True),
-        "use_history": _flag(spec, "use_history", path, True),
-        "share_embeddings": _flag(spec, "share_embeddings", path, True),
-        "encoder": encoder,
-        "text": text,
-        "attention": attention,
-        "fusion": fusion,
-    }
-
-
 def build_dialog_model(
-    spec: Mapping[str, Any],
+    spec: DialogModelConfig | Mapping[str, Any],
     *,
     vocab_size: int,
     pad_id: int = 0,
@@ -368,42 +321,42 @@ def build_dialog_model(
     end_id: int = 2,
     length_normalise: bool = False,
 ) -> DialogModel:
-    """Build a :class:`DialogModel` from a (resolved or partial) dialog model spec.
+    """Build a :class:`DialogModel` from its config.
 
     Args:
-        spec: the ``model:`` section (see the module docstring).
+        spec: the ``model:`` section, a :class:`DialogModelConfig` or a mapping (partial, or a checkpoint's
+            resolved section).
         vocab_size: the dialog vocabulary's size (questions, history and answers share it).
         pad_id, start_id, end_id: the vocabulary's special ids.
         length_normalise: rank options of the generative decoder by mean token log-probability.
     """
-    spec = resolve_dialog_spec(spec)
-    image_encoder = build(IMAGE_ENCODERS, spec["encoder"], path="model.encoder")
+    if not isinstance(spec, DialogModelConfig):
+        spec = from_dict(DialogModelConfig, spec, "model", old_keys=True)
+    image_encoder = build(IMAGE_ENCODERS, spec.encoder, path="model.encoder")
 
     def text_encoder() -> nn.Module:
-        return build(
-            TEXT_ENCODERS, spec["text"], path="model.text", vocab_size=vocab_size, pad_id=pad_id,
-        )  # fmt: skip
+        return build(TEXT_ENCODERS, spec.text, path="model.text", vocab_size=vocab_size, pad_id=pad_id)
 
     question_encoder = text_encoder()
-    history_encoder = text_encoder() if spec["use_history"] else None
+    history_encoder = text_encoder() if spec.use_history else None
     attention = None
     image_dim = None
-    if spec["use_image"]:
+    if spec.use_image:
         image_dim = image_encoder.out_dim
         attention = build(
-            ATTENTIONS, spec["attention"], path="model.attention",
-            query_dim=question_encoder.out_dim, key_dim=image_dim,
+            ATTENTIONS, spec.attention, path="model.attention", query_dim=question_encoder.out_dim,
+            key_dim=image_dim,
         )  # fmt: skip
     encoder = build(
-        DIALOG_ENCODERS, {"name": spec["name"], **spec["fusion"]}, path="model.fusion",
+        DIALOG_ENCODERS, {"name": spec.name, **spec.fusion}, path="model.fusion",
         question_encoder=question_encoder, history_encoder=history_encoder, image_dim=image_dim,
         attention=attention,
     )  # fmt: skip
     decoder = build(
-        DIALOG_DECODERS, spec["decoder"], path="model.decoder", vocab_size=vocab_size,
-        input_dim=encoder.out_dim, embed_dim=spec["text"]["embed_dim"], pad_id=pad_id,
+        DIALOG_DECODERS, spec.decoder, path="model.decoder", vocab_size=vocab_size,
+        input_dim=encoder.out_dim, embed_dim=spec.text["embed_dim"], pad_id=pad_id,
     )  # fmt: skip
-    if spec["share_embeddings"]:
+    if spec.share_embeddings:
         shared = question_encoder.embedding
         if history_encoder is not None:
             history_encoder.embedding = shared

@@ -26,32 +26,27 @@ from torch import Tensor
 from vltk.config import from_dict, spec_field, to_dict
 from vltk.errors import ConfigError
 from vltk.metrics.retrieval import DialogRankingMetrics, scores_to_ranks
-from vltk.registry import resolved_spec
 from vltk.tasks.dialog.batch import DialogBatch
 from vltk.tasks.dialog.datasets import DIALOG_DATASETS
 from vltk.tasks.dialog.decoders import discriminative_loss
-from vltk.tasks.dialog.model import build_dialog_model, resolve_dialog_spec
+from vltk.tasks.dialog.model import DialogModelConfig, build_dialog_model
 from vltk.tasks.training import DecodingConfig, EvaluatingSystem, OptimConfig, TrainerConfig, build_optimizer
 from vltk.text import Vocabulary
 
 logger = logging.getLogger(__name__)
 
 
-def _resolve_dialog_data(spec: Any, path: str) -> dict[str, Any]:
-    return resolved_spec(DIALOG_DATASETS, spec, path=path)
-
-
 @dataclass
 class DialogConfig:
-    """A visual dialog run: ``model`` is a dialog model spec (:mod:`vltk.tasks.dialog.model`), ``data`` a
+    """A visual dialog run: ``model`` is a :class:`~vltk.tasks.dialog.model.DialogModelConfig`, ``data`` a
     dataset spec. ``decoding`` is how the generative decoder writes free answers (``vltk chat``/``predict``);
     ``answer_bank_size`` caps the training answers a discriminative model ranks for free questions;
     ``length_normalise`` ranks the generative decoder's options by mean instead of summed log-probability."""
 
     task: str = "dialog"
     seed: int = 42
-    data: dict = spec_field(_resolve_dialog_data, {"name": "shapes_dialog"})
-    model: dict = spec_field(resolve_dialog_spec, {"name": "late_fusion"})
+    data: dict = spec_field(DIALOG_DATASETS, {"name": "shapes_dialog"})
+    model: DialogModelConfig = field(default_factory=DialogModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     decoding: DecodingConfig = field(default_factory=lambda: DecodingConfig(max_length=10))
@@ -87,7 +82,7 @@ class DialogTask(EvaluatingSystem):
     def __init__(self, config: dict[str, Any], vocab: str, answers: list[str]):
         super().__init__()
         self.save_hyperparameters()
-        self.config = from_dict(DialogConfig, config)
+        self.config = from_dict(DialogConfig, config, old_keys=True)
         self.vocab = Vocabulary.from_json(vocab)
         self.answers = list(answers)
         self.model = build_dialog_model(

@@ -150,4 +150,5 @@ def parameter_count(model: nn.Module) -> int:
 
 
 LANGUAGE_MODELS = Registry("language model", {"rnn_lm": RNNLanguageModel})
+LM_WIRED = ("vocab_size",)  # from the data's vocabulary; the rest of a language model's spec is the config's
 CELL_NAMES = tuple(CELLS)

@@ -22,24 +22,16 @@ from torch import Tensor
 from vltk.config import from_dict, spec_field, to_dict
 from vltk.errors import ConfigError
 from vltk.metrics.lm import LanguageModelMetrics, bits_per_symbol
-from vltk.registry import build, resolved_spec
+from vltk.registry import build
 from vltk.rnn import StackState
 from vltk.tasks.lm.data import LmBatch
 from vltk.tasks.lm.datasets import LM_DATASETS
-from vltk.tasks.lm.model import LANGUAGE_MODELS
+from vltk.tasks.lm.model import LANGUAGE_MODELS, LM_WIRED
 from vltk.tasks.lm.vocab import SymbolVocabulary
 from vltk.tasks.training import EvaluatingSystem, TrainerConfig
 
 logger = logging.getLogger(__name__)
 CARRIED_STATE_KEY = "vltk_lm_carried_state"  # the training streams' hidden state, in checkpoints
-
-
-def _resolve_lm_data(spec: Any, path: str) -> dict[str, Any]:
-    return resolved_spec(LM_DATASETS, spec, path=path)
-
-
-def _resolve_lm_model(spec: Any, path: str) -> dict[str, Any]:
-    return resolved_spec(LANGUAGE_MODELS, spec, path=path, what="language model", wired=("vocab_size",))
 
 
 @dataclass
@@ -91,8 +83,8 @@ class LmConfig:
 
     task: str = "lm"
     seed: int = 42
-    data: dict = spec_field(_resolve_lm_data, {"name": "python_source"})
-    model: dict = spec_field(_resolve_lm_model, {"name": "rnn_lm"})
+    data: dict = spec_field(LM_DATASETS, {"name": "python_source"})
+    model: dict = spec_field(LANGUAGE_MODELS, {"name": "rnn_lm"}, wired=LM_WIRED)
     loss: LmLossConfig = field(default_factory=LmLossConfig)
     optim: LmOptimConfig = field(default_factory=LmOptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -170,7 +162,7 @@ class LmTask(EvaluatingSystem):
     def __init__(self, config: dict[str, Any], vocab: str):
         super().__init__()
         self.save_hyperparameters()
-        self.config = from_dict(LmConfig, config)
+        self.config = from_dict(LmConfig, config, old_keys=True)
         self.vocab = SymbolVocabulary.from_json(vocab)
         self.model = build(
             LANGUAGE_MODELS,

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from vltk.attention import AdditiveAttention
 from vltk.encoders import RNNTextEncoder
 from vltk.errors import ConfigError, unknown_choice_message
-from vltk.registry import Registry, build, resolved_spec
+from vltk.registry import Registry, build
 from vltk.tasks.navigation.babyai.env import NUM_ACTIONS, ObservationKind, check_observation
 from vltk.tasks.navigation.babyai.observation_encoder import OBSERVATION_ENCODERS
 from vltk.tasks.navigation.film import FiLM, FiLMBlock
@@ -293,12 +293,7 @@ class AgentPolicy:
 
 
 NAVIGATION_AGENTS = Registry("navigation agent", {"attention_lstm": NavigationAgent})
-WIRED = ("vocab_size", "observation", "pad_id")
-
-
-def resolve_agent_spec(spec: Mapping[str, Any], path: str = "model") -> dict[str, Any]:
-    """A navigation agent spec checked and completed with defaults (what a run directory records)."""
-    return resolved_spec(NAVIGATION_AGENTS, spec, path=path, what="navigation agent", wired=WIRED)
+WIRED = ("vocab_size", "observation", "pad_id")  # from the data; the rest of an agent's spec is the config's
 
 
 def build_navigation_agent(

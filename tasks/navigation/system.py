@@ -22,8 +22,7 @@ from torch import Tensor
 from vltk.config import from_dict, spec_field, to_dict
 from vltk.errors import ConfigError
 from vltk.metrics.navigation import NAVIGATION_METRIC_NAMES, EpisodeResult, NavigationMetrics
-from vltk.registry import resolved_spec
-from vltk.tasks.navigation.agent import AgentPolicy, build_navigation_agent, resolve_agent_spec
+from vltk.tasks.navigation.agent import NAVIGATION_AGENTS, WIRED, AgentPolicy, build_navigation_agent
 from vltk.tasks.navigation.babyai.episodes import NavigationBatch
 from vltk.tasks.navigation.babyai.rollout import rollout
 from vltk.tasks.navigation.datasets import NAVIGATION_DATASETS
@@ -31,10 +30,6 @@ from vltk.tasks.training import EvaluatingSystem, OptimConfig, TrainerConfig, bu
 from vltk.text import Vocabulary
 
 logger = logging.getLogger(__name__)
-
-
-def _resolve_navigation_data(spec: Any, path: str) -> dict[str, Any]:
-    return resolved_spec(NAVIGATION_DATASETS, spec, path=path)
 
 
 @dataclass
@@ -56,8 +51,8 @@ class NavigationConfig:
 
     task: str = "navigation"
     seed: int = 42
-    data: dict = spec_field(_resolve_navigation_data, {"name": "babyai"})
-    model: dict = spec_field(resolve_agent_spec, {"name": "attention_lstm"})
+    data: dict = spec_field(NAVIGATION_DATASETS, {"name": "babyai"})
+    model: dict = spec_field(NAVIGATION_AGENTS, {"name": "attention_lstm"}, wired=WIRED)
     loss: NavigationLossConfig = field(default_factory=NavigationLossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -91,7 +86,7 @@ class NavigationTask(EvaluatingSystem):
     def __init__(self, config: dict[str, Any], vocab: str):
         super().__init__()
         self.save_hyperparameters()
-        self.config = from_dict(NavigationConfig, config)
+        self.config = from_dict(NavigationConfig, config, old_keys=True)
         self.vocab = Vocabulary.from_json(vocab)
         self.model = build_navigation_agent(
             self.config.model,

@@ -1,9 +1,9 @@
 """VQA models: a shared image encoder, an RNN question encoder and an answer head (a classifier).
 
-A VQA model spec (the ``model:`` section of a vqa config)::
+The ``model:`` section of a vqa config is a :class:`VqaModelConfig`::
 
     name: attention                   # a key of VQA_MODELS: attention | cnn_lstm | stacked_attention
-    blind: false                      # true zeroes the image features (the question-only ablation)
+    use_image: true                   # false zeroes the image features (the question-only ablation)
     encoder: {name: small_cnn, ...}   # a spec for vltk.encoders.IMAGE_ENCODERS
     text: {name: rnn, ...}            # a spec for vltk.encoders.TEXT_ENCODERS (vocab_size/pad_id wired)
     head: {glimpses: 2, ...}          # the head's own options (its dimensions are wired)
@@ -15,16 +15,17 @@ et al. 2016 (*Stacked Attention Networks*); see :mod:`vltk.tasks.vqa.heads`.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from vltk.config import Renamed, from_dict, options_field, spec_field
 from vltk.encoders import IMAGE_ENCODERS, TEXT_ENCODERS
-from vltk.errors import ConfigError, closest
-from vltk.registry import Registry, build, resolved_spec
+from vltk.registry import Registry, build
 from vltk.tasks.vqa.heads import GlimpseAttentionHead, PointwiseFusionHead, StackedAttentionHead
 from vltk.types import ImageFeatures
 
@@ -36,10 +37,30 @@ VQA_MODELS = Registry(
         "stacked_attention": StackedAttentionHead,
     },
 )
-VQA_MODEL_KEYS = ("name", "blind", "encoder", "text", "head")
 HEAD_WIRED = ("image_dim", "question_dim", "num_answers")
 TEXT_WIRED = ("vocab_size", "pad_id")
 DEFAULT_TEXT = {"name": "rnn", "embed_dim": 300, "hidden_dim": 512}
+
+
+@dataclass
+class VqaModelConfig:
+    """The ``model:`` section of a vqa config.
+
+    Attributes:
+        name: the answer head, a key of :data:`VQA_MODELS`.
+        use_image: ``false`` zeroes the image features (the question-only ablation).
+        encoder: a spec of :data:`vltk.encoders.IMAGE_ENCODERS`.
+        text: a spec of :data:`vltk.encoders.TEXT_ENCODERS` (the question encoder).
+        head: the options of head ``name`` (its dimensions are wired).
+    """
+
+    RENAMED: ClassVar[dict[str, Renamed]] = {"blind": Renamed("use_image", operator.not_)}
+
+    name: str = "attention"
+    use_image: bool = True
+    encoder: dict = spec_field(IMAGE_ENCODERS, {"name": "small_cnn"})
+    text: dict = spec_field(TEXT_ENCODERS, DEFAULT_TEXT, wired=TEXT_WIRED)
+    head: dict = options_field(VQA_MODELS, wired=HEAD_WIRED)
 
 
 @dataclass
@@ -65,19 +86,21 @@ class VqaModel(nn.Module):
         encoder: an image encoder (``forward(images) -> ImageFeatures``, ``out_dim``, ``transforms()``).
         text_encoder: a text encoder (``forward(tokens, lengths) -> TextFeatures``, ``out_dim``).
         head: an answer head of :mod:`vltk.tasks.vqa.heads`.
-        blind: zero the image features (ablation: how well does the question alone answer?).
+        use_image: ``False`` zeroes the image features (ablation: how well does the question alone answer?).
     """
 
-    def __init__(self, encoder: nn.Module, text_encoder: nn.Module, head: nn.Module, *, blind: bool = False):
+    def __init__(
+        self, encoder: nn.Module, text_encoder: nn.Module, head: nn.Module, *, use_image: bool = True
+    ):
         super().__init__()
         self.encoder = encoder
         self.text_encoder = text_encoder
         self.head = head
-        self.blind = blind
+        self.use_image = use_image
 
     def encode(self, images: Tensor) -> ImageFeatures:
         features = self.encoder(images)  # grid [U, N, D], pooled [U, D]
-        if self.blind:
+        if not self.use_image:
             features = ImageFeatures(
                 torch.zeros_like(features.grid), torch.zeros_like(features.pooled), features.mask,
                 features.grid_size,
@@ -93,62 +116,28 @@ class VqaModel(nn.Module):
         return VqaOutput(logits, attention, features.grid_size)
 
 
-def resolve_vqa_spec(spec: Mapping[str, Any], path: str = "model") -> dict[str, Any]:
-    """Check a VQA model spec (encoder, text encoder, head) and fill in every default."""
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{path}: expected a mapping with name/encoder/text/head, got {spec!r}")
-    for key in spec:
-        if key not in VQA_MODEL_KEYS:
-            hint = closest(str(key), VQA_MODEL_KEYS)
-            did_you_mean = f"; did you mean '{path}.{hint}'?" if hint else ""
-            raise ConfigError(
-                f"unknown config key '{path}.{key}'{did_you_mean} (valid keys: {', '.join(VQA_MODEL_KEYS)})"
-            )
-    name = spec.get("name", "attention")
-    encoder = resolved_spec(
-        IMAGE_ENCODERS, spec.get("encoder") or {"name": "small_cnn"}, path=f"{path}.encoder",
-        what="image encoder",
-    )  # fmt: skip
-    text = resolved_spec(
-        TEXT_ENCODERS, spec.get("text") or DEFAULT_TEXT, path=f"{path}.text", what="text encoder",
-        wired=TEXT_WIRED,
-    )  # fmt: skip
-    head_options = spec.get("head") or {}
-    if not isinstance(head_options, Mapping):
-        raise ConfigError(f"{path}.head: expected a mapping of the head's options, got {head_options!r}")
-    head_options = dict(head_options)
-    if "name" in head_options:
-        raise ConfigError(f"{path}.head.name: the head is chosen by {path}.name ('{name}')")
-    head = resolved_spec(
-        VQA_MODELS, {"name": name, **head_options}, path=f"{path}.head", what="vqa model", wired=HEAD_WIRED
-    )
-    head.pop("name")
-    blind = spec.get("blind", False)
-    if not isinstance(blind, bool):
-        raise ConfigError(f"{path}.blind = {blind!r} has the wrong type: expected bool")
-    return {"name": name, "blind": blind, "encoder": encoder, "text": text, "head": head}
-
-
 def build_vqa_model(
-    spec: Mapping[str, Any], *, vocab_size: int, num_answers: int, pad_id: int = 0
+    spec: VqaModelConfig | Mapping[str, Any], *, vocab_size: int, num_answers: int, pad_id: int = 0
 ) -> VqaModel:
-    """Build a :class:`VqaModel` from a (resolved or partial) spec.
+    """Build a :class:`VqaModel` from its config.
 
     Args:
-        spec: the ``model:`` section (see the module docstring).
+        spec: the ``model:`` section, a :class:`VqaModelConfig` or a mapping (partial, or a checkpoint's
+            resolved section, old spellings included).
         vocab_size: the question vocabulary's size.
         num_answers: the answer vocabulary's size.
         pad_id: the question vocabulary's padding id.
     """
-    spec = resolve_vqa_spec(spec)
-    encoder = build(IMAGE_ENCODERS, spec["encoder"], path="model.encoder")
-    text_encoder = build(TEXT_ENCODERS, spec["text"], path="model.text", vocab_size=vocab_size, pad_id=pad_id)
+    if not isinstance(spec, VqaModelConfig):
+        spec = from_dict(VqaModelConfig, spec, "model", old_keys=True)
+    encoder = build(IMAGE_ENCODERS, spec.encoder, path="model.encoder")
+    text_encoder = build(TEXT_ENCODERS, spec.text, path="model.text", vocab_size=vocab_size, pad_id=pad_id)
     head = build(
         VQA_MODELS,
-        {"name": spec["name"], **spec["head"]},
+        {"name": spec.name, **spec.head},
         path="model.head",
         image_dim=encoder.out_dim,
         question_dim=text_encoder.out_dim,
         num_answers=num_answers,
     )
-    return VqaModel(encoder, text_encoder, head, blind=spec["blind"])
+    return VqaModel(encoder, text_encoder, head, use_image=spec.use_image)

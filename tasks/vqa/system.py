@@ -30,19 +30,14 @@ from torch import Tensor
 from vltk.config import from_dict, spec_field, to_dict
 from vltk.errors import ConfigError
 from vltk.metrics.vqa import ACCURACY, EXACT_MATCH, HEAD_RULE, VqaMetrics, VqaRule
-from vltk.registry import resolved_spec
 from vltk.tasks.training import EvaluatingSystem, OptimConfig, TrainerConfig
 from vltk.tasks.vqa.dataset import VqaBatch
 from vltk.tasks.vqa.datasets import VQA_DATASETS
-from vltk.tasks.vqa.model import VqaOutput, build_vqa_model, resolve_vqa_spec
+from vltk.tasks.vqa.model import VqaModelConfig, VqaOutput, build_vqa_model
 from vltk.tasks.vqa.records import AnswerVocabulary, VqaExample
 from vltk.text import Vocabulary
 
 logger = logging.getLogger(__name__)
-
-
-def _resolve_vqa_data(spec: Any, path: str) -> dict[str, Any]:
-    return resolved_spec(VQA_DATASETS, spec, path=path)
 
 
 @dataclass
@@ -63,12 +58,12 @@ class VqaMetricsConfig:
 
 @dataclass
 class VqaConfig:
-    """A VQA run: ``model`` is a VQA model spec (vltk.tasks.vqa.model), ``data`` a dataset spec."""
+    """A VQA run: ``model`` is a :class:`~vltk.tasks.vqa.model.VqaModelConfig`, ``data`` a dataset spec."""
 
     task: str = "vqa"
     seed: int = 42
-    data: dict = spec_field(_resolve_vqa_data, {"name": "easy_vqa"})
-    model: dict = spec_field(resolve_vqa_spec, {"name": "attention"})
+    data: dict = spec_field(VQA_DATASETS, {"name": "easy_vqa"})
+    model: VqaModelConfig = field(default_factory=VqaModelConfig)
     loss: VqaLossConfig = field(default_factory=VqaLossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -115,7 +110,7 @@ class VqaTask(EvaluatingSystem):
     def __init__(self, config: dict[str, Any], vocab: str, answers: list[str]):
         super().__init__()
         self.save_hyperparameters()
-        self.config = from_dict(VqaConfig, config)
+        self.config = from_dict(VqaConfig, config, old_keys=True)
         self.vocab = Vocabulary.from_json(vocab)
         self.answer_vocab = AnswerVocabulary(answers)
         self.model = build_vqa_model(
