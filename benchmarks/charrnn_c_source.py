@@ -25,7 +25,6 @@ from _report import ROOT, add_json_argument, publish, verdict  # noqa: E402
 
 from vltk.tasks.lm.diagnose import diagnose_activations  # noqa: E402
 from vltk.tasks.lm.model import parameter_count  # noqa: E402
-from vltk.tasks.lm.predict import sample_text  # noqa: E402
 from vltk.tasks.runner import load_system, load_task_config, train  # noqa: E402
 
 DOCS = ROOT / "docs" / "lm"
@@ -66,7 +65,7 @@ def main() -> None:
         )
         print(rows[-1], flush=True)
         results[name] = {"parameters": params, "bpc": result.metrics["bpc"], "seconds": seconds}
-        text = sample_text(system, cfg.sample.prime, 800, 0.8, seed=0)
+        text = system.inference().sample(cfg.sample.prime, 800, 0.8, seed=0)
         samples.append((name, cfg.sample.prime + text))
         (docs / f"sample_{name}.txt").write_text(cfg.sample.prime + text + "\n", encoding="utf-8")
         if name == "linux_lstm":

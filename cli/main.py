@@ -187,22 +187,6 @@ def episodes_override(checkpoint: Path, split: str, episodes: int) -> str:
     return f"data.{split}_episodes={episodes}"
 
 
-PREDICT_OPTION_NAMES = {
-    "inputs": "INPUT arguments",
-    "question": "--question",
-    "caption": "--caption",
-    "beam_size": "--beam-size",
-    "max_length": "--max-length",
-    "attention_map": "--attention-map",
-    "prime": "--prime",
-    "length": "--length",
-    "temperature": "--temperature",
-    "level": "--level",
-    "seed": "--seed",
-    "gif": "--gif",
-}
-
-
 @app.command()
 @user_errors
 def predict(
@@ -238,12 +222,14 @@ def predict(
         Path | None, typer.Option(help="navigation: write the episode as an animated GIF.")
     ] = None,
 ) -> None:
-    """Run a trained model on new input: caption images, answer a question, sample text, play an episode."""
-    from vltk.tasks.captioning.predict import check_predict_request
-    from vltk.tasks.runner import load_system, task_entry
-    from vltk.tasks.training import PredictRequest
+    """Run a trained model on new input: caption images, answer a question, sample text, play an episode.
 
-    request = PredictRequest(
+    Decoding follows the checkpoint's own config (its `decoding` section; lm: its `sample` section) unless
+    an option overrides it. Each task takes only its own options (`vltk.tasks.TASKS[task].predict_request`).
+    """
+    from vltk.tasks.pretrained import predict as run_predict
+
+    options = dict(
         inputs=list(inputs or []),
         question=question,
         caption=caption,
@@ -257,21 +243,7 @@ def predict(
         seed=seed,
         gif=gif,
     )
-    check_predict_request(request)
-    system = load_system(checkpoint)
-    task = system.config.task
-    entry = task_entry(task)
-    if entry.predict is None:
-        raise VltkError(f"`vltk predict` does not support {task} checkpoints yet")
-    default = PredictRequest()
-    unused = [
-        PREDICT_OPTION_NAMES[name]
-        for name in PREDICT_OPTION_NAMES
-        if name not in entry.predict_options and getattr(request, name) != getattr(default, name)
-    ]
-    if unused:
-        raise VltkError(f"{', '.join(unused)} do(es) not apply to a {task} checkpoint")
-    for line in entry.predict(system, request):
+    for line in run_predict(checkpoint, options):
         console.print(line, highlight=False)
 
 
@@ -299,16 +271,16 @@ def chat(
     """
     from vltk.tasks.dialog.predict import chat_rounds, open_session
     from vltk.tasks.dialog.session import DialogAnswer
-    from vltk.tasks.runner import load_system
+    from vltk.tasks.pretrained import from_pretrained
 
-    system = load_system(checkpoint)
-    if system.config.task != "dialog":
-        raise VltkError(f"vltk chat needs a dialog checkpoint; {checkpoint} is a {system.config.task} one")
+    answerer = from_pretrained(checkpoint)
+    if answerer.task != "dialog":
+        raise VltkError(f"vltk chat needs a dialog checkpoint; {checkpoint} is a {answerer.task} one")
     interactive = sys.stdin.isatty()
     if caption is None and interactive:
         caption = console.input("[bold]caption[/] (describe the image; Enter for none): ")
-    session = open_session(system, image, caption or "", beam_size=beam_size, max_length=max_length)
-    kind = "generates" if system.model.generative else "ranks its training answers for"
+    session = open_session(answerer, image, caption or "", beam_size=beam_size, max_length=max_length)
+    kind = "generates" if answerer.generative else "ranks its training answers for"
     console.print(f"[bold]{image}[/] - caption: {caption or '(none)'}", highlight=False)
     console.print(f"[dim]the model {kind} each answer; /reset forgets the history, quit stops[/]")
     for reply in chat_rounds(session, _question_lines(interactive)):

@@ -26,10 +26,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vltk.config import apply_overrides, dump_yaml, from_dict, load_config, to_dict
 from vltk.errors import ConfigError, VltkError, check_output_path, unknown_choice_message
-from vltk.export import load_checkpoint, read_export
+from vltk.export import load_checkpoint, read_export, weights_summary
 from vltk.registry import build, resolve
 from vltk.tasks import TASKS, TaskEntry
-from vltk.tasks.pretrained import weights_summary
 from vltk.tasks.reliability import (
     AtomicCheckpointIO,
     Provenance,

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
+
+from vltk.errors import VltkError, unknown_choice_message
 
 
 @dataclass
@@ -74,6 +78,36 @@ class DecodingConfig:
     top_k: int = 0
 
 
+DECODING_METHODS = ("beam", "greedy", "sample")
+
+
+def check_decoding_options(beam_size: int | None, max_length: int | None) -> None:
+    """A beam size and a maximum length, when given, are at least 1 (0 used to mean 'the default')."""
+    if beam_size is not None and beam_size < 1:
+        raise VltkError(f"--beam-size must be >= 1 (1 = greedy), got {beam_size}")
+    if max_length is not None and max_length < 1:
+        raise VltkError(f"--max-length must be >= 1 (words), got {max_length}")
+
+
+def override_decoding(decoding: DecodingConfig, overrides: Mapping[str, Any]) -> DecodingConfig:
+    """``decoding`` (a checkpoint's) with the given options replaced; ``None`` values are ignored.
+
+    A ``beam_size`` without a ``method`` asks for beam search of that width (``--beam-size 1`` is greedy in
+    effect), whatever the checkpoint's method; every other option replaces its own field only.
+    """
+    given = {name: value for name, value in overrides.items() if value is not None}
+    options = [f.name for f in dataclass_fields(DecodingConfig)]
+    unknown = sorted(set(given) - set(options))
+    if unknown:
+        raise VltkError(unknown_choice_message("decoding option", unknown[0], options))
+    check_decoding_options(given.get("beam_size"), given.get("max_length"))
+    if "beam_size" in given and "method" not in given:
+        given["method"] = "beam"
+    if given.get("method", decoding.method) not in DECODING_METHODS:
+        raise VltkError(unknown_choice_message("decoding method", str(given["method"]), DECODING_METHODS))
+    return replace(decoding, **given) if given else decoding
+
+
 def build_optimizer(
     config: OptimConfig, model: nn.Module, encoder: nn.Module | None
 ) -> torch.optim.Optimizer:
@@ -119,25 +153,6 @@ def build_scheduler(
 
 
 # ------------------------------------------------------------------------------------ the task contract
-@dataclass
-class PredictRequest:
-    """Everything ``vltk predict`` can be asked; each task reads the fields it lists in ``predict_options``
-    (``vltk.tasks.TaskEntry``) and the CLI refuses the others by their option name."""
-
-    inputs: list[Path] = dataclass_field(default_factory=list)
-    question: str | None = None
-    caption: str | None = None
-    beam_size: int | None = None
-    max_length: int | None = None
-    attention_map: Path | None = None
-    prime: str | None = None
-    length: int | None = None
-    temperature: float | None = None
-    level: str | None = None
-    seed: int | None = None
-    gif: Path | None = None
-
-
 @dataclass
 class ScoreRequest:
     """Everything ``vltk score TASK`` can be given (files only, no model)."""

@@ -166,7 +166,7 @@ def test_predict_without_attention_model_explains_attention_maps(tmp_path):
     system = _tiny_system("show_tell", ["decoding.max_length=4"]).eval()
     image = tmp_path / "x.png"
     Image.new("RGB", (40, 30), "red").save(image)
-    (prediction,) = predict_captions(system, [image], beam_size=2)
+    (prediction,) = predict_captions(system.inference(), [image], beam_size=2)
     assert isinstance(prediction.caption, str) and len(prediction.caption.split()) <= 4
     with pytest.raises(VltkError, match="no attention over image regions"):
-        predict_captions(system, [image], attention_map=tmp_path / "att.png")
+        predict_captions(system.inference(), [image], attention_map=tmp_path / "att.png")

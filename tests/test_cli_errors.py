@@ -147,11 +147,11 @@ def test_predict_rejects_out_of_range_decoding(checkpoint: Path, image: Path, ar
 
 
 def test_predict_caption_library_rejects_beam_size_zero(checkpoint: Path, image: Path) -> None:
+    from vltk import from_pretrained
     from vltk.tasks.captioning.predict import predict_captions
-    from vltk.tasks.runner import load_system
 
     with pytest.raises(VltkError, match="--beam-size must be >= 1"):
-        predict_captions(load_system(checkpoint), [image], beam_size=0)
+        predict_captions(from_pretrained(checkpoint), [image], beam_size=0)
 
 
 # --------------------------------------------------------------------------------- not a checkpoint

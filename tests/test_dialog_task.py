@@ -112,7 +112,7 @@ def test_score_refuses_a_malformed_ranks_file(dialog_run: Path, tmp_path: Path):
 def test_chat_keeps_the_history_and_answers_each_question(dialog_run: Path):
     system = load_system(dialog_run / "checkpoints" / "best.ckpt")
     image = _an_image()
-    session = open_session(system, image, "there is a red circle")
+    session = open_session(system.inference(), image, "there is a red circle")
     replies = list(
         chat_rounds(session, ["how many shapes are there?", "", "what colour is it?", "quit", "x"])
     )
@@ -149,7 +149,7 @@ def test_generative_model_generates_free_answers(tmp_path: Path, _isolated_cache
     assert {"MRR", "NDCG"} <= set(result.metrics)
     system = load_system(tmp_path / "generative" / "checkpoints" / "best.ckpt")
     assert system.model.generative
-    session = open_session(system, _an_image(), "a blue square", beam_size=2, max_length=4)
+    session = open_session(system.inference(), _an_image(), "a blue square", beam_size=2, max_length=4)
     answer = session.ask("what colour is it?")
     assert isinstance(answer.answer, str) and len(answer.answer.split()) <= 4
     assert answer.unknown_words == []
@@ -172,7 +172,7 @@ def test_from_pretrained_chats_like_the_system(dialog_run: Path, tmp_path: Path)
     pretrained = vltk.from_pretrained(tmp_path / "export")
     questions = ["how many shapes are there?", "what colour is it?", "is it large?"]
     session = pretrained.chat(load_image(_an_image()), "a red circle")
-    reference = open_session(load_system(checkpoint), _an_image(), "a red circle")
+    reference = open_session(load_system(checkpoint).inference(), _an_image(), "a red circle")
     assert [session.ask(q).answer for q in questions] == [reference.ask(q).answer for q in questions]
     assert session.history() == reference.history()
 

@@ -9,9 +9,9 @@
     DIR/tokenizer_config.json      so ``transformers.PreTrainedTokenizerFast.from_pretrained(DIR)`` loads it
     DIR/special_tokens_map.json
 
-``vltk.from_pretrained(DIR)`` returns a model ready for inference in Python, for every task in
-:data:`vltk.tasks.pretrained.PRETRAINED_LOADERS` (captioning, vqa, lm, navigation), and ``vltk predict`` /
-``vltk evaluate`` accept the directory wherever they accept a checkpoint.
+``vltk.from_pretrained(DIR)`` returns the task's inference object (``vltk.tasks.<task>.inference``), for
+every task, and ``vltk predict`` / ``vltk evaluate`` accept the directory wherever they accept a checkpoint.
+:func:`load_network` puts the weights of either into a freshly built network.
 """
 
 from __future__ import annotations
@@ -19,12 +19,16 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import re
 import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from vltk.errors import VltkError
 
@@ -35,6 +39,7 @@ CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
 SYMBOLS_FILE = "vocab.json"  # the lm's symbol vocabulary (not a `tokenizers` document)
 FORMAT_VERSION = 1
+NETWORK_PREFIX = "model."  # a system's state dict holds its network under ``model.``
 
 
 @dataclass
@@ -204,3 +209,62 @@ def read_model(path: str | Path, map_location: str | torch.device = "cpu") -> Ex
     if path.is_dir():
         return read_export(path)
     return read_checkpoint(path, map_location=map_location)
+
+
+def hyper_parameter(hyper_parameters: Mapping[str, Any], key: str, source: str | Path) -> Any:
+    """``hyper_parameters[key]``, or one line naming ``source`` when a model file lacks it."""
+    if key not in hyper_parameters:
+        raise VltkError(
+            f"{source} is not a complete vltk model: '{key}' is missing from its hyper-parameters"
+        )
+    return hyper_parameters[key]
+
+
+_KEYS = re.compile(r'(Missing|Unexpected) key\(s\) in state_dict: ((?:"[^"]*"(?:, )?)+)')
+_SHAPE = r"torch\.Size\(\[[^\]]*\]\)"
+_SIZE_MISMATCH = re.compile(
+    rf"size mismatch for ([^:]+): copying a param with shape ({_SHAPE}) from checkpoint, "
+    rf"the shape in current model is ({_SHAPE})"
+)
+
+
+def weights_summary(error: Exception) -> str:
+    """One line out of ``load_state_dict``'s multi-line error: the counts and first names of the missing
+    and unexpected keys, and the first size mismatch."""
+    text = str(error)
+    parts = []
+    for kind, names in _KEYS.findall(text):
+        keys = re.findall(r'"([^"]*)"', names)
+        shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+        parts.append(f"{len(keys)} {kind.lower()} ({shown})")
+    mismatch = _SIZE_MISMATCH.search(text)
+    if mismatch:
+        name, stored, expected = mismatch.groups()
+        parts.append(f"{name} has shape {stored} in the file, {expected} in the model")
+    return "; ".join(parts) or " ".join(text.split())[:300]
+
+
+def load_network(
+    network: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | Path, task: str = ""
+) -> nn.Module:
+    """Load the ``model.*`` weights of a system state dict into ``network`` (strictly); eval mode."""
+    state = {k[len(NETWORK_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(NETWORK_PREFIX)}
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        model = f"{task} model" if task else "configured model"
+        raise VltkError(f"{source}: the weights do not fit the {model} ({weights_summary(error)})") from None
+    return network.eval()
+
+
+@contextmanager
+def evaluating(network: nn.Module) -> Iterator[nn.Module]:
+    """``network`` in eval mode and without gradients for the block; its train/eval mode is restored after
+    (an inference object built from a system in training leaves the training as it found it)."""
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            yield network
+    finally:
+        network.train(was_training)

@@ -17,11 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vltk.config import from_dict, spec_field, to_dict
-from vltk.decoding import BeamResult
 from vltk.metrics import CaptionMetrics
 from vltk.metrics.caption import METRIC_NAMES, score_records
 from vltk.tasks.captioning.batch import CaptionBatch
 from vltk.tasks.captioning.datasets import CAPTION_DATASETS
+from vltk.tasks.captioning.inference import ImageCaptioner
 from vltk.tasks.captioning.model import CaptionerConfig, build_captioner
 from vltk.tasks.training import (
     DecodingConfig,
@@ -178,25 +178,15 @@ class CaptioningTask(EvaluatingSystem):
             if len(self.samples) < self.config.num_samples:
                 self.samples.append(CaptionSample(image_id, caption, list(refs)))
 
+    def inference(self) -> ImageCaptioner:
+        """The inference object around this system's network (shared, not copied), its vocabulary and its
+        config's ``decoding``: what ``vltk.from_pretrained`` gives for its checkpoint."""
+        return ImageCaptioner(self.model, self.vocab, self.config.decoding)
+
     def caption(self, images: Tensor) -> list[str]:
-        """Captions for a batch of preprocessed images, decoded as the config's ``decoding`` says."""
-        decoding = self.config.decoding
-        result = self.model.generate(
-            self.model.encode(images),
-            method=decoding.method,
-            beam_size=decoding.beam_size,
-            max_length=decoding.max_length,
-            min_length=decoding.min_length,
-            length_penalty=decoding.length_penalty,
-            block_trigrams=decoding.block_trigrams,
-            temperature=decoding.temperature,
-            top_k=decoding.top_k,
-        )
-        if isinstance(result, BeamResult):
-            result = result.best()
-        tokens = result.tokens.tolist()
-        lengths = result.lengths.tolist()
-        return [self.vocab.decode(row[:length]) for row, length in zip(tokens, lengths)]
+        """Captions for a batch of preprocessed images, decoded as the config's ``decoding`` says
+        (:meth:`vltk.tasks.captioning.inference.ImageCaptioner.caption_batch`)."""
+        return self.inference().caption_batch(images)
 
     def _start_eval(self, stage: str) -> None:
         self.metrics[stage].reset()

@@ -1,53 +1,65 @@
-"""Talking to a dialog checkpoint about one image: ``vltk chat CKPT image.png`` and ``vltk predict``.
+"""Talking to a dialog model about one image: ``vltk chat CKPT image.png`` and ``vltk predict``.
 
-The conversation itself is :class:`vltk.tasks.dialog.session.DialogSession` (plain torch); this module
-builds it from a loaded system (the lengths the model was trained with, the config's ``decoding``, the
-checkpoint's answer bank) and runs the chat loop over lines of input.
+The conversation itself is :class:`vltk.tasks.dialog.session.DialogSession` (plain torch), opened by the
+inference object :class:`vltk.tasks.dialog.inference.DialogAnswerer` (the lengths the model was trained
+with, the checkpoint's ``decoding``, its answer bank); this module opens it about an image file and runs the
+chat loop over lines of input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.markup import escape
 
-from vltk.config import to_dict
 from vltk.data.images import load_image
 from vltk.errors import VltkError
-from vltk.tasks.dialog.session import DialogAnswer, DialogSession, session_settings
-from vltk.tasks.training import PredictRequest
+from vltk.tasks.dialog.inference import DialogAnswerer
+from vltk.tasks.dialog.session import DialogAnswer, DialogSession
 
 QUIT_WORDS = frozenset({"quit", "exit", "/quit", "/exit", ":q"})
 RESET_WORD = "/reset"
 
 
+@dataclass
+class DialogRequest:
+    """What ``vltk predict`` takes for a dialog model (its options; the CLI refuses the others).
+
+    Attributes:
+        inputs: the image files (the INPUT arguments); one round is played about each.
+        question: the question asked about each image.
+        caption: the caption the history starts with.
+        beam_size: beam search of this width for a generative model; ``None``: the checkpoint's decoding.
+        max_length: the longest generated answer; ``None``: the checkpoint's ``decoding.max_length``.
+    """
+
+    inputs: list[Path] = field(default_factory=list)
+    question: str | None = None
+    caption: str | None = None
+    beam_size: int | None = None
+    max_length: int | None = None
+
+
 def open_session(
-    system,
+    answerer: DialogAnswerer,
     image: str | Path,
     caption: str = "",
     *,
     beam_size: int | None = None,
     max_length: int | None = None,
 ) -> DialogSession:
-    """A :class:`DialogSession` with a loaded :class:`vltk.tasks.dialog.system.DialogTask` about an image
-    file.
+    """A :class:`DialogSession` about an image file.
 
     Args:
-        system: the loaded system (``vltk.tasks.runner.load_system``).
+        answerer: the inference object (``vltk.from_pretrained(PATH)`` or ``system.inference()``).
         image: the image file (an unreadable one is named in the error).
         caption: the caption the history starts with (the dataset gives one per image; here the user does).
-        beam_size: beam width of a generative model (``None``: the config's ``decoding.beam_size``).
-        max_length: longest generated answer (``None``: the config's ``decoding.max_length``).
+        beam_size: beam search of this width for a generative model (``None``: the checkpoint's decoding).
+        max_length: longest generated answer (``None``: the checkpoint's ``decoding.max_length``).
     """
-    settings = session_settings(to_dict(system.config))
-    if beam_size is not None:
-        settings["beam_size"] = beam_size
-    if max_length is not None:
-        settings["max_length"] = max_length
-    return DialogSession(
-        system.model, system.vocab, load_image(image), caption, answers=system.answers, **settings
-    )
+    return answerer.chat(load_image(image), caption, beam_size=beam_size, max_length=max_length)
 
 
 def chat_rounds(session: DialogSession, lines: Iterable[str]) -> Iterator[DialogAnswer | str]:
@@ -69,7 +81,7 @@ def chat_rounds(session: DialogSession, lines: Iterable[str]) -> Iterator[Dialog
             yield str(error)
 
 
-def predict_dialog_lines(system, request: PredictRequest) -> list[str]:
+def predict_dialog_lines(answerer: DialogAnswerer, request: DialogRequest) -> list[str]:
     """``vltk predict CKPT image.png --question Q [--caption C]``: one round per image (Rich markup)."""
     if not request.inputs:
         raise VltkError("dialog: name at least one image file to ask about")
@@ -78,7 +90,7 @@ def predict_dialog_lines(system, request: PredictRequest) -> list[str]:
     lines = []
     for path in request.inputs:
         session = open_session(
-            system, path, request.caption or "", beam_size=request.beam_size, max_length=request.max_length
+            answerer, path, request.caption or "", beam_size=request.beam_size, max_length=request.max_length
         )
         answer = session.ask(request.question)
         lines.append(f"[bold]{escape(str(path))}[/]")

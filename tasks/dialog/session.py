@@ -2,16 +2,16 @@
 
 The session keeps what the model's history encoder reads: the caption, then every question and answer so
 far, encoded as the dataset encodes dialog history (:func:`vltk.tasks.dialog.history.history_ids`). A
-generative model writes each answer with beam search; a discriminative model cannot write text, so it ranks a
-bank of candidate answers (the checkpoint keeps its training split's most frequent answers) and gives the best
-one.
+generative model writes each answer as its ``decoding`` says (the checkpoint's ``decoding`` section: beam
+search by default); a discriminative model cannot write text, so it ranks a bank of candidate answers (the
+checkpoint keeps its training split's most frequent answers) and gives the best one. Sessions are opened by
+:meth:`vltk.tasks.dialog.inference.DialogAnswerer.chat`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from PIL import Image
@@ -21,20 +21,10 @@ from vltk.encoders.cached import CachedFeatureEncoder
 from vltk.errors import VltkError
 from vltk.tasks.dialog.history import history_ids
 from vltk.tasks.dialog.model import DialogModel
+from vltk.tasks.training import DecodingConfig
 from vltk.text.vocab import Vocabulary
 
-
-def session_settings(config: Mapping[str, Any]) -> dict[str, int]:
-    """The :class:`DialogSession` options a run's resolved config implies: the lengths the model was trained
-    with (``data``) and how a generative model decodes (``decoding``)."""
-    data, decoding = config.get("data", {}), config.get("decoding", {})
-    return {
-        "max_question_length": int(data.get("max_question_length", 20)),
-        "max_answer_length": int(data.get("max_answer_length", 12)),
-        "max_history_length": int(data.get("max_history_length", 100)),
-        "beam_size": int(decoding.get("beam_size", 3)),
-        "max_length": int(decoding.get("max_length", 10)),
-    }
+DIALOG_DECODING = DecodingConfig(max_length=10)  # DialogConfig.decoding's default
 
 
 @dataclass
@@ -56,7 +46,8 @@ class DialogSession:
         caption: the caption the history starts with.
         answers: candidate answers a discriminative model ranks (ignored by a generative model).
         max_question_length, max_answer_length, max_history_length: the lengths the model was trained with.
-        beam_size, max_length: beam search for a generative model.
+        decoding: how a generative model writes answers (method ``beam`` or ``greedy``, beam size, maximum
+            length, minimum length, length penalty, trigram blocking).
     """
 
     def __init__(
@@ -70,11 +61,12 @@ class DialogSession:
         max_question_length: int = 20,
         max_answer_length: int = 12,
         max_history_length: int = 100,
-        beam_size: int = 3,
-        max_length: int = 10,
+        decoding: DecodingConfig = DIALOG_DECODING,
     ) -> None:
-        if beam_size < 1 or max_length < 1:
-            raise VltkError(f"beam size and max length must be >= 1, got {beam_size} and {max_length}")
+        if decoding.beam_size < 1 or decoding.max_length < 1:
+            raise VltkError(
+                f"beam size and max length must be >= 1, got {decoding.beam_size} and {decoding.max_length}"
+            )
         if isinstance(model.image_encoder, CachedFeatureEncoder):
             raise VltkError(
                 "this model was trained from cached CNN features (model.encoder: cached) and cannot read a "
@@ -87,8 +79,7 @@ class DialogSession:
         self.max_question_length = max_question_length
         self.max_answer_length = max_answer_length
         self.max_history_length = max_history_length
-        self.beam_size = beam_size
-        self.max_length = max_length
+        self.decoding = decoding
         self.image = model.transforms()(image.convert("RGB")).unsqueeze(0)  # [1, 3, H, W]
         self.turns: list[list[int]] = []  # per round: question ids + answer ids
         self._bank: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -121,8 +112,15 @@ class DialogSession:
         return DialogAnswer(question, answer, unknown)
 
     def _generate(self, fused: torch.Tensor) -> str:
+        decoding = self.decoding
         result = self.model.generate(
-            fused, method="beam", beam_size=self.beam_size, max_length=self.max_length
+            fused,
+            method=decoding.method,
+            beam_size=decoding.beam_size,
+            max_length=decoding.max_length,
+            min_length=decoding.min_length,
+            length_penalty=decoding.length_penalty,
+            block_trigrams=decoding.block_trigrams,
         )
         best = result.best() if isinstance(result, BeamResult) else result
         return self.vocab.decode(best.tokens[0, : int(best.lengths[0])].tolist())

@@ -29,6 +29,7 @@ from vltk.metrics.retrieval import DialogRankingMetrics, scores_to_ranks
 from vltk.tasks.dialog.batch import DialogBatch
 from vltk.tasks.dialog.datasets import DIALOG_DATASETS
 from vltk.tasks.dialog.decoders import discriminative_loss
+from vltk.tasks.dialog.inference import DialogAnswerer, DialogLengths
 from vltk.tasks.dialog.model import DialogModelConfig, build_dialog_model
 from vltk.tasks.training import DecodingConfig, EvaluatingSystem, OptimConfig, TrainerConfig, build_optimizer
 from vltk.text import Vocabulary
@@ -133,6 +134,12 @@ class DialogTask(EvaluatingSystem):
         return loss
 
     # ----------------------------------------------------------------------------------------- evaluation
+    def inference(self) -> DialogAnswerer:
+        """The inference object around this system's network (shared, not copied), its vocabulary, answer
+        bank, trained lengths and ``decoding``: what ``vltk.from_pretrained`` gives for its checkpoint."""
+        lengths = DialogLengths.of(self.config.data)
+        return DialogAnswerer(self.model, self.vocab, self.answers, lengths, self.config.decoding)
+
     def _eval_step(self, batch: DialogBatch, stage: str) -> None:
         scores = self.model.forward_batch(batch).scores  # [B, R, O]
         if not self.model.generative:

@@ -26,6 +26,7 @@ from vltk.registry import build
 from vltk.rnn import StackState
 from vltk.tasks.lm.data import LmBatch
 from vltk.tasks.lm.datasets import LM_DATASETS
+from vltk.tasks.lm.inference import TextSampler
 from vltk.tasks.lm.model import LANGUAGE_MODELS, LM_WIRED
 from vltk.tasks.lm.vocab import SymbolVocabulary
 from vltk.tasks.training import EvaluatingSystem, TrainerConfig
@@ -195,13 +196,17 @@ class LmTask(EvaluatingSystem):
         """Evaluate with the checkpoint's vocabulary (symbols it never saw count as ``<unk>``)."""
         datamodule.vocab = self.vocab
 
+    def inference(self) -> TextSampler:
+        """The inference object around this system's network (shared, not copied), its symbols and its
+        config's ``sample`` section: what ``vltk.from_pretrained`` gives for its checkpoint."""
+        s = self.config.sample
+        return TextSampler(self.model, self.vocab, s.prime, s.length, s.temperature)
+
     def sample_rows(self) -> list[dict[str, str]]:
         """One sample from the model, primed and tempered as the config's ``sample`` section says."""
-        from vltk.tasks.lm.predict import sample_text
-
         s = self.config.sample
         try:
-            text = sample_text(self, s.prime, s.length, s.temperature, seed=self.config.seed)
+            text = self.inference().sample(seed=self.config.seed)
         except Exception as error:  # a sample is a courtesy; never fail a finished run over it
             logger.warning("could not sample from the model: %s", error)
             return []

@@ -5,6 +5,7 @@ most attended word)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,32 @@ import numpy as np
 from vltk.errors import VltkError
 from vltk.metrics.navigation import EpisodeResult
 from vltk.tasks.navigation.babyai.env import ACTION_NAMES, check_level
+from vltk.tasks.navigation.inference import InstructionFollower
 
 PANEL_HEIGHT = 64
 
 
-def predict_navigation_lines(system: Any, request: Any) -> list[str]:
+@dataclass
+class EpisodeRequest:
+    """What ``vltk predict`` takes for a navigation agent (its options; the CLI refuses the others).
+
+    Attributes:
+        level: the BabyAI level id; ``None``: the level it was trained on.
+        seed: the episode's seed; ``None``: the first held-out test episode (``data.test_seed``).
+        gif: where to write the episode as an animated GIF.
+    """
+
+    level: str | None = None
+    seed: int | None = None
+    gif: Path | None = None
+
+
+def predict_navigation_lines(agent: InstructionFollower, request: EpisodeRequest) -> list[str]:
     """Lines for the terminal (Rich markup) describing the episode of ``request.level``/``request.seed``."""
-    level = check_level(request.level) if request.level else system.level
-    seed = int(request.seed) if request.seed is not None else int(system.config.data["test_seed"])
-    (episode,) = system.play([seed], record=True, level=level)
-    words = system.vocab.tokenize(episode.mission)
+    level = check_level(request.level) if request.level else agent.level
+    seed = int(request.seed) if request.seed is not None else agent.test_seed
+    episode = agent.play(seed, level=level)
+    words = agent.vocab.tokenize(episode.mission)
     outcome = "[green]success[/]" if episode.success else "[red]failure[/]"
     if not episode.searched:
         shortest = "not searched"

@@ -22,10 +22,10 @@ from torch import Tensor
 from vltk.config import from_dict, spec_field, to_dict
 from vltk.errors import ConfigError
 from vltk.metrics.navigation import NAVIGATION_METRIC_NAMES, EpisodeResult, NavigationMetrics
-from vltk.tasks.navigation.agent import NAVIGATION_AGENTS, WIRED, AgentPolicy, build_navigation_agent
+from vltk.tasks.navigation.agent import NAVIGATION_AGENTS, WIRED, build_navigation_agent
 from vltk.tasks.navigation.babyai.episodes import NavigationBatch
-from vltk.tasks.navigation.babyai.rollout import rollout
 from vltk.tasks.navigation.datasets import NAVIGATION_DATASETS
+from vltk.tasks.navigation.inference import DEFAULT_TEST_SEED, InstructionFollower
 from vltk.tasks.training import EvaluatingSystem, OptimConfig, TrainerConfig, build_optimizer
 from vltk.text import Vocabulary
 
@@ -169,17 +169,17 @@ class NavigationTask(EvaluatingSystem):
         return loss
 
     # ----------------------------------------------------------------------------------------- evaluation
+    def inference(self) -> InstructionFollower:
+        """The inference object around this system's network (shared, not copied), its vocabulary and its
+        level: what ``vltk.from_pretrained`` gives for its checkpoint."""
+        data = self.config.data
+        test_seed = int(data.get("test_seed", DEFAULT_TEST_SEED))
+        return InstructionFollower(self.model, self.vocab, self.level, data["observation"], test_seed)
+
     def play(self, seeds: list[int], record: bool = False, level: str | None = None) -> list[EpisodeResult]:
-        """Play greedy episodes of ``seeds`` (held-out) with the current weights."""
-        policy = AgentPolicy(self.model, self.vocab, self.device)
-        return rollout(
-            policy,
-            level or self.level,
-            seeds,
-            observation=self.config.data["observation"],
-            batch_size=max(len(seeds), 1),
-            record=record,
-        )
+        """Play greedy episodes of ``seeds`` (held-out) with the current weights
+        (:meth:`vltk.tasks.navigation.inference.InstructionFollower.play_many`)."""
+        return self.inference().play_many(seeds, level=level, record=record)
 
     def _eval_step(self, seeds: Tensor, stage: str) -> None:
         self.metrics[stage].update(self.play(seeds.tolist()))

@@ -3,18 +3,30 @@ a picture of where each glimpse (attention model) or hop (stacked attention) loo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
 
 from vltk.data.images import load_image
 from vltk.errors import VltkError
 from vltk.tasks.captioning.predict import attention_map_path
-from vltk.tasks.pretrained import PretrainedVqa
-from vltk.tasks.training import PredictRequest
 from vltk.tasks.vqa.heads import PointwiseFusionHead
+from vltk.tasks.vqa.inference import QuestionAnswerer
 from vltk.viz import save_attention_map
+
+
+@dataclass
+class VqaRequest:
+    """What ``vltk predict`` takes for a VQA model (its options; the CLI refuses the others).
+
+    Attributes:
+        inputs: the image files (the INPUT arguments).
+        question: the question asked about each image.
+        attention_map: where to write the picture of each glimpse/hop (one per image, suffixed when several).
+    """
+
+    inputs: list[Path] = field(default_factory=list)
+    question: str | None = None
+    attention_map: Path | None = None
 
 
 @dataclass
@@ -26,39 +38,31 @@ class VqaPrediction:
     attention_map: Path | None = None
 
 
-@torch.no_grad()
 def answer_questions(
-    system,
+    answerer: QuestionAnswerer,
     images: list[str | Path],
     question: str,
     *,
     top_k: int = 5,
     attention_map: str | Path | None = None,
 ) -> list[VqaPrediction]:
-    """Answer ``question`` about each image with the system's model (as
-    :class:`vltk.tasks.pretrained.PretrainedVqa`, plus attention pictures).
+    """Answer ``question`` about each image file (:meth:`QuestionAnswerer.answer`, plus attention pictures).
 
     Args:
-        system: a loaded :class:`vltk.tasks.vqa.system.VqaTask` (see ``runner.load_system``).
+        answerer: the inference object (``vltk.from_pretrained(PATH)`` or ``system.inference()``).
         images: image paths; each is checked before any work starts.
         question: the question (words outside the vocabulary are read as ``<unk>`` and reported).
         top_k: how many answers to return, most probable first.
         attention_map: where to write the attention picture (one per image, suffixed when several).
     """
-    vqa = PretrainedVqa(
-        system.model.eval(),
-        system.vocab,
-        system.answer_vocab.answers,
-        system.config.data.get("max_question_length", 20),
-    )
-    ids, unknown = vqa.question_ids(question)
+    ids, unknown = answerer.question_ids(question)
     pictures = [load_image(path) for path in images]  # fails early, naming the bad file
-    if attention_map is not None and isinstance(vqa.model.head, PointwiseFusionHead):
+    if attention_map is not None and isinstance(answerer.model.head, PointwiseFusionHead):
         raise VltkError("this model (cnn_lstm) has no attention over image regions; drop --attention-map")
     predictions = []
     for index, (path, picture) in enumerate(zip(images, pictures)):
-        output = vqa.forward(picture, ids)
-        ranked = vqa.rank(output.logits[0], top_k)
+        output = answerer.forward(picture, ids)
+        ranked = answerer.rank(output.logits[0], top_k)
         prediction = VqaPrediction(Path(path), question, ranked, unknown)
         if attention_map is not None and output.attention is not None and output.grid_size is not None:
             target = attention_map_path(Path(attention_map), index, len(images))
@@ -71,7 +75,7 @@ def answer_questions(
     return predictions
 
 
-def predict_vqa_lines(system, request: PredictRequest) -> list[str]:
+def predict_vqa_lines(answerer: QuestionAnswerer, request: VqaRequest) -> list[str]:
     """``vltk predict CKPT image.png --question Q``: the top-5 answers per image (Rich markup)."""
     if not request.inputs:
         raise VltkError("vqa: name at least one image file to ask about")
@@ -79,7 +83,7 @@ def predict_vqa_lines(system, request: PredictRequest) -> list[str]:
         raise VltkError("vqa: ask a question with --question, e.g. --question 'what color is the shape?'")
     lines = []
     predictions = answer_questions(
-        system, request.inputs, request.question, attention_map=request.attention_map
+        answerer, request.inputs, request.question, attention_map=request.attention_map
     )
     for prediction in predictions:
         lines.append(f"{prediction.image}: {prediction.question}")

@@ -33,6 +33,7 @@ from vltk.metrics.vqa import ACCURACY, EXACT_MATCH, HEAD_RULE, VqaMetrics, VqaRu
 from vltk.tasks.training import EvaluatingSystem, OptimConfig, TrainerConfig
 from vltk.tasks.vqa.dataset import VqaBatch
 from vltk.tasks.vqa.datasets import VQA_DATASETS
+from vltk.tasks.vqa.inference import QuestionAnswerer
 from vltk.tasks.vqa.model import VqaModelConfig, VqaOutput, build_vqa_model
 from vltk.tasks.vqa.records import AnswerVocabulary, VqaExample
 from vltk.text import Vocabulary
@@ -177,8 +178,15 @@ class VqaTask(EvaluatingSystem):
         return loss
 
     # ----------------------------------------------------------------------------------------- evaluation
+    def inference(self) -> QuestionAnswerer:
+        """The inference object around this system's network (shared, not copied) and its vocabularies:
+        what ``vltk.from_pretrained`` gives for its checkpoint."""
+        max_question_length = int(self.config.data.get("max_question_length", 20))
+        return QuestionAnswerer(self.model, self.vocab, self.answer_vocab.answers, max_question_length)
+
     def answer(self, output: VqaOutput) -> list[str]:
-        return [self.answer_vocab.answer(i) for i in output.logits.argmax(dim=-1).tolist()]
+        """The arg-max answer of each question (:meth:`QuestionAnswerer.best_answers`)."""
+        return self.inference().best_answers(output.logits)
 
     def _eval_step(self, batch: VqaBatch, stage: str) -> None:
         output = self(batch)
