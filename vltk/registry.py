@@ -10,7 +10,10 @@ A *spec* is a mapping with a ``name`` and the constructor's keyword arguments::
 The constructor is the schema: :func:`check_spec` compares the spec's keys and value types with the
 signature of ``registry[name]``; unknown keys are rejected with the nearest valid key named, and keys that
 are *wired* (derived from other parts, such as ``query_dim`` read from the decoder just built) are
-rejected in the spec because they would duplicate a value the code already knows.
+rejected in the spec because they would duplicate a value the code already knows. A class that gathers
+keys shared with its siblings in ``**options`` names their dataclass in ``options_type`` (the DataModules'
+``LoaderOptions``, see ``vltk.data.datamodule``): its fields are keyword parameters like the listed ones,
+with their types and defaults.
 """
 
 from __future__ import annotations
