@@ -285,7 +285,7 @@ def test_shapes_datamodule_end_to_end(tmp_path) -> None:
     }
     dm = build(CAPTION_DATASETS, spec, path="data")
     assert isinstance(dm, ShapesCaptionsDataModule)
-    with pytest.raises(RuntimeError, match="setup"):
+    with pytest.raises(DataError, match="setup"):
         _ = dm.vocab
     dm.prepare_data()
     dm.setup("fit")

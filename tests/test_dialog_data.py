@@ -344,6 +344,8 @@ def test_shapes_dialog_datamodule_end_to_end(tmp_path: Path):
         assert decoded == " ".join(tokenize(batch.option_texts[rows[b, r]]))
     val = list(dm.val_dataloader())
     assert [len(b) for b in val] == [5] and len(list(dm.dataloader_for("test"))) == 1
+    with pytest.raises(DataError, match=r"^unknown split 'dev' \(available: test, train, val\)$"):
+        dm.dataloader_for("dev")
     dm.image_transform = default_image_transform(32)  # what the task assigns
     assert next(iter(dm.val_dataloader())).images.shape[-1] == 32
     restored = ShapesDialogDataModule(num_dialogs=40, cache_dir=str(tmp_path))

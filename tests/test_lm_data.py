@@ -67,6 +67,13 @@ def test_text_datamodule_splits_by_position(tmp_path):
     assert dm.vocab_size == 3
     batch = next(iter(dm.train_dataloader()))
     assert batch.inputs.shape == (2, 4) and batch.first
+    assert next(iter(dm.dataloader_for("val"))).inputs.shape == (1, 4)  # eval_batch_size: batch_size
+    with pytest.raises(DataError, match=r"^unknown split 'dev' \(available: test, train, val\)$"):
+        dm.dataloader_for("dev")
+    assert dm.state_dict() == {"vocab": dm.vocab.to_json()}
+    restored = TextFilesDataModule([str(tmp_path)], pattern="*.txt")
+    restored.load_state_dict(dm.state_dict())
+    assert restored.vocab == dm.vocab and type(restored.vocab) is type(dm.vocab)
 
 
 def test_text_datamodule_errors_name_the_file(tmp_path):

@@ -77,7 +77,7 @@ def test_datamodule_refuses_evaluation_seeds_that_overlap_demo_seeds(demo_dir):
         1_000_000_001,
         1_000_000_002,
     ]
-    with pytest.raises(ConfigError, match="choices: val, test"):
+    with pytest.raises(DataError, match=r"unknown split 'train' \(available: test, val\)"):
         datamodule.dataloader_for("train")
 
 

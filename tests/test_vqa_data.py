@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -144,7 +145,8 @@ def test_vqa_v2_datamodule_batches_soft_targets_and_counts_bad_input(tmp_path, c
     assert batch.question_lengths[by_id[21]] == 0  # the empty question
     assert torch.equal(batch.image_index[by_id[10]], batch.image_index[by_id[11]])
     assert dm.dataset("train").issues["empty_questions"] == 1
-    dm.group_by_image = False  # one question per item: batch_size counts questions
+    # one question per item: batch_size counts questions
+    dm.options = dataclasses.replace(dm.options, group_by_image=False)
     flat = next(iter(dm.train_dataloader()))
     assert len(flat) == 2 and flat.images.shape[0] == 2
     with caplog.at_level(logging.WARNING):

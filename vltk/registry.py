@@ -10,11 +10,15 @@ A *spec* is a mapping with a ``name`` and the constructor's keyword arguments::
 The constructor is the schema: :func:`check_spec` compares the spec's keys and value types with the
 signature of ``registry[name]``; unknown keys are rejected with the nearest valid key named, and keys that
 are *wired* (derived from other parts, such as ``query_dim`` read from the decoder just built) are
-rejected in the spec because they would duplicate a value the code already knows.
+rejected in the spec because they would duplicate a value the code already knows. A class that gathers
+keys shared with its siblings in ``**options`` names their dataclass in ``options_type`` (the DataModules'
+``LoaderOptions``, see ``vltk.data.datamodule``): its fields are keyword parameters like the listed ones,
+with their types and defaults.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 import types
@@ -111,14 +115,43 @@ def resolve(
     return registry[name]
 
 
+def _options_type(factory: Callable[..., Any]) -> type | None:
+    """The dataclass a class's constructor gathers its ``**options`` into (``factory.options_type``), if any:
+    its fields are keyword parameters of the constructor like the listed ones (see
+    ``vltk.data.datamodule``)."""
+    options = getattr(factory, "options_type", None) if inspect.isclass(factory) else None
+    if options is None or not dataclasses.is_dataclass(options):
+        return None
+    takes_options = any(
+        p.kind is p.VAR_KEYWORD for p in inspect.signature(factory.__init__).parameters.values()
+    )
+    return options if takes_options else None
+
+
+def _field_default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return inspect.Parameter.empty
+
+
 def _parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     target = factory.__init__ if inspect.isclass(factory) else factory
     signature = inspect.signature(target)
-    return {
+    params = {
         name: param
         for name, param in signature.parameters.items()
         if name != "self" and param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD)
     }
+    options = _options_type(factory)
+    for field in dataclasses.fields(options) if options is not None else ():
+        if field.init and field.name not in params:
+            default = _field_default(field)
+            params[field.name] = inspect.Parameter(
+                field.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=field.type
+            )
+    return params
 
 
 def accepted_keys(factory: Callable[..., Any], wired: tuple[str, ...] = ()) -> list[str]:
@@ -128,8 +161,10 @@ def accepted_keys(factory: Callable[..., Any], wired: tuple[str, ...] = ()) -> l
 
 def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
     target = factory.__init__ if inspect.isclass(factory) else factory
+    options = _options_type(factory)
     try:
-        return typing.get_type_hints(target)
+        hints = typing.get_type_hints(target)
+        return {**typing.get_type_hints(options), **hints} if options is not None else hints
     except Exception:  # unresolvable forward references: fall back to no type checks
         return {}
 

@@ -1,10 +1,11 @@
 """Lightning DataModules for image captioning: built-in ``shapes``, Karpathy-split JSON, local HF datasets.
 
-Every caption DataModule shares one behaviour (:class:`CaptionsDataModule`): its constructor is the
-``data:`` section of a captioning config (``{name: shapes, batch_size: 64}``), ``setup()`` reads the
-records of the train / val / test splits and builds the vocabulary from the training captions (unless a
-vocabulary restored from a checkpoint was assigned to ``dm.vocab`` first), and the dataloaders yield
-:class:`vltk.types.CaptionBatch` es. Two attributes are set by code, not by the config:
+Every caption DataModule shares one behaviour (:class:`CaptionsDataModule`, on the base
+:class:`vltk.data.datamodule.ImageDataModule`): its constructor is the ``data:`` section of a captioning
+config (``{name: shapes, batch_size: 64}``; the keys all datasets share are :class:`CaptionOptions`),
+``setup()`` reads the records of the train / val / test splits and builds the vocabulary from the training
+captions (unless a vocabulary restored from a checkpoint was assigned to ``dm.vocab`` first), and the
+dataloaders yield :class:`vltk.types.CaptionBatch` es. Two attributes are set by code, not by the config:
 
 * ``vocab`` -- a :class:`vltk.text.Vocabulary` restored from a checkpoint (``None``: build it);
 * ``image_transform`` -- the image encoder's ``transforms()``, assigned by the runner before the
@@ -17,16 +18,20 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader
+from typing_extensions import Unpack
 
+from vltk.data.datamodule import (
+    ImageDataModule,
+    ImageLoaderKwargs,
+    ImageLoaderOptions,
+    check_at_least,
+    check_optional_positive,
+)
 from vltk.data.feature_cache import FeatureStore
-from vltk.data.images import ImageTransform, default_image_transform
-from vltk.data.resumable import ResumableOrderMixin
 from vltk.errors import ConfigError, DataError
 from vltk.tasks.captioning.batch import collate_captions
 from vltk.tasks.captioning.hf_captions import read_hf_captions
@@ -41,13 +46,12 @@ from vltk.text.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("train", "val", "test")
 
+@dataclass(frozen=True)
+class CaptionOptions(ImageLoaderOptions):
+    """The ``data:`` keys every caption dataset has.
 
-class CaptionsDataModule(ResumableOrderMixin, pl.LightningDataModule):
-    """Shared behaviour of the caption DataModules; subclasses only say how to read records.
-
-    Args:
+    Attributes:
         batch_size: images (train: image-caption pairs) per batch.
         num_workers: dataloader worker processes (0: load in the main process).
         min_word_count: words seen fewer times in the training captions map to ``<unk>``.
@@ -58,39 +62,48 @@ class CaptionsDataModule(ResumableOrderMixin, pl.LightningDataModule):
             batch with a warning and counts it (``train/skipped_samples`` in the logs).
     """
 
-    def __init__(
-        self,
-        *,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        min_word_count: int = 1,
-        max_caption_length: int = 20,
-        in_memory: bool = False,
-        max_images: int | None = None,
-        on_bad_sample: str = "raise",
-    ) -> None:
-        super().__init__()
-        for key, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
-                                ("min_word_count", min_word_count, 1),
-                                ("max_caption_length", max_caption_length, 1)):  # fmt: skip
-            if value < low:
-                raise ConfigError(f"data.{key} must be >= {low}, got {value}")
-        if on_bad_sample not in ("raise", "skip"):
-            raise ConfigError(f"data.on_bad_sample must be 'raise' or 'skip', got '{on_bad_sample}'")
-        if max_images is not None and max_images < 1:
-            raise ConfigError(f"data.max_images must be >= 1 or null, got {max_images}")
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.min_word_count = min_word_count
-        self.max_caption_length = max_caption_length
-        self.in_memory = in_memory
-        self.max_images = max_images
-        self.on_bad_sample = on_bad_sample
-        self.image_transform: ImageTransform | None = None
-        self._vocab: Vocabulary | None = None
-        self._splits: dict[str, list[CaptionRecord]] | None = None  # by split name, and by role
-        self._datasets: dict[tuple[str, bool], CaptionTrainDataset | CaptionEvalDataset] = {}
-        self._default_transform: ImageTransform | None = None
+    batch_size: int = 64
+    min_word_count: int = 1
+    max_caption_length: int = 20
+    max_images: int | None = None
+    on_bad_sample: str = "raise"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_at_least(
+            min_word_count=(self.min_word_count, 1), max_caption_length=(self.max_caption_length, 1)
+        )
+        if self.on_bad_sample not in ("raise", "skip"):
+            raise ConfigError(f"data.on_bad_sample must be 'raise' or 'skip', got '{self.on_bad_sample}'")
+        check_optional_positive(max_images=self.max_images)
+
+
+class CaptionKwargs(ImageLoaderKwargs, total=False):
+    """:class:`CaptionOptions` as keyword arguments."""
+
+    min_word_count: int
+    max_caption_length: int
+    max_images: int | None
+    on_bad_sample: str
+
+
+class CaptionsDataModule(ImageDataModule):
+    """Shared behaviour of the caption DataModules; subclasses only say how to read records.
+
+    :meth:`split` (and :meth:`records`) accept a role (``train``/``val``/``test``) or any split name of the
+    dataset (``restval``, ``validation``, ...); a role may gather several named splits (COCO trains on
+    ``train`` + ``restval``).
+
+    Args:
+        options: the fields of :class:`CaptionOptions`.
+    """
+
+    options_type = CaptionOptions
+    options: CaptionOptions
+    items_name = "images"
+
+    def __init__(self, **options: Unpack[CaptionKwargs]) -> None:
+        super().__init__(**options)
 
     # ---- what subclasses provide ----------------------------------------------------------------------
 
@@ -102,100 +115,47 @@ class CaptionsDataModule(ResumableOrderMixin, pl.LightningDataModule):
         """Records of every split named in :meth:`split_names`, keyed by split name."""
         raise NotImplementedError
 
-    # ---- Lightning hooks ------------------------------------------------------------------------------
+    # ---- the DataModule hooks -------------------------------------------------------------------------
 
-    def setup(self, stage: str | None = None) -> None:
-        """Read the splits and build the vocabulary (once; later calls return at once)."""
-        if self._splits is not None:
-            return
+    def read_splits(self) -> dict[str, list[CaptionRecord]]:
+        """Every split by name and every role (its named splits joined), each cut to ``max_images``."""
+        limit = self.options.max_images
         by_name = self.read_records()
-        splits: dict[str, list[CaptionRecord]] = {}
-        for name, records in by_name.items():
-            splits[name] = records[: self.max_images] if self.max_images else records
+        splits = {name: records[:limit] if limit else records for name, records in by_name.items()}
         for role, names in self.split_names().items():
             records = [r for name in names for r in by_name.get(name, [])]
-            splits[role] = records[: self.max_images] if self.max_images else records
+            splits[role] = records[:limit] if limit else records
+        return splits
+
+    def check_splits(self, splits: dict[str, list[CaptionRecord]]) -> None:
+        for role, names in self.split_names().items():
             if not splits[role]:
                 logger.warning("the %s split (%s) has no images", role, ", ".join(names))
-        if self._vocab is None:
-            if not splits["train"]:
-                raise DataError(
-                    f"no training images in split(s) {', '.join(self.split_names()['train'])}: "
-                    "cannot build a vocabulary"
-                )
-            self._vocab = Vocabulary.build(
-                (tokens for r in splits["train"] for tokens in r.tokens), min_count=self.min_word_count
+
+    def build_vocab(self, splits: dict[str, list[CaptionRecord]]) -> Vocabulary:
+        if not splits["train"]:
+            raise DataError(
+                f"no training images in split(s) {', '.join(self.split_names()['train'])}: "
+                "cannot build a vocabulary"
             )
-        self._splits = splits
-        logger.info(
-            "caption data: %s; vocabulary of %d tokens",
-            ", ".join(f"{role}={len(splits[role])} images" for role in ROLES),
-            len(self._vocab),
-        )
+        tokens = (tokens for r in splits["train"] for tokens in r.tokens)
+        return Vocabulary.build(tokens, min_count=self.options.min_word_count)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", training=True)
+    def describe(self, splits: dict[str, list[CaptionRecord]]) -> str:
+        return f"{super().describe(splits)}; vocabulary of {len(self.vocab)} tokens"
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", training=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", training=False)
-
-    def dataloader_for(self, split: str) -> DataLoader:
-        """An evaluation loader (one item per image) over ``train``, ``val``, ``test`` or any split name
-        of the dataset (``restval``, ``validation``, ...); used by ``vltk evaluate --split``."""
-        self.setup()
-        assert self._splits is not None
-        if split not in self._splits:
-            raise DataError(f"unknown split '{split}' (available: {', '.join(sorted(self._splits))})")
-        return self._loader(split, training=False)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Saved in Lightning checkpoints: the vocabulary as a ``tokenizer.json`` string."""
-        return {} if self._vocab is None else {"vocab": self._vocab.to_json()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "vocab" in state_dict:
-            self.vocab = Vocabulary.from_json(state_dict["vocab"])
+    def loader(self, split: str, training: bool) -> DataLoader:
+        dataset = self.dataset(split, training)
+        if isinstance(dataset.transform, FeatureStore):
+            self._check_cached(split, dataset.transform)
+        collate = functools.partial(collate_captions, pad_id=self.vocab.pad_id)
+        return self.batches(dataset, training=training, collate_fn=collate)
 
     # ---- data facts -----------------------------------------------------------------------------------
 
-    @property
-    def vocab(self) -> Vocabulary:
-        """The vocabulary (built by :meth:`setup` or assigned from a checkpoint)."""
-        if self._vocab is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.vocab is not available yet: call setup() first or assign a "
-                "vocabulary restored from a checkpoint"
-            )
-        return self._vocab
-
-    @vocab.setter
-    def vocab(self, vocab: Vocabulary | None) -> None:
-        if vocab is not None and vocab == self._vocab:
-            return
-        self._vocab = vocab
-        self._datasets.clear()  # captions were encoded with the old vocabulary
-        if vocab is None:
-            self._splits = None  # the next setup() builds a new vocabulary
-
-    @property
-    def has_vocab(self) -> bool:
-        """Whether :attr:`vocab` can be read (after ``setup()`` or an assignment)."""
-        return self._vocab is not None
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
     def records(self, split: str) -> list[CaptionRecord]:
         """The records of a role (``train``/``val``/``test``) or a split name, after ``setup()``."""
-        self.setup()
-        assert self._splits is not None
-        if split not in self._splits:
-            raise DataError(f"unknown split '{split}' (available: {', '.join(sorted(self._splits))})")
-        return self._splits[split]
+        return self.split(split)
 
     def record_for(self, image_id: int, split: str | None = None) -> CaptionRecord:
         """The record of ``image_id`` (searching every split unless ``split`` is given), e.g. to show
@@ -208,56 +168,33 @@ class CaptionsDataModule(ResumableOrderMixin, pl.LightningDataModule):
                     return record
         raise DataError(f"no image with id {image_id} in split(s) {split or ', '.join(sorted(self._splits))}")
 
-    # ---- plumbing -------------------------------------------------------------------------------------
-
-    def _transform(self) -> ImageTransform:
-        if self.image_transform is not None:
-            return self.image_transform
-        if self._default_transform is None:
-            self._default_transform = default_image_transform()
-        return self._default_transform
-
-    def _loader(self, split: str, training: bool) -> DataLoader:
-        self.setup()
-        assert self._splits is not None
-        key = (split, training)
-        dataset = self._datasets.get(key)
+    def dataset(self, split: str, training: bool) -> CaptionTrainDataset | CaptionEvalDataset:
+        """The (cached) dataset of a split: one item per caption when ``training``, else per image."""
+        records = self.split(split)
+        dataset = self._datasets.get((split, training))
         if dataset is None:
             kind = CaptionTrainDataset if training else CaptionEvalDataset
             dataset = kind(
-                self._splits[split],
+                records,
                 self.vocab,
-                transform=self._transform(),
-                max_length=self.max_caption_length,
-                in_memory=self.in_memory,
-                on_bad_sample=self.on_bad_sample,
+                transform=self.transform(),
+                max_length=self.options.max_caption_length,
+                in_memory=self.options.in_memory,
+                on_bad_sample=self.options.on_bad_sample,
             )
-            self._datasets[key] = dataset
-        dataset.transform = self._transform()
-        if isinstance(dataset.transform, FeatureStore):
-            store = dataset.transform
-            missing = store.missing(record.image_id for record in self._splits[split])
-            if missing:
-                examples = ", ".join(map(str, missing[:5]))
-                raise DataError(
-                    f"{len(missing)} image(s) of split '{split}' are not in the feature cache "
-                    f"{store.directory} "
-                    f"(e.g. ids {examples}); it was made from {store.manifest.dataset}: cache this dataset "
-                    "with `vltk data cache-features`"
-                )
-        sampler = self.training_sampler(len(dataset)) if training else None  # resumable mid-epoch
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            # worker seeds come from this generator, not from the global RNG the model's dropout uses
-            generator=torch.Generator().manual_seed(self.shuffle_seed),
-            drop_last=False,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            collate_fn=functools.partial(collate_captions, pad_id=self.vocab.pad_id),
-        )
+            self._datasets[(split, training)] = dataset
+        dataset.transform = self.transform()
+        return dataset
+
+    def _check_cached(self, split: str, store: FeatureStore) -> None:
+        missing = store.missing(record.image_id for record in self.split(split))
+        if missing:
+            examples = ", ".join(map(str, missing[:5]))
+            raise DataError(
+                f"{len(missing)} image(s) of split '{split}' are not in the feature cache {store.directory} "
+                f"(e.g. ids {examples}); it was made from {store.manifest.dataset}: cache this dataset "
+                "with `vltk data cache-features`"
+            )
 
 
 class KarpathyCaptionsDataModule(CaptionsDataModule):
@@ -270,8 +207,7 @@ class KarpathyCaptionsDataModule(CaptionsDataModule):
         train_splits: splits trained on (COCO: ``train`` and ``restval``).
         val_split: split for validation.
         test_split: split for the final test.
-        batch_size, num_workers, min_word_count, max_caption_length, in_memory, max_images, on_bad_sample: see
-            :class:`CaptionsDataModule`.
+        options: the fields of :class:`CaptionOptions` (``batch_size``, ``num_workers``, ...).
     """
 
     def __init__(
@@ -279,20 +215,12 @@ class KarpathyCaptionsDataModule(CaptionsDataModule):
         annotations: str,
         image_root: str | None = None,
         *,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        min_word_count: int = 1,
-        max_caption_length: int = 20,
         train_splits: list[str] = ["train", "restval"],  # noqa: B006 (copied below, never mutated)
         val_split: str = "val",
         test_split: str = "test",
-        in_memory: bool = False,
-        max_images: int | None = None,
-        on_bad_sample: str = "raise",
+        **options: Unpack[CaptionKwargs],
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, min_word_count=min_word_count,
-                         max_caption_length=max_caption_length, in_memory=in_memory,
-                         max_images=max_images, on_bad_sample=on_bad_sample)  # fmt: skip
+        super().__init__(**options)
         if not train_splits:
             raise ConfigError("data.train_splits must name at least one split")
         self.annotations = annotations
@@ -318,6 +246,13 @@ class KarpathyCaptionsDataModule(CaptionsDataModule):
         return splits
 
 
+@dataclass(frozen=True)
+class ShapesCaptionOptions(CaptionOptions):
+    """The built-in shapes images are small: they are kept in memory by default."""
+
+    in_memory: bool = True
+
+
 class ShapesCaptionsDataModule(KarpathyCaptionsDataModule):
     """The built-in procedural ``shapes`` captions, generated on first use (see
     :mod:`vltk.tasks.captioning.shapes`).
@@ -330,9 +265,10 @@ class ShapesCaptionsDataModule(KarpathyCaptionsDataModule):
         test_fraction: share of images in ``test``.
         cache_dir: parent folder of the generated data (default: ``$VLTK_CACHE/datasets`` or
             ``~/.cache/vltk/datasets``).
-        batch_size, num_workers, min_word_count, max_caption_length, in_memory, max_images, on_bad_sample: see
-            :class:`CaptionsDataModule`.
+        options: the fields of :class:`ShapesCaptionOptions` (``in_memory`` defaults to true).
     """
+
+    options_type = ShapesCaptionOptions
 
     def __init__(
         self,
@@ -343,17 +279,9 @@ class ShapesCaptionsDataModule(KarpathyCaptionsDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         cache_dir: str | None = None,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        min_word_count: int = 1,
-        max_caption_length: int = 20,
-        in_memory: bool = True,
-        max_images: int | None = None,
-        on_bad_sample: str = "raise",
+        **options: Unpack[CaptionKwargs],
     ) -> None:
-        super().__init__("", batch_size=batch_size, num_workers=num_workers, min_word_count=min_word_count,
-                         max_caption_length=max_caption_length, train_splits=["train"], in_memory=in_memory,
-                         max_images=max_images, on_bad_sample=on_bad_sample)  # fmt: skip
+        super().__init__("", train_splits=["train"], **options)
         self.generator_params = {"num_images": num_images, "image_size": image_size, "seed": seed,
                                  "val_fraction": val_fraction, "test_fraction": test_fraction}  # fmt: skip
         self.cache_dir = cache_dir
@@ -379,8 +307,7 @@ class HFCaptionsDataModule(CaptionsDataModule):
         val_split: split for validation.
         test_split: split for the final test.
         cache_dir: the ``datasets`` cache used when building an ``imagefolder`` (default: HF's).
-        batch_size, num_workers, min_word_count, max_caption_length, in_memory, max_images, on_bad_sample: see
-            :class:`CaptionsDataModule`.
+        options: the fields of :class:`CaptionOptions` (``batch_size``, ``num_workers``, ...).
     """
 
     def __init__(
@@ -393,17 +320,9 @@ class HFCaptionsDataModule(CaptionsDataModule):
         val_split: str = "validation",
         test_split: str = "test",
         cache_dir: str | None = None,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        min_word_count: int = 1,
-        max_caption_length: int = 20,
-        in_memory: bool = False,
-        max_images: int | None = None,
-        on_bad_sample: str = "raise",
+        **options: Unpack[CaptionKwargs],
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, min_word_count=min_word_count,
-                         max_caption_length=max_caption_length, in_memory=in_memory,
-                         max_images=max_images, on_bad_sample=on_bad_sample)  # fmt: skip
+        super().__init__(**options)
         self.path = path
         self.image_column = image_column
         self.caption_column = caption_column

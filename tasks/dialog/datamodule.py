@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader
+from typing_extensions import Unpack
 
+from vltk.data.datamodule import (
+    ROLES,
+    ImageDataModule,
+    ImageLoaderKwargs,
+    ImageLoaderOptions,
+    check_at_least,
+    check_optional_positive,
+)
 from vltk.data.feature_cache import FeatureStore
 from vltk.data.images import ImageTransform, default_image_transform
-from vltk.data.resumable import ResumableOrderMixin
 from vltk.errors import ConfigError, DataError
 from vltk.tasks.dialog.dataset import DialogDataset, collate_dialogs
 from vltk.tasks.dialog.shapes_dialog import ensure_shapes_dialog, split_paths
@@ -31,8 +37,6 @@ from vltk.tasks.dialog.visdial import NUM_ROUNDS, VisDialSplit, index_images, re
 from vltk.text.vocab import Vocabulary, tokenize
 
 logger = logging.getLogger(__name__)
-
-ROLES = ("train", "val", "test")
 
 
 def vocabulary_texts(train: VisDialSplit) -> list[str]:
@@ -45,10 +49,11 @@ def vocabulary_texts(train: VisDialSplit) -> list[str]:
     return texts + [train.answers[o] for o in used]
 
 
-class DialogDataModule(ResumableOrderMixin, pl.LightningDataModule):
-    """Shared behaviour of the dialog DataModules; subclasses only say how to read the splits.
+@dataclass(frozen=True)
+class DialogOptions(ImageLoaderOptions):
+    """The ``data:`` keys every dialog dataset has.
 
-    Args:
+    Attributes:
         batch_size: dialogs per training batch.
         eval_batch_size: dialogs per evaluation batch (``None``: ``batch_size``).
         num_workers: dataloader worker processes (0: load in the main process).
@@ -61,125 +66,96 @@ class DialogDataModule(ResumableOrderMixin, pl.LightningDataModule):
         on_bad_dialog: ``skip`` drops a bad dialog with a warning naming it; ``raise`` stops at it.
     """
 
-    def __init__(
-        self,
-        *,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        min_word_count: int = 1,
-        max_question_length: int = 20,
-        max_answer_length: int = 12,
-        max_history_length: int = 100,
-        in_memory: bool = False,
-        max_dialogs: int | None = None,
-        on_bad_dialog: str = "skip",
-    ) -> None:
-        super().__init__()
-        for key, value, low in (
-            ("batch_size", batch_size, 1),
-            ("num_workers", num_workers, 0),
-            ("min_word_count", min_word_count, 1),
-            ("max_question_length", max_question_length, 1),
-            ("max_answer_length", max_answer_length, 1),
-            ("max_history_length", max_history_length, 1),
-        ):
-            if value < low:
-                raise ConfigError(f"data.{key} must be >= {low}, got {value}")
-        for key, value in (("eval_batch_size", eval_batch_size), ("max_dialogs", max_dialogs)):
-            if value is not None and value < 1:
-                raise ConfigError(f"data.{key} must be >= 1 or null, got {value}")
-        if on_bad_dialog not in ("skip", "raise"):
-            raise ConfigError(f"data.on_bad_dialog must be 'skip' or 'raise', got '{on_bad_dialog}'")
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.min_word_count = min_word_count
-        self.max_question_length = max_question_length
-        self.max_answer_length = max_answer_length
-        self.max_history_length = max_history_length
-        self.in_memory = in_memory
-        self.max_dialogs = max_dialogs
-        self.on_bad_dialog = on_bad_dialog
-        self.image_transform: ImageTransform | FeatureStore | None = None
-        self._vocab: Vocabulary | None = None
-        self._splits: dict[str, VisDialSplit] | None = None
-        self._datasets: dict[str, DialogDataset] = {}
+    eval_batch_size: int | None = None
+    min_word_count: int = 1
+    max_question_length: int = 20
+    max_answer_length: int = 12
+    max_history_length: int = 100
+    max_dialogs: int | None = None
+    on_bad_dialog: str = "skip"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_at_least(
+            min_word_count=(self.min_word_count, 1),
+            max_question_length=(self.max_question_length, 1),
+            max_answer_length=(self.max_answer_length, 1),
+            max_history_length=(self.max_history_length, 1),
+        )
+        check_optional_positive(eval_batch_size=self.eval_batch_size, max_dialogs=self.max_dialogs)
+        if self.on_bad_dialog not in ("skip", "raise"):
+            raise ConfigError(f"data.on_bad_dialog must be 'skip' or 'raise', got '{self.on_bad_dialog}'")
+
+
+class DialogKwargs(ImageLoaderKwargs, total=False):
+    """:class:`DialogOptions` as keyword arguments."""
+
+    eval_batch_size: int | None
+    min_word_count: int
+    max_question_length: int
+    max_answer_length: int
+    max_history_length: int
+    max_dialogs: int | None
+    on_bad_dialog: str
+
+
+class DialogDataModule(ImageDataModule):
+    """Shared behaviour of the dialog DataModules; subclasses only say how to read the splits.
+
+    Args:
+        options: the fields of :class:`DialogOptions`.
+    """
+
+    options_type = DialogOptions
+    options: DialogOptions
+    items_name = "dialogs"
+
+    def __init__(self, **options: Unpack[DialogKwargs]) -> None:
+        super().__init__(**options)
 
     # ---- what subclasses provide ----------------------------------------------------------------------
 
-    def read_splits(self) -> dict[str, VisDialSplit]:
+    def read_dialogs(self) -> dict[str, VisDialSplit]:
         """The read splits, keyed ``train`` / ``val`` / ``test`` (a missing one is treated as empty)."""
         raise NotImplementedError
 
-    def default_transform(self) -> ImageTransform:
-        """Preprocessing used until the task assigns the encoder's ``transforms()``."""
-        return default_image_transform()
+    # ---- the DataModule hooks -------------------------------------------------------------------------
 
-    # ---- Lightning hooks ------------------------------------------------------------------------------
-
-    def setup(self, stage: str | None = None) -> None:
-        """Read the splits and build the vocabulary (once; later calls return at once)."""
-        if self._splits is not None:
-            return
-        splits = self.read_splits()
+    def read_splits(self) -> dict[str, VisDialSplit]:
+        splits = self.read_dialogs()
         for role in ROLES:
             splits.setdefault(role, VisDialSplit(source=Path("<none>"), split=role, answers=[], dialogs=[]))
+        for split in splits.values():
+            if self.options.max_dialogs is not None:
+                split.dialogs = split.dialogs[: self.options.max_dialogs]
+        return splits
+
+    def check_splits(self, splits: dict[str, VisDialSplit]) -> None:
         for role, split in splits.items():
-            if self.max_dialogs is not None:
-                split.dialogs = split.dialogs[: self.max_dialogs]
             if not split.dialogs:
                 logger.warning("the %s split has no dialogs", role)
-        if self._vocab is None:
-            train = splits.get("train")
-            if train is None or not train.dialogs:
-                raise DataError("no training dialogs: cannot build the vocabulary")
-            self._vocab = Vocabulary.build(
-                (tokenize(text) for text in vocabulary_texts(train)), min_count=self.min_word_count
-            )
-        self._splits = splits
-        logger.info(
-            "dialog data: %s; %d words",
-            ", ".join(
-                f"{role}={len(s.dialogs)} dialogs" + (f" ({s.skipped} skipped)" if s.skipped else "")
-                for role, s in splits.items()
-            ),
-            len(self._vocab),
+
+    def build_vocab(self, splits: dict[str, VisDialSplit]) -> Vocabulary:
+        train = splits.get("train")
+        if train is None or not train.dialogs:
+            raise DataError("no training dialogs: cannot build the vocabulary")
+        texts = (tokenize(text) for text in vocabulary_texts(train))
+        return Vocabulary.build(texts, min_count=self.options.min_word_count)
+
+    def describe(self, splits: dict[str, VisDialSplit]) -> str:
+        sizes = ", ".join(
+            f"{role}={len(s.dialogs)} dialogs" + (f" ({s.skipped} skipped)" if s.skipped else "")
+            for role, s in splits.items()
         )
+        return f"{sizes}; {len(self.vocab)} words"
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", training=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", training=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", training=False)
-
-    def dataloader_for(self, split: str) -> DataLoader:
-        """An evaluation loader over ``train``, ``val`` or ``test`` (``vltk evaluate --split``)."""
-        return self._loader(split, training=False)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {} if self._vocab is None else {"vocab": self._vocab.to_json()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "vocab" in state_dict:
-            self.vocab = Vocabulary.from_json(state_dict["vocab"])
+    def loader(self, split: str, training: bool) -> DataLoader:
+        dataset = self.dataset(split)
+        batch_size = self.options.batch_size if training else self.options.eval_batch_size
+        collate = functools.partial(collate_dialogs, pad_id=self.vocab.pad_id)
+        return self.batches(dataset, training=training, collate_fn=collate, batch_size=batch_size)
 
     # ---- data facts -----------------------------------------------------------------------------------
-
-    @property
-    def vocab(self) -> Vocabulary:
-        if self._vocab is None:
-            raise RuntimeError(f"{type(self).__name__}.vocab is not available yet: call setup() first")
-        return self._vocab
-
-    @vocab.setter
-    def vocab(self, vocab: Vocabulary | None) -> None:
-        if vocab != self._vocab:
-            self._vocab = vocab
-            self._datasets.clear()
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -188,18 +164,10 @@ class DialogDataModule(ResumableOrderMixin, pl.LightningDataModule):
         assert self._splits is not None
         return {role: split.skipped for role, split in self._splits.items()}
 
-    def split(self, name: str) -> VisDialSplit:
-        """The read split ``name`` (its dialogs, answers, skipped count and problem messages)."""
-        self.setup()
-        assert self._splits is not None
-        if name not in self._splits:
-            raise DataError(f"unknown split '{name}' (available: {', '.join(sorted(self._splits))})")
-        return self._splits[name]
-
     def dataset(self, name: str) -> DialogDataset:
         """The (cached) dataset of a split, with the current vocabulary and image transform."""
         split = self.split(name)
-        transform = self.image_transform or self.default_transform()
+        transform = self.transform()
         dataset = self._datasets.get(name)
         if dataset is None:
             if isinstance(transform, FeatureStore):
@@ -209,10 +177,10 @@ class DialogDataModule(ResumableOrderMixin, pl.LightningDataModule):
                 split.answers,
                 self.vocab,
                 transform=transform,
-                max_question_length=self.max_question_length,
-                max_answer_length=self.max_answer_length,
-                max_history_length=self.max_history_length,
-                in_memory=self.in_memory,
+                max_question_length=self.options.max_question_length,
+                max_answer_length=self.options.max_answer_length,
+                max_history_length=self.options.max_history_length,
+                in_memory=self.options.in_memory,
                 skipped=split.skipped,
             )
             self._datasets[name] = dataset
@@ -240,20 +208,12 @@ class DialogDataModule(ResumableOrderMixin, pl.LightningDataModule):
             store.directory,
         )
 
-    def _loader(self, name: str, training: bool) -> DataLoader:
-        dataset = self.dataset(name)
-        sampler = self.training_sampler(len(dataset)) if training else None  # resumable mid-epoch
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size if training else self.eval_batch_size,
-            sampler=sampler,
-            generator=torch.Generator().manual_seed(self.shuffle_seed),
-            drop_last=False,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            collate_fn=functools.partial(collate_dialogs, pad_id=self.vocab.pad_id),
-        )
+
+@dataclass(frozen=True)
+class ShapesDialogOptions(DialogOptions):
+    """The built-in shapes images are small: they are kept in memory by default."""
+
+    in_memory: bool = True
 
 
 class ShapesDialogDataModule(DialogDataModule):
@@ -268,9 +228,10 @@ class ShapesDialogDataModule(DialogDataModule):
         test_fraction: share of dialogs in ``test``.
         cache_dir: parent folder of the generated data (default: ``$VLTK_CACHE/datasets`` or
             ``~/.cache/vltk/datasets``).
-        batch_size, eval_batch_size, num_workers, min_word_count, max_question_length, max_answer_length,
-            max_history_length, in_memory, max_dialogs, on_bad_dialog: see :class:`DialogDataModule`.
+        options: the fields of :class:`ShapesDialogOptions` (``in_memory`` defaults to true).
     """
+
+    options_type = ShapesDialogOptions
 
     def __init__(
         self,
@@ -281,29 +242,9 @@ class ShapesDialogDataModule(DialogDataModule):
         val_fraction: float = 0.125,
         test_fraction: float = 0.125,
         cache_dir: str | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        min_word_count: int = 1,
-        max_question_length: int = 20,
-        max_answer_length: int = 12,
-        max_history_length: int = 100,
-        in_memory: bool = True,
-        max_dialogs: int | None = None,
-        on_bad_dialog: str = "skip",
+        **options: Unpack[DialogKwargs],
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            min_word_count=min_word_count,
-            max_question_length=max_question_length,
-            max_answer_length=max_answer_length,
-            max_history_length=max_history_length,
-            in_memory=in_memory,
-            max_dialogs=max_dialogs,
-            on_bad_dialog=on_bad_dialog,
-        )
+        super().__init__(**options)
         self.generator_args = {
             "num_dialogs": num_dialogs,
             "image_size": image_size,
@@ -317,14 +258,14 @@ class ShapesDialogDataModule(DialogDataModule):
     def prepare_data(self) -> None:
         ensure_shapes_dialog(self.cache_dir, **self.generator_args)
 
-    def read_splits(self) -> dict[str, VisDialSplit]:
+    def read_dialogs(self) -> dict[str, VisDialSplit]:
         root = ensure_shapes_dialog(self.cache_dir, **self.generator_args)
         images = index_images([root / "images"])
         splits = {}
         for role in ROLES:
             dialogs, dense = split_paths(root, role)
             splits[role] = read_visdial(
-                dialogs, dense, root / "images", images=images, on_bad_dialog=self.on_bad_dialog
+                dialogs, dense, root / "images", images=images, on_bad_dialog=self.options.on_bad_dialog
             )
         return splits
 
@@ -344,8 +285,7 @@ class VisDialDataModule(DialogDataModule):
             at the end of the file name; ``null`` with a feature cache (``model.encoder.name: cached``).
         min_rounds: train and val dialogs with fewer rounds are bad (skipped).
         test_min_rounds: the same for test (VisDial test dialogs stop at a random round: 1).
-        batch_size, eval_batch_size, num_workers, min_word_count, max_question_length, max_answer_length,
-            max_history_length, in_memory, max_dialogs, on_bad_dialog: see :class:`DialogDataModule`.
+        options: the fields of :class:`DialogOptions` (``batch_size``, ``eval_batch_size``, ...).
     """
 
     def __init__(
@@ -360,32 +300,10 @@ class VisDialDataModule(DialogDataModule):
         image_dir: str | list[str] | None = None,
         min_rounds: int = NUM_ROUNDS,
         test_min_rounds: int = 1,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        min_word_count: int = 1,
-        max_question_length: int = 20,
-        max_answer_length: int = 12,
-        max_history_length: int = 100,
-        in_memory: bool = False,
-        max_dialogs: int | None = None,
-        on_bad_dialog: str = "skip",
+        **options: Unpack[DialogKwargs],
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            min_word_count=min_word_count,
-            max_question_length=max_question_length,
-            max_answer_length=max_answer_length,
-            max_history_length=max_history_length,
-            in_memory=in_memory,
-            max_dialogs=max_dialogs,
-            on_bad_dialog=on_bad_dialog,
-        )
-        for key, value in (("min_rounds", min_rounds), ("test_min_rounds", test_min_rounds)):
-            if value < 1:
-                raise ConfigError(f"data.{key} must be >= 1, got {value}")
+        super().__init__(**options)
+        check_at_least(min_rounds=(min_rounds, 1), test_min_rounds=(test_min_rounds, 1))
         self.files = {
             "train": (train_json, train_dense),
             "val": (val_json, val_dense),
@@ -395,7 +313,7 @@ class VisDialDataModule(DialogDataModule):
         self.min_rounds = min_rounds
         self.test_min_rounds = test_min_rounds
 
-    def read_splits(self) -> dict[str, VisDialSplit]:
+    def read_dialogs(self) -> dict[str, VisDialSplit]:
         directories = None
         images = None
         if self.image_dir is not None:
@@ -411,6 +329,6 @@ class VisDialDataModule(DialogDataModule):
                 directories,
                 images=images,
                 min_rounds=self.test_min_rounds if role == "test" else self.min_rounds,
-                on_bad_dialog=self.on_bad_dialog,
+                on_bad_dialog=self.options.on_bad_dialog,
             )
         return splits

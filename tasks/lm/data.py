@@ -20,18 +20,17 @@ import sysconfig
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
+from typing_extensions import Unpack
 
-from vltk.errors import DataError
+from vltk.data.datamodule import DataModule, LoaderKwargs, LoaderOptions, check_at_least
+from vltk.errors import ConfigError, DataError
 from vltk.tasks.lm.vocab import Level, SymbolVocabulary
 
 logger = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -151,12 +150,11 @@ def expand_paths(patterns: list[str], pattern: str) -> list[Path]:
     return paths
 
 
-class TextFilesDataModule(pl.LightningDataModule):
-    """Character- or word-level language-modelling data from text files.
+@dataclass(frozen=True)
+class TextOptions(LoaderOptions):
+    """The ``data:`` keys both text datasets have.
 
-    Args:
-        files: text files, directories (searched recursively for ``pattern``) or glob patterns, read in order.
-        pattern: file name pattern used inside directories (e.g. ``*.h``).
+    Attributes:
         level: ``char`` (every character is a symbol) or ``word`` (words, punctuation, newlines).
         seq_len: ``T``, symbols per chunk (the truncated-BPTT length).
         batch_size: ``B``, parallel streams in training.
@@ -166,47 +164,69 @@ class TextFilesDataModule(pl.LightningDataModule):
         max_chars: read at most this many characters (``None``: everything).
         vocab_max_size: keep the most frequent symbols only (word level; ``None``: all).
         min_count: keep symbols seen at least this often in the training split.
-        encoding: the files' encoding.
     """
+
+    level: Level = "char"
+    seq_len: int = 100
+    eval_batch_size: int | None = None
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    max_chars: int | None = None
+    vocab_max_size: int | None = None
+    min_count: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_at_least(seq_len=(self.seq_len, 1))
+        val, test = self.val_fraction, self.test_fraction
+        if not 0 <= val < 1 or not 0 <= test < 1 or val + test >= 1:
+            raise ConfigError(f"data.val_fraction + data.test_fraction must be in [0, 1), got {val}, {test}")
+
+
+class TextKwargs(LoaderKwargs, total=False):
+    """:class:`TextOptions` as keyword arguments."""
+
+    level: Level
+    seq_len: int
+    eval_batch_size: int | None
+    val_fraction: float
+    test_fraction: float
+    max_chars: int | None
+    vocab_max_size: int | None
+    min_count: int
+
+
+class TextFilesDataModule(DataModule):
+    """Character- or word-level language-modelling data from text files.
+
+    A split is the text itself (a ``str``); :meth:`ids` encodes it. The loaders serve the chunks of
+    :class:`StreamChunks` in order (no shuffling); a resumed run skips the chunks it already trained on
+    (:meth:`resume_train_batches`).
+
+    Args:
+        files: text files, directories (searched recursively for ``pattern``) or glob patterns, read in order.
+        pattern: file name pattern used inside directories (e.g. ``*.h``).
+        encoding: the files' encoding.
+        options: the fields of :class:`TextOptions` (``level``, ``seq_len``, ``batch_size``, ...).
+    """
+
+    options_type = TextOptions
+    options: TextOptions
+    vocab_type = SymbolVocabulary
+    items_name = "characters"
 
     def __init__(
         self,
         files: list[str] | None = None,
         *,
         pattern: str = "*",
-        level: Level = "char",
-        seq_len: int = 100,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.05,
-        max_chars: int | None = None,
-        vocab_max_size: int | None = None,
-        min_count: int = 1,
         encoding: str = "utf-8",
+        **options: Unpack[TextKwargs],
     ):
-        super().__init__()
-        if seq_len < 1 or batch_size < 1:
-            raise DataError(f"seq_len and batch_size must be >= 1, got {seq_len} and {batch_size}")
-        if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-            raise DataError(
-                f"val_fraction + test_fraction must be in [0, 1), got {val_fraction}, {test_fraction}"
-            )
+        super().__init__(**options)
         self.files = list(files or [])
         self.pattern = pattern
-        self.level = level
-        self.seq_len = seq_len
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.max_chars = max_chars
-        self.vocab_max_size = vocab_max_size
-        self.min_count = min_count
         self.encoding = encoding
-        self._vocab: SymbolVocabulary | None = None
-        self._texts: dict[str, str] | None = None
-        self._ids: dict[str, Tensor] = {}
         self._resume_batches: tuple[int, int] | None = None
 
     def source_paths(self) -> list[Path]:
@@ -218,69 +238,58 @@ class TextFilesDataModule(pl.LightningDataModule):
         paths = self.source_paths()
         if not paths:
             raise DataError(f"no files matching '{self.pattern}' in {', '.join(self.files)}")
-        return read_texts(paths, self.encoding, self.max_chars)
+        return read_texts(paths, self.encoding, self.options.max_chars)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Read and split the text, build the vocabulary from the training split (once)."""
-        if self._texts is not None:
-            return
+    # ---- the DataModule hooks -------------------------------------------------------------------------
+
+    def read_splits(self) -> dict[str, str]:
+        """The text cut by position: train, then the last ``val_fraction + test_fraction`` held out."""
         text = self.read_text()
         n = len(text)
-        val_start = round(n * (1 - self.val_fraction - self.test_fraction))
-        test_start = round(n * (1 - self.test_fraction))
-        self._texts = {
-            "train": text[:val_start],
-            "val": text[val_start:test_start],
-            "test": text[test_start:],
-        }
-        for split, part in self._texts.items():
-            needed = 0.0 if split == "train" else getattr(self, f"{split}_fraction")
-            if len(part) < 2 and (split == "train" or needed > 0):
+        val_start = round(n * (1 - self.options.val_fraction - self.options.test_fraction))
+        test_start = round(n * (1 - self.options.test_fraction))
+        return {"train": text[:val_start], "val": text[val_start:test_start], "test": text[test_start:]}
+
+    def check_splits(self, splits: dict[str, str]) -> None:
+        wanted = {"train": 1.0, "val": self.options.val_fraction, "test": self.options.test_fraction}
+        for split, part in splits.items():
+            if len(part) < 2 and wanted[split] > 0:
                 raise DataError(
                     f"the {split} split of the text has {len(part)} characters: the text is too short"
                 )
-        if self._vocab is None:
-            self._vocab = SymbolVocabulary.build(
-                self._texts["train"], self.level, max_size=self.vocab_max_size, min_count=self.min_count
-            )
-        logger.info("text: %d characters, vocabulary of %d %ss", n, len(self._vocab), self.level)
 
-    @property
-    def vocab(self) -> SymbolVocabulary:
-        if self._vocab is None:
-            raise DataError("the text vocabulary is not available yet: call setup() first")
-        return self._vocab
+    def build_vocab(self, splits: dict[str, str]) -> SymbolVocabulary:
+        options = self.options
+        return SymbolVocabulary.build(
+            splits["train"], options.level, max_size=options.vocab_max_size, min_count=options.min_count
+        )
 
-    @vocab.setter
-    def vocab(self, vocab: SymbolVocabulary) -> None:
-        self._vocab = vocab
-        self._ids.clear()
+    def describe(self, splits: dict[str, str]) -> str:
+        characters = sum(len(part) for part in splits.values())
+        return f"{characters} characters, vocabulary of {len(self.vocab)} {self.options.level}s"
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
-    def text(self, split: str) -> str:
-        if self._texts is None:
-            self.setup()
-        if split not in SPLITS:
-            raise DataError(f"unknown split '{split}' (choices: {', '.join(SPLITS)})")
-        return self._texts[split]  # type: ignore[index]
-
-    def ids(self, split: str) -> Tensor:
-        """``[N]`` the split's symbol ids."""
-        if split not in self._ids:
-            self._ids[split] = torch.tensor(self.vocab.encode(self.text(split)), dtype=torch.long)
-        return self._ids[split]
-
-    def dataloader_for(self, split: str) -> DataLoader:
+    def loader(self, split: str, training: bool) -> DataLoader:
+        """The chunks of ``split`` in order; the train split's (also through ``dataloader_for``) are
+        ``batch_size`` streams and skip what a resumed run already trained on."""
         ids = self.ids(split)
         if ids.numel() < 2:
             raise DataError(f"the {split} split is empty (val_fraction/test_fraction is 0?)")
-        batch_size = self.batch_size if split == "train" else self.eval_batch_size
-        skip = self._train_chunks_to_skip if split == "train" else None
-        chunks = StreamChunks(ids, batch_size, self.seq_len, chunks_to_skip=skip)
+        is_train = split == "train"
+        batch_size = self.options.batch_size if is_train else self.options.eval_batch_size or self.batch_size
+        skip = self._train_chunks_to_skip if is_train else None
+        chunks = StreamChunks(ids, batch_size, self.options.seq_len, chunks_to_skip=skip)
         return DataLoader(chunks, batch_size=None, num_workers=0)
+
+    # ---- data facts -----------------------------------------------------------------------------------
+
+    def text(self, split: str) -> str:
+        return self.split(split)
+
+    def ids(self, split: str) -> Tensor:
+        """``[N]`` the split's symbol ids."""
+        if split not in self._datasets:
+            self._datasets[split] = torch.tensor(self.vocab.encode(self.text(split)), dtype=torch.long)
+        return self._datasets[split]
 
     def resume_train_batches(self, epoch: int, batches_done: int) -> None:
         """Continue the training pass of ``epoch`` after its first ``batches_done`` chunks (called on resume
@@ -295,22 +304,6 @@ class TextFilesDataModule(pl.LightningDataModule):
         epoch, batches_done = self._resume_batches
         return batches_done if self.trainer.current_epoch == epoch else 0
 
-    def train_dataloader(self) -> DataLoader:
-        return self.dataloader_for("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self.dataloader_for("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.dataloader_for("test")
-
-    def state_dict(self) -> dict[str, Any]:
-        return {} if self._vocab is None else {"vocab": self._vocab.to_json()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "vocab" in state_dict:
-            self.vocab = SymbolVocabulary.from_json(state_dict["vocab"])
-
 
 def python_stdlib_files() -> list[Path]:
     """The running Python's top-level standard-library modules (``<stdlib>/*.py``), sorted by name."""
@@ -321,40 +314,27 @@ def python_stdlib_files() -> list[Path]:
     return files
 
 
+@dataclass(frozen=True)
+class PythonSourceOptions(TextOptions):
+    """The standard library is large: read its first 1,000,000 characters by default."""
+
+    max_chars: int | None = 1_000_000
+
+
 class PythonSourceDataModule(TextFilesDataModule):
     """The built-in text: Python's own standard-library source (``<stdlib>/*.py`` in name order), which ships
     with every Python, so ``vltk train lm`` works offline. Code has quotes, line lengths and indentation for
     the diagnostics to find cells for (Karpathy et al. 2016 used the Linux kernel source).
 
-    Args are those of :class:`TextFilesDataModule` without ``files``/``pattern``; ``max_chars`` defaults
-    to 1,000,000 characters.
+    Args:
+        options: the fields of :class:`PythonSourceOptions` (those of :class:`TextOptions`; ``max_chars``
+            defaults to 1,000,000 characters).
     """
 
-    def __init__(
-        self,
-        *,
-        level: Level = "char",
-        seq_len: int = 100,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.05,
-        max_chars: int | None = 1_000_000,
-        vocab_max_size: int | None = None,
-        min_count: int = 1,
-    ):
-        super().__init__(
-            [],
-            level=level,
-            seq_len=seq_len,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            max_chars=max_chars,
-            vocab_max_size=vocab_max_size,
-            min_count=min_count,
-        )
+    options_type = PythonSourceOptions
+
+    def __init__(self, **options: Unpack[TextKwargs]):
+        super().__init__([], **options)
 
     def source_paths(self) -> list[Path]:
         return python_stdlib_files()

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
+from typing_extensions import Unpack
+
 from vltk.errors import ConfigError, DataError
-from vltk.tasks.vqa.datamodule import VqaDataModule
+from vltk.tasks.vqa.datamodule import VqaDataModule, VqaKwargs, VqaOptions
 from vltk.tasks.vqa.records import VqaExample
 
 logger = logging.getLogger(__name__)
@@ -96,45 +99,32 @@ def read_easy_vqa(val_images: int = 500) -> dict[str, list[VqaExample]]:
     }
 
 
+@dataclass(frozen=True)
+class EasyVqaOptions(VqaOptions):
+    """easy-VQA's defaults: 13 answers, small 64x64 images kept in memory (about 50 KB each).
+
+    Attributes:
+        batch_size: questions per training batch (images per batch with ``group_by_image``, each with
+            its ~10 questions); evaluation batches hold ``batch_size`` images with all their questions.
+    """
+
+    batch_size: int = 64
+    top_k_answers: int = 1000
+    in_memory: bool = True
+
+
 class EasyVqaDataModule(VqaDataModule):
     """The built-in easy-VQA dataset (train / a fixed validation split by image / test).
 
     Args:
         val_images: training images held out (with all their questions) for validation.
-        batch_size: questions per training batch (images per batch with ``group_by_image``, each with
-            its ~10 questions); evaluation batches hold ``batch_size`` images with all their questions.
-        num_workers: dataloader worker processes.
-        min_word_count: question words seen fewer times in training map to ``<unk>``.
-        top_k_answers: size of the answer vocabulary (easy-VQA has 13 answers).
-        max_question_length: questions are cut to this many words.
-        in_memory: keep the transformed 64x64 images in memory (about 50 KB each).
-        max_questions: debugging: keep at most this many questions of each split.
-        group_by_image: train on batches of images with all their questions.
+        options: the fields of :class:`EasyVqaOptions` (``batch_size``, ``top_k_answers``, ...).
     """
 
-    def __init__(
-        self,
-        *,
-        val_images: int = 500,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        min_word_count: int = 1,
-        top_k_answers: int = 1000,
-        max_question_length: int = 20,
-        in_memory: bool = True,
-        max_questions: int | None = None,
-        group_by_image: bool = False,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            min_word_count=min_word_count,
-            top_k_answers=top_k_answers,
-            max_question_length=max_question_length,
-            in_memory=in_memory,
-            max_questions=max_questions,
-            group_by_image=group_by_image,
-        )
+    options_type = EasyVqaOptions
+
+    def __init__(self, *, val_images: int = 500, **options: Unpack[VqaKwargs]) -> None:
+        super().__init__(**options)
         self.val_images = val_images
 
     def read_examples(self) -> dict[str, list[VqaExample]]:

@@ -24,12 +24,15 @@ import logging
 import os
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import Unpack
+
 from vltk.data.json_file import read_json
 from vltk.errors import ConfigError, DataError
-from vltk.tasks.vqa.datamodule import VqaDataModule
+from vltk.tasks.vqa.datamodule import VqaDataModule, VqaKwargs, VqaOptions
 from vltk.tasks.vqa.records import VqaExample
 
 logger = logging.getLogger(__name__)
@@ -170,6 +173,14 @@ def write_vqa_v2(
     return questions, annotations
 
 
+@dataclass(frozen=True)
+class VqaV2Options(VqaOptions):
+    """VQA v2's defaults: COCO images are decoded by 4 workers; questions are cut to 14 words."""
+
+    num_workers: int = 4
+    max_question_length: int = 14
+
+
 class VqaV2DataModule(VqaDataModule):
     """VQA v2 (or v1) JSON with COCO images from directories.
 
@@ -181,9 +192,11 @@ class VqaV2DataModule(VqaDataModule):
         val_questions, val_annotations, val_images_dir: an explicit validation split (optional).
         test_questions, test_annotations, test_images: the test split (optional; default: validation).
         val_images: training images held out for validation when no ``val_*`` files are given.
-        batch_size, num_workers, min_word_count, top_k_answers, max_question_length, in_memory,
-            max_questions, group_by_image: see :class:`~vltk.tasks.vqa.datamodule.VqaDataModule`.
+        options: the fields of :class:`VqaV2Options` (``batch_size``, ``num_workers``, ...; see
+            :class:`~vltk.tasks.vqa.datamodule.VqaOptions`).
     """
+
+    options_type = VqaV2Options
 
     def __init__(
         self,
@@ -198,25 +211,9 @@ class VqaV2DataModule(VqaDataModule):
         test_annotations: str | None = None,
         test_images: str | None = None,
         val_images: int = 1000,
-        batch_size: int = 32,
-        num_workers: int = 4,
-        min_word_count: int = 1,
-        top_k_answers: int = 3000,
-        max_question_length: int = 14,
-        in_memory: bool = False,
-        max_questions: int | None = None,
-        group_by_image: bool = False,
+        **options: Unpack[VqaKwargs],
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            min_word_count=min_word_count,
-            top_k_answers=top_k_answers,
-            max_question_length=max_question_length,
-            in_memory=in_memory,
-            max_questions=max_questions,
-            group_by_image=group_by_image,
-        )
+        super().__init__(**options)
         for prefix, group in (("val", (val_questions, val_annotations, val_images_dir)),
                               ("test", (test_questions, test_annotations, test_images))):  # fmt: skip
             if group[0] is not None and group[2] is None:

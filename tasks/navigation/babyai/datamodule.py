@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vltk.data.resumable import ResumableOrderMixin
+from vltk.data.datamodule import DataModule, check_at_least
 from vltk.errors import ConfigError, DataError
 from vltk.tasks.navigation.babyai.demos import ensure_demos
 from vltk.tasks.navigation.babyai.env import ObservationKind, check_level, check_observation
@@ -46,8 +46,12 @@ def collate_seeds(seeds: list[int]) -> torch.Tensor:
     return torch.tensor(seeds, dtype=torch.long)  # [B]
 
 
-class BabyAIDataModule(ResumableOrderMixin, pl.LightningDataModule):
+class BabyAIDataModule(DataModule):
     """Behaviour-cloning data for one BabyAI level.
+
+    The ``train`` split is the demo folder (read for ``fit`` only); ``val`` and ``test`` are the seeds of
+    held-out episodes (:class:`SeedDataset`), the only splits :meth:`dataloader_for` serves. The mission
+    vocabulary travels in the system's hyper-parameters, so nothing is added to the checkpoint here.
 
     Args:
         level: BabyAI level id.
@@ -83,23 +87,20 @@ class BabyAIDataModule(ResumableOrderMixin, pl.LightningDataModule):
         workers: int | None = None,
         progress: bool = True,
     ) -> None:
-        super().__init__()
         check_observation(observation)
         sizes = {"episodes": episodes, "batch_size": batch_size, "val_episodes": val_episodes,
                  "test_episodes": test_episodes, "rollout_batch_size": rollout_batch_size}  # fmt: skip
-        for name, value in sizes.items():
-            if value < 1:
-                raise ConfigError(f"data.{name} must be >= 1, got {value}")
+        check_at_least(**{name: (value, 1) for name, value in sizes.items()})
+        super().__init__(batch_size=batch_size)
         if max(val_seed, test_seed) + max(val_episodes, test_episodes) >= 2**32:
             raise ConfigError("data.val_seed/test_seed + episodes must stay below 2**32 (numpy seeds)")
         self.level = check_level(level)
         self.episodes, self.seed, self.observation = episodes, seed, observation
         self.demos_dir = demos_dir
-        self.batch_size, self.rollout_batch_size = batch_size, rollout_batch_size
+        self.rollout_batch_size = rollout_batch_size
         self.val = SeedDataset(val_seed, val_episodes)
         self.test = SeedDataset(test_seed, test_episodes)
         self.workers, self.progress = workers, progress
-        self._vocab: Vocabulary | None = None
         self.demos: DemoSet | None = None
         self.train_set: DemoEpisodes | None = None
         nominal = range(seed, seed + 2 * episodes + 100)  # the demo seeds, with room for bot failures
@@ -132,12 +133,31 @@ class BabyAIDataModule(ResumableOrderMixin, pl.LightningDataModule):
         ranks are safe), and evaluation plays episodes without any demos."""
 
     def setup(self, stage: str | None = None) -> None:
+        """For ``fit`` (or no stage): read the demos, build the vocabulary of their missions, encode them."""
         if stage in (None, "fit") and self.train_set is None:
-            self.demos = load_demos(self.demo_path())
-            self._check_demos(self.demos)
-            if self._vocab is None:
-                self._vocab = Vocabulary.build(tokenize(m) for m in self.missions())
-            self.train_set = DemoEpisodes(self.demos, self._vocab)
+            super().setup(stage)
+            self.train_set = DemoEpisodes(self.demos, self.vocab)
+
+    def read_splits(self) -> dict[str, DemoSet | SeedDataset]:
+        self.demos = load_demos(self.demo_path())
+        return {"train": self.demos, "val": self.val, "test": self.test}
+
+    def check_splits(self, splits: dict[str, DemoSet | SeedDataset]) -> None:
+        self._check_demos(splits["train"])
+
+    def build_vocab(self, splits: dict[str, DemoSet | SeedDataset]) -> Vocabulary:
+        return Vocabulary.build(tokenize(m) for m in self.missions())
+
+    def describe(self, splits: dict[str, DemoSet | SeedDataset]) -> str:
+        evaluation = f"{len(self.val)} validation and {len(self.test)} test episodes"
+        return f"{self.level} demos from {splits['train'].path}; {evaluation}; {len(self.vocab)} words"
+
+    def evaluation_splits(self) -> list[str]:
+        """Navigation is evaluated by playing held-out episodes, never on the demos."""
+        return ["val", "test"]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # the vocabulary is in the system's hyper-parameters
 
     def missions(self) -> list[str]:
         return list(self.demos.dataset["mission"]) if self.demos is not None else []
@@ -163,39 +183,20 @@ class BabyAIDataModule(ResumableOrderMixin, pl.LightningDataModule):
                 "%s holds %d demos, fewer than data.episodes=%d", where, len(demos.dataset), self.episodes
             )
 
-    @property
-    def vocab(self) -> Vocabulary:
-        if self._vocab is None:
-            raise DataError("the vocabulary is built in setup('fit') or attached from a checkpoint")
-        return self._vocab
-
-    @vocab.setter
-    def vocab(self, vocab: Vocabulary) -> None:
-        self._vocab = vocab
-
     # ------------------------------------------------------------------------------------------- loaders
-    def train_dataloader(self) -> DataLoader:
-        if self.train_set is None:
-            self.setup("fit")
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            sampler=self.training_sampler(len(self.train_set)),  # resumable mid-epoch (vltk.data.resumable)
-            generator=torch.Generator().manual_seed(self.shuffle_seed),
-            collate_fn=collate_episodes,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return self.dataloader_for("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.dataloader_for("test")
-
-    def dataloader_for(self, split: str) -> DataLoader:
-        """Seeds of ``val`` or ``test`` in batches of ``rollout_batch_size`` (navigation is evaluated by
-        playing held-out episodes, never on the demos)."""
-        if split not in ("val", "test"):
-            raise ConfigError(f"unknown split '{split}' for navigation (choices: val, test)")
+    def loader(self, split: str, training: bool) -> DataLoader:
+        """Training: whole demo episodes in the resumable shuffled order; ``val`` / ``test``: seeds in
+        batches of ``rollout_batch_size``, which the system plays out."""
+        if split == "train":
+            if self.train_set is None:
+                self.setup("fit")
+            return DataLoader(
+                self.train_set,
+                batch_size=self.batch_size,
+                sampler=self.training_sampler(len(self.train_set)),  # resumable mid-epoch
+                generator=torch.Generator().manual_seed(self.shuffle_seed),
+                collate_fn=collate_episodes,
+            )
         seeds = self.val if split == "val" else self.test
         return DataLoader(seeds, batch_size=self.rollout_batch_size, shuffle=False, collate_fn=collate_seeds)
 
