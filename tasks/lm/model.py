@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vltk.registry import Registry
-from vltk.rnn import CELLS, StackedRNN, StackState
+from vltk.rnn import StackedRNN, StackState
 
 logger = logging.getLogger(__name__)
 
@@ -151,4 +151,3 @@ def parameter_count(model: nn.Module) -> int:
 
 LANGUAGE_MODELS = Registry("language model", {"rnn_lm": RNNLanguageModel})
 LM_WIRED = ("vocab_size",)  # from the data's vocabulary; the rest of a language model's spec is the config's
-CELL_NAMES = tuple(CELLS)
