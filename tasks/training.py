@@ -77,6 +77,17 @@ class DecodingConfig:
     temperature: float = 1.0
     top_k: int = 0
 
+    def search_options(self) -> dict[str, Any]:
+        """``method`` and the options of greedy and beam search, as keyword arguments of ``generate``."""
+        return {
+            "method": self.method,
+            "beam_size": self.beam_size,
+            "max_length": self.max_length,
+            "min_length": self.min_length,
+            "length_penalty": self.length_penalty,
+            "block_trigrams": self.block_trigrams,
+        }
+
 
 DECODING_METHODS = ("beam", "greedy", "sample")
 

@@ -82,15 +82,7 @@ class ImageCaptioner:
         """The best caption per image of encoded ``features`` (grid ``[B, N, D]``), decoded as ``decoding``
         says: the one decoding call of evaluation, ``from_pretrained`` and ``vltk predict``."""
         result = self.model.generate(
-            features,
-            method=decoding.method,
-            beam_size=decoding.beam_size,
-            max_length=decoding.max_length,
-            min_length=decoding.min_length,
-            length_penalty=decoding.length_penalty,
-            block_trigrams=decoding.block_trigrams,
-            temperature=decoding.temperature,
-            top_k=decoding.top_k,
+            features, **decoding.search_options(), temperature=decoding.temperature, top_k=decoding.top_k
         )
         return result.best() if isinstance(result, BeamResult) else result
 

@@ -112,16 +112,7 @@ class DialogSession:
         return DialogAnswer(question, answer, unknown)
 
     def _generate(self, fused: torch.Tensor) -> str:
-        decoding = self.decoding
-        result = self.model.generate(
-            fused,
-            method=decoding.method,
-            beam_size=decoding.beam_size,
-            max_length=decoding.max_length,
-            min_length=decoding.min_length,
-            length_penalty=decoding.length_penalty,
-            block_trigrams=decoding.block_trigrams,
-        )
+        result = self.model.generate(fused, **self.decoding.search_options())
         best = result.best() if isinstance(result, BeamResult) else result
         return self.vocab.decode(best.tokens[0, : int(best.lengths[0])].tolist())
 
