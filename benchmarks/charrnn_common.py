@@ -3,6 +3,7 @@ Lightning fit that records per-update losses and held-out checks with their wall
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -27,9 +28,12 @@ def lm_system(config: str, overrides: list[str], dm: TextFilesDataModule, seed: 
     """A fresh :class:`LmTask` for ``configs/lm/<config>.yaml`` + overrides on ``dm``'s vocabulary."""
     cfg = load_task_config("lm", config, overrides + [f"seed={seed}"])
     pl.seed_everything(seed, verbose=False)
-    dm.seq_len = cfg.data["seq_len"]
-    dm.batch_size = cfg.data["batch_size"]
-    dm.eval_batch_size = cfg.data["eval_batch_size"] or cfg.data["batch_size"]
+    dm.options = dataclasses.replace(
+        dm.options,
+        seq_len=cfg.data["seq_len"],
+        batch_size=cfg.data["batch_size"],
+        eval_batch_size=cfg.data["eval_batch_size"] or cfg.data["batch_size"],
+    )
     return LmTask.from_data(cfg, dm)
 
 
