@@ -317,7 +317,7 @@ def score(
         Path | None,
         typer.Option(
             help="captioning: COCO captions_*.json or Karpathy dataset JSON (with --split); "
-            "dialog: the VisDial v1.0 dialogs JSON."
+            "dialog: the VisDial v1.0 dialogs JSON; navigation: R2R_<split>.json."
         ),
     ] = None,
     split: Annotated[str | None, typer.Option(help="Split of a Karpathy JSON to score against.")] = None,
@@ -332,6 +332,10 @@ def score(
             help="vqa: the official vqaEval.py rule: a013f00 (its head since 2021, the default) | "
             "pre-a013f00 (the earlier rule, behind numbers published before 2021)."
         ),
+    ] = None,
+    connectivity: Annotated[
+        Path | None,
+        typer.Option(help="navigation: the Matterport connectivity folder ({scan}_connectivity.json files)."),
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Write {split, metrics} JSON here.")] = None,
     allow_partial: Annotated[
@@ -354,11 +358,19 @@ def score(
     if entry.score is None:
         raise VltkError(f"`vltk score` does not support {task} yet")
     request = ScoreRequest(
-        predictions, references, split, questions, annotations, rule=rule, allow_partial=allow_partial
+        predictions,
+        references,
+        split,
+        questions,
+        annotations,
+        rule=rule,
+        allow_partial=allow_partial,
+        connectivity=connectivity,
     )
     given = {"references": references, "split": split, "questions": questions, "annotations": annotations}
     given["rule"] = rule
     given["allow_partial"] = allow_partial or None
+    given["connectivity"] = connectivity
     unused = [
         f"--{name.replace('_', '-')}"
         for name, value in given.items()

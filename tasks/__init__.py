@@ -31,6 +31,7 @@ from vltk.tasks.lm.system import LmConfig, LmTask
 from vltk.tasks.navigation.datasets import NAVIGATION_DATASETS
 from vltk.tasks.navigation.inference import InstructionFollower
 from vltk.tasks.navigation.predict import EpisodeRequest, predict_navigation_lines
+from vltk.tasks.navigation.r2r.score import score_navigation
 from vltk.tasks.navigation.system import NavigationConfig, NavigationTask
 from vltk.tasks.vqa.datasets import VQA_DATASETS
 from vltk.tasks.vqa.inference import QuestionAnswerer
@@ -123,6 +124,8 @@ _TASK_ENTRIES: dict[str, TaskEntry] = {
         inference=InstructionFollower,
         predict_request=EpisodeRequest,
         predict=predict_navigation_lines,
+        score=score_navigation,
+        score_options=frozenset({"references", "connectivity"}),
     ),
 }
 TASKS: Registry[TaskEntry] = Registry("task", _TASK_ENTRIES)

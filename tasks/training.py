@@ -175,6 +175,7 @@ class ScoreRequest:
     annotations: Path | None = None
     rule: str | None = None
     allow_partial: bool = False
+    connectivity: Path | None = None
 
 
 @dataclass

@@ -3,6 +3,7 @@
 Caption metrics (COCO definitions, equal to ``pycocoevalcap`` to 1e-6): BLEU-1..4, ROUGE-L, CIDEr-D; METEOR
 through COCO's Java scorer when Java is installed; readers that check COCO results / references files.
 Language-model metrics: bits per character (symbol) and perplexity.
+R2R navigation (R2R eval.py and r4r's dtw.py / cls.py): NE, OSR, SR, TL, SPL, nDTW, SDTW, CLS: vltk.metrics.r2r.
 VQA accuracy (vqaEval.py step for step, its head or earlier rule; exact match for one-answer splits):
 vltk.metrics.vqa.
 """
@@ -31,6 +32,7 @@ from vltk.metrics.cider import cider_d_scores, corpus_cider_d
 from vltk.metrics.lm import LanguageModelMetrics, bits_per_symbol, perplexity
 from vltk.metrics.meteor import SPICE_NOTE, MeteorUnavailable, meteor_scores, meteor_unavailable_reason
 from vltk.metrics.navigation import NAVIGATION_METRIC_NAMES, NavigationMetrics, navigation_scores
+from vltk.metrics.r2r import R2R_METRIC_NAMES, R2RMetrics, R2RRecord, score_episode, score_r2r
 from vltk.metrics.rouge import (
     corpus_rouge_l,
     lcs_length,
@@ -63,6 +65,11 @@ __all__ = [
     "NAVIGATION_METRIC_NAMES",
     "NavigationMetrics",
     "navigation_scores",
+    "R2R_METRIC_NAMES",
+    "R2RMetrics",
+    "R2RRecord",
+    "score_episode",
+    "score_r2r",
     "PUNCTUATIONS",
     "SPICE_NOTE",
     "CaptionMetrics",
