@@ -3,7 +3,7 @@
 Caption metrics (COCO definitions, equal to ``pycocoevalcap`` to 1e-6): BLEU-1..4, ROUGE-L, CIDEr-D; METEOR
 through COCO's Java scorer when Java is installed; readers that check COCO results / references files.
 Language-model metrics: bits per character (symbol) and perplexity.
-R2R navigation (R2R eval.py and r4r's dtw.py / cls.py): NE, OSR, SR, TL, SPL, nDTW, SDTW, CLS: vltk.metrics.r2r.
+R2R navigation (R2R eval.py, r4r's dtw.py, cls.py): NE, OSR, SR, TL, SPL, nDTW, SDTW, CLS: vltk.metrics.r2r.
 VQA accuracy (vqaEval.py step for step, its head or earlier rule; exact match for one-answer splits):
 vltk.metrics.vqa.
 """
