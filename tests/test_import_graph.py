@@ -18,7 +18,10 @@ import counts:
   called, after both packages are imported. Moved to module level it would be a cycle and fails.
 
 A cycle is a strongly connected component of more than one module; the failure names each with one
-concrete loop, file and line of every import in it.
+concrete loop, file and line of every import in it. The layer rules: the library never imports vltk.tasks or
+vltk.cli (but the facade); only DataModule modules in the library import Lightning; vltk.tasks never imports
+vltk.cli; and one task's folder (``vltk.tasks.vqa``) never imports another's (``vltk.tasks.captioning``): what
+two tasks share belongs in the library.
 """
 
 from __future__ import annotations
@@ -238,6 +241,16 @@ def under(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
 
 
+def task_folder(module: str, modules: dict[str, Path]) -> str | None:
+    """``vltk.tasks.<task>`` for a module inside a task's folder (a package under vltk.tasks), else None:
+    one task never imports another; what two tasks share belongs in the library."""
+    parts = module.split(".")
+    if len(parts) < 3 or parts[:2] != ["vltk", "tasks"]:
+        return None
+    folder = ".".join(parts[:3])
+    return folder if modules.get(folder, Path()).name == "__init__.py" else None
+
+
 def defines_datamodule(file: Path) -> bool:
     """Whether the file defines a class whose base is (spelled) ``LightningDataModule``."""
     for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
@@ -260,6 +273,9 @@ def layer_violations(
             problems.append(f"{edge.where}: the library module {edge.module} imports {edge.target}")
         if under(edge.module, "vltk.tasks") and under(edge.target, "vltk.cli"):
             problems.append(f"{edge.where}: the task module {edge.module} imports {edge.target}")
+        source, target = task_folder(edge.module, modules), task_folder(edge.target, modules)
+        if source and target and source != target:
+            problems.append(f"{edge.where}: the {source} task imports the {target} task ({edge.target})")
     for module, names in sorted(external.items()):
         lightning = sorted(names & LIGHTNING)
         if not lightning or not in_library(module):
@@ -341,6 +357,10 @@ def test_the_layer_rules_catch_upward_and_lightning_imports(tmp_path):
             "__init__.py": "import vltk.tasks.pretrained\n",
             "tasks/__init__.py": "",
             "tasks/pretrained.py": "def f():\n    import vltk.cli.main\n",
+            "tasks/vqa/__init__.py": "",
+            "tasks/vqa/predict.py": "from vltk.tasks.captioning.predict import f\n",
+            "tasks/captioning/__init__.py": "",
+            "tasks/captioning/predict.py": "def f(): ...\n",
             "cli/__init__.py": "",
             "cli/main.py": "import vltk.tasks\n",
             "data/__init__.py": "",
@@ -354,5 +374,6 @@ def test_the_layer_rules_catch_upward_and_lightning_imports(tmp_path):
     assert any("the library module vltk imports vltk.tasks.pretrained" in p for p in problems)  # not lazy
     assert any("vltk.tasks.pretrained imports vltk.cli.main" in p for p in problems)
     assert any("vltk.data.loader imports pytorch_lightning" in p for p in problems)
+    assert any("the vltk.tasks.vqa task imports the vltk.tasks.captioning task" in p for p in problems)
     assert not any("vltk.data.datamodule" in p or "vltk.data.other" in p for p in problems)
-    assert len(problems) == 3
+    assert len(problems) == 4

@@ -20,13 +20,12 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch.utils.data import DataLoader
-from typing_extensions import Unpack
 
 from vltk.data.datamodule import (
     ImageDataModule,
-    ImageLoaderKwargs,
     ImageLoaderOptions,
     check_at_least,
     check_optional_positive,
@@ -78,15 +77,6 @@ class CaptionOptions(ImageLoaderOptions):
         check_optional_positive(max_images=self.max_images)
 
 
-class CaptionKwargs(ImageLoaderKwargs, total=False):
-    """:class:`CaptionOptions` as keyword arguments."""
-
-    min_word_count: int
-    max_caption_length: int
-    max_images: int | None
-    on_bad_sample: str
-
-
 class CaptionsDataModule(ImageDataModule):
     """Shared behaviour of the caption DataModules; subclasses only say how to read records.
 
@@ -101,9 +91,6 @@ class CaptionsDataModule(ImageDataModule):
     options_type = CaptionOptions
     options: CaptionOptions
     items_name = "images"
-
-    def __init__(self, **options: Unpack[CaptionKwargs]) -> None:
-        super().__init__(**options)
 
     # ---- what subclasses provide ----------------------------------------------------------------------
 
@@ -218,7 +205,7 @@ class KarpathyCaptionsDataModule(CaptionsDataModule):
         train_splits: list[str] = ["train", "restval"],  # noqa: B006 (copied below, never mutated)
         val_split: str = "val",
         test_split: str = "test",
-        **options: Unpack[CaptionKwargs],
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         if not train_splits:
@@ -279,7 +266,7 @@ class ShapesCaptionsDataModule(KarpathyCaptionsDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         cache_dir: str | None = None,
-        **options: Unpack[CaptionKwargs],
+        **options: Any,
     ) -> None:
         super().__init__("", train_splits=["train"], **options)
         self.generator_params = {"num_images": num_images, "image_size": image_size, "seed": seed,
@@ -320,7 +307,7 @@ class HFCaptionsDataModule(CaptionsDataModule):
         val_split: str = "validation",
         test_split: str = "test",
         cache_dir: str | None = None,
-        **options: Unpack[CaptionKwargs],
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         self.path = path

@@ -191,6 +191,23 @@ class _CaptionDataset(Dataset[CaptionItem]):
         """The tokenised captions this dataset serves, in item order."""
         raise NotImplementedError
 
+    def _record_index(self, index: int) -> int:
+        """The record that item ``index`` shows."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> CaptionItem | None:
+        record_index = self._record_index(index)
+        image = self.readable_image(record_index)
+        if image is None:
+            return None
+        record = self.records[record_index]
+        return CaptionItem(
+            image=image,
+            caption=self._caption(self._flat, self._offsets, index),
+            image_id=record.image_id,
+            references=record.raws,
+        )
+
     @property
     def transform(self) -> ImageTransform:
         return self._transform
@@ -254,18 +271,8 @@ class CaptionTrainDataset(_CaptionDataset):
     def __len__(self) -> int:
         return len(self._record_of)
 
-    def __getitem__(self, index: int) -> CaptionItem | None:
-        record_index = int(self._record_of[index])
-        record = self.records[record_index]
-        image = self.readable_image(record_index)
-        if image is None:
-            return None
-        return CaptionItem(
-            image=image,
-            caption=self._caption(self._flat, self._offsets, index),
-            image_id=record.image_id,
-            references=record.raws,
-        )
+    def _record_index(self, index: int) -> int:
+        return int(self._record_of[index])
 
 
 class CaptionEvalDataset(_CaptionDataset):
@@ -278,14 +285,5 @@ class CaptionEvalDataset(_CaptionDataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> CaptionItem | None:
-        record = self.records[index]
-        image = self.readable_image(index)
-        if image is None:
-            return None
-        return CaptionItem(
-            image=image,
-            caption=self._caption(self._flat, self._offsets, index),
-            image_id=record.image_id,
-            references=record.raws,
-        )
+    def _record_index(self, index: int) -> int:
+        return index

@@ -10,6 +10,7 @@ from vltk.data.images import load_image
 from vltk.errors import VltkError
 from vltk.tasks.captioning.inference import ImageCaptioner
 from vltk.viz import save_attention_map
+from vltk.viz.attention_map import attention_map_path
 
 
 @dataclass
@@ -35,11 +36,6 @@ class CaptionPrediction:
     caption: str
     score: float
     attention_map: Path | None = None
-
-
-def attention_map_path(base: Path, index: int, count: int) -> Path:
-    """``att.png`` for one image; ``att-0.png``, ``att-1.png``, ... for several."""
-    return base if count == 1 else base.with_name(f"{base.stem}-{index}{base.suffix or '.png'}")
 
 
 def predict_captions(

@@ -16,14 +16,13 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch.utils.data import DataLoader
-from typing_extensions import Unpack
 
 from vltk.data.datamodule import (
     ROLES,
     ImageDataModule,
-    ImageLoaderKwargs,
     ImageLoaderOptions,
     check_at_least,
     check_optional_positive,
@@ -87,18 +86,6 @@ class DialogOptions(ImageLoaderOptions):
             raise ConfigError(f"data.on_bad_dialog must be 'skip' or 'raise', got '{self.on_bad_dialog}'")
 
 
-class DialogKwargs(ImageLoaderKwargs, total=False):
-    """:class:`DialogOptions` as keyword arguments."""
-
-    eval_batch_size: int | None
-    min_word_count: int
-    max_question_length: int
-    max_answer_length: int
-    max_history_length: int
-    max_dialogs: int | None
-    on_bad_dialog: str
-
-
 class DialogDataModule(ImageDataModule):
     """Shared behaviour of the dialog DataModules; subclasses only say how to read the splits.
 
@@ -109,9 +96,6 @@ class DialogDataModule(ImageDataModule):
     options_type = DialogOptions
     options: DialogOptions
     items_name = "dialogs"
-
-    def __init__(self, **options: Unpack[DialogKwargs]) -> None:
-        super().__init__(**options)
 
     # ---- what subclasses provide ----------------------------------------------------------------------
 
@@ -242,7 +226,7 @@ class ShapesDialogDataModule(DialogDataModule):
         val_fraction: float = 0.125,
         test_fraction: float = 0.125,
         cache_dir: str | None = None,
-        **options: Unpack[DialogKwargs],
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         self.generator_args = {
@@ -300,7 +284,7 @@ class VisDialDataModule(DialogDataModule):
         image_dir: str | list[str] | None = None,
         min_rounds: int = NUM_ROUNDS,
         test_min_rounds: int = 1,
-        **options: Unpack[DialogKwargs],
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         check_at_least(min_rounds=(min_rounds, 1), test_min_rounds=(test_min_rounds, 1))

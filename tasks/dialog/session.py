@@ -24,7 +24,7 @@ from vltk.tasks.dialog.model import DialogModel
 from vltk.tasks.training import DecodingConfig
 from vltk.text.vocab import Vocabulary
 
-DIALOG_DECODING = DecodingConfig(max_length=10)  # DialogConfig.decoding's default
+DIALOG_DECODING = DecodingConfig(max_length=10)  # the default of DialogConfig.decoding and of a session
 
 
 @dataclass

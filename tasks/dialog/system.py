@@ -15,6 +15,7 @@ cannot generate text; the generative model generates with beam search.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from vltk.tasks.dialog.datasets import DIALOG_DATASETS
 from vltk.tasks.dialog.decoders import discriminative_loss
 from vltk.tasks.dialog.inference import DialogAnswerer, DialogLengths
 from vltk.tasks.dialog.model import DialogModelConfig, build_dialog_model
+from vltk.tasks.dialog.session import DIALOG_DECODING
 from vltk.tasks.training import DecodingConfig, EvaluatingSystem, OptimConfig, TrainerConfig, build_optimizer
 from vltk.text import Vocabulary
 
@@ -50,7 +52,7 @@ class DialogConfig:
     model: DialogModelConfig = field(default_factory=DialogModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    decoding: DecodingConfig = field(default_factory=lambda: DecodingConfig(max_length=10))
+    decoding: DecodingConfig = field(default_factory=lambda: dataclasses.replace(DIALOG_DECODING))
     length_normalise: bool = False
     answer_bank_size: int = 10_000
     monitor: str = "MRR"

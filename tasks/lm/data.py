@@ -20,13 +20,13 @@ import sysconfig
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
-from typing_extensions import Unpack
 
-from vltk.data.datamodule import DataModule, LoaderKwargs, LoaderOptions, check_at_least
+from vltk.data.datamodule import DataModule, LoaderOptions, check_at_least
 from vltk.errors import ConfigError, DataError
 from vltk.tasks.lm.vocab import Level, SymbolVocabulary
 
@@ -183,19 +183,6 @@ class TextOptions(LoaderOptions):
             raise ConfigError(f"data.val_fraction + data.test_fraction must be in [0, 1), got {val}, {test}")
 
 
-class TextKwargs(LoaderKwargs, total=False):
-    """:class:`TextOptions` as keyword arguments."""
-
-    level: Level
-    seq_len: int
-    eval_batch_size: int | None
-    val_fraction: float
-    test_fraction: float
-    max_chars: int | None
-    vocab_max_size: int | None
-    min_count: int
-
-
 class TextFilesDataModule(DataModule):
     """Character- or word-level language-modelling data from text files.
 
@@ -221,7 +208,7 @@ class TextFilesDataModule(DataModule):
         *,
         pattern: str = "*",
         encoding: str = "utf-8",
-        **options: Unpack[TextKwargs],
+        **options: Any,
     ):
         super().__init__(**options)
         self.files = list(files or [])
@@ -333,7 +320,7 @@ class PythonSourceDataModule(TextFilesDataModule):
 
     options_type = PythonSourceOptions
 
-    def __init__(self, **options: Unpack[TextKwargs]):
+    def __init__(self, **options: Any):
         super().__init__([], **options)
 
     def source_paths(self) -> list[Path]:

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from torch.utils.data import DataLoader
-from typing_extensions import Unpack
 
 from vltk.data.datamodule import (
     ImageDataModule,
-    ImageLoaderKwargs,
     ImageLoaderOptions,
     check_at_least,
     check_optional_positive,
@@ -68,16 +66,6 @@ class VqaOptions(ImageLoaderOptions):
         check_optional_positive(max_questions=self.max_questions)
 
 
-class VqaKwargs(ImageLoaderKwargs, total=False):
-    """:class:`VqaOptions` as keyword arguments."""
-
-    min_word_count: int
-    top_k_answers: int
-    max_question_length: int
-    max_questions: int | None
-    group_by_image: bool
-
-
 class VqaDataModule(ImageDataModule):
     """Shared behaviour of the VQA DataModules; subclasses only say how to read examples.
 
@@ -89,7 +77,7 @@ class VqaDataModule(ImageDataModule):
     options: VqaOptions
     items_name = "questions"
 
-    def __init__(self, **options: Unpack[VqaKwargs]) -> None:
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._answer_vocab: AnswerVocabulary | None = None
 

@@ -16,11 +16,10 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-
-from typing_extensions import Unpack
+from typing import Any
 
 from vltk.errors import ConfigError, DataError
-from vltk.tasks.vqa.datamodule import VqaDataModule, VqaKwargs, VqaOptions
+from vltk.tasks.vqa.datamodule import VqaDataModule, VqaOptions
 from vltk.tasks.vqa.records import VqaExample
 
 logger = logging.getLogger(__name__)
@@ -123,7 +122,7 @@ class EasyVqaDataModule(VqaDataModule):
 
     options_type = EasyVqaOptions
 
-    def __init__(self, *, val_images: int = 500, **options: Unpack[VqaKwargs]) -> None:
+    def __init__(self, *, val_images: int = 500, **options: Any) -> None:
         super().__init__(**options)
         self.val_images = val_images
 

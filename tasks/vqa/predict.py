@@ -8,10 +8,10 @@ from pathlib import Path
 
 from vltk.data.images import load_image
 from vltk.errors import VltkError
-from vltk.tasks.captioning.predict import attention_map_path
 from vltk.tasks.vqa.heads import PointwiseFusionHead
 from vltk.tasks.vqa.inference import QuestionAnswerer
 from vltk.viz import save_attention_map
+from vltk.viz.attention_map import attention_map_path
 
 
 @dataclass

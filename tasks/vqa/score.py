@@ -14,51 +14,39 @@ Each annotation's answer entries are compared whole, as the official leave-one-o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from vltk.data.json_file import read_json, shown_entry
 from vltk.errors import DataError, VltkError
 from vltk.metrics.vqa import HEAD_RULE, VqaRecord, VqaScores, check_rule, score_vqa_records
 from vltk.tasks.training import ScoreRequest, ScoreResult
 
 
-def _load(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise DataError(f"{path}: {what} file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: not a readable JSON file ({error})") from None
-
-
-def _shown(entry: Any, limit: int = 120) -> str:
-    text = repr(entry)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _question_id(path: Path, index: int, entry: Any, what: str) -> int:
     """The integer ``question_id`` of ``entry`` (the ``index``-th of ``what`` in ``path``), or a DataError."""
     if not isinstance(entry, dict):
-        raise DataError(f"{path}: {what} {index} is not a JSON object: {_shown(entry)}")
+        raise DataError(f"{path}: {what} {index} is not a JSON object: {shown_entry(entry)}")
     if "question_id" not in entry:
-        raise DataError(f'{path}: {what} {index} has no "question_id": {_shown(entry)}')
+        raise DataError(f'{path}: {what} {index} has no "question_id": {shown_entry(entry)}')
     qid = entry["question_id"]
     if not isinstance(qid, int) or isinstance(qid, bool):
-        raise DataError(f'{path}: {what} {index} has a non-integer "question_id" {qid!r}: {_shown(entry)}')
+        raise DataError(
+            f'{path}: {what} {index} has a non-integer "question_id" {qid!r}: {shown_entry(entry)}'
+        )
     return qid
 
 
 def read_results(path: Path) -> dict[int, str]:
     """``{question_id: answer}`` of a results file; duplicates and malformed rows are errors."""
-    rows = _load(path, "predictions")
+    rows = read_json(path, "predictions")
     if not isinstance(rows, list):
         raise DataError(f'{path}: expected a JSON list of {{"question_id", "answer"}} objects')
     results: dict[int, str] = {}
     for index, row in enumerate(rows):
         qid = _question_id(path, index, row, "entry")
         if not isinstance(row.get("answer"), str):
-            raise DataError(f'{path}: entry {index} needs a string "answer": {_shown(row)}')
+            raise DataError(f'{path}: entry {index} needs a string "answer": {shown_entry(row)}')
         if qid in results:
             raise DataError(f"{path}: question {qid} is answered twice")
         results[qid] = row["answer"]
@@ -90,7 +78,7 @@ def _annotation_record(
         raise DataError(f'{path}: annotation {index} (question {qid}) has no "answers" list')
     for k, entry in enumerate(entries):
         if not isinstance(entry, dict) or "answer" not in entry:
-            raise DataError(f'{path}: answer {k} of question {qid} has no "answer": {_shown(entry)}')
+            raise DataError(f'{path}: answer {k} of question {qid} has no "answer": {shown_entry(entry)}')
         if not isinstance(entry["answer"], str):
             raise DataError(
                 f'{path}: answer {k} of question {qid} has a non-string "answer" {entry["answer"]!r}'
@@ -111,8 +99,8 @@ def score_vqa_files(
     """The official accuracy (``rule``) of ``predictions`` against a VQA v2 questions + annotations pair."""
     check_rule(rule)
     results = read_results(predictions)
-    question_rows = _load(questions, "questions")
-    annotation_rows = _load(annotations, "annotations")
+    question_rows = read_json(questions, "questions")
+    annotation_rows = read_json(annotations, "annotations")
     if not isinstance(question_rows, dict) or not isinstance(question_rows.get("questions"), list):
         raise DataError(f"{questions}: expected a JSON object with a 'questions' list")
     if not isinstance(annotation_rows, dict) or not isinstance(annotation_rows.get("annotations"), list):

@@ -28,11 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from typing_extensions import Unpack
-
 from vltk.data.json_file import read_json
 from vltk.errors import ConfigError, DataError
-from vltk.tasks.vqa.datamodule import VqaDataModule, VqaKwargs, VqaOptions
+from vltk.tasks.vqa.datamodule import VqaDataModule, VqaOptions
 from vltk.tasks.vqa.records import VqaExample
 
 logger = logging.getLogger(__name__)
@@ -211,7 +209,7 @@ class VqaV2DataModule(VqaDataModule):
         test_annotations: str | None = None,
         test_images: str | None = None,
         val_images: int = 1000,
-        **options: Unpack[VqaKwargs],
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         for prefix, group in (("val", (val_questions, val_annotations, val_images_dir)),

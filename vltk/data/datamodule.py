@@ -20,7 +20,7 @@ of them does is written here once (:class:`DataModule`):
 **Options.** The keys a task's datasets share are one frozen dataclass (:class:`LoaderOptions` and its
 subclasses, validated in ``__post_init__``), named by the class attribute ``options_type`` and held in
 ``dm.options``. A constructor lists only its own keys and gathers the shared ones in
-``**options: Unpack[...Kwargs]`` (PEP 692; the TypedDict mirrors the dataclass for type checkers);
+``**options`` (passed on to the dataclass, which refuses unknown keys);
 :func:`vltk.registry.check_spec` reads the dataclass's fields as keyword parameters of the constructor, so
 the flat ``data:`` section, ``--set data.batch_size=8``, the type checks and the did-you-mean errors see one
 schema. A dataset whose defaults differ says so in a dataclass subclass (``in_memory: bool = True``).
@@ -31,12 +31,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypedDict
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
-from typing_extensions import Unpack
 
 from vltk.data.images import ImageTransform, default_image_transform
 from vltk.data.resumable import ResumableOrderMixin
@@ -77,12 +76,6 @@ class LoaderOptions:
         check_at_least(batch_size=(self.batch_size, 1))
 
 
-class LoaderKwargs(TypedDict, total=False):
-    """:class:`LoaderOptions` as keyword arguments (``**options: Unpack[LoaderKwargs]``)."""
-
-    batch_size: int
-
-
 @dataclass(frozen=True)
 class ImageLoaderOptions(LoaderOptions):
     """The loader options of datasets that read image files.
@@ -100,13 +93,6 @@ class ImageLoaderOptions(LoaderOptions):
         check_at_least(num_workers=(self.num_workers, 0))
 
 
-class ImageLoaderKwargs(LoaderKwargs, total=False):
-    """:class:`ImageLoaderOptions` as keyword arguments."""
-
-    num_workers: int
-    in_memory: bool
-
-
 class DataModule(ResumableOrderMixin, pl.LightningDataModule):
     """Splits, a vocabulary, the loaders, ``dataloader_for`` and the checkpointed state of a task's data.
 
@@ -122,7 +108,7 @@ class DataModule(ResumableOrderMixin, pl.LightningDataModule):
     vocab_type: ClassVar[Any] = Vocabulary  # what load_state_dict restores (``from_json``)
     items_name: ClassVar[str] = "examples"  # what a split holds, for messages
 
-    def __init__(self, **options: Unpack[LoaderKwargs]) -> None:
+    def __init__(self, **options: Any) -> None:
         super().__init__()
         self.options = self.options_type(**options)
         self._vocab: Any = None
@@ -257,7 +243,7 @@ class ImageDataModule(DataModule):
     options_type: ClassVar[type[LoaderOptions]] = ImageLoaderOptions
     options: ImageLoaderOptions
 
-    def __init__(self, **options: Unpack[ImageLoaderKwargs]) -> None:
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.image_transform: Any = None
         self._default_transform: ImageTransform | None = None

@@ -27,3 +27,9 @@ def read_json(path: str | Path, what: str = "annotation") -> Any:
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot read {what} file ({error})") from None
+
+
+def shown_entry(entry: Any, limit: int = 120) -> str:
+    """``repr(entry)`` cut to ``limit`` characters: a file's entry as an error message quotes it."""
+    text = repr(entry)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

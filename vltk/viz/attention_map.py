@@ -25,6 +25,11 @@ from torch import Tensor
 logger = logging.getLogger(__name__)
 
 
+def attention_map_path(base: Path, index: int, count: int) -> Path:
+    """``att.png`` for one image; ``att-0.png``, ``att-1.png``, ... for several."""
+    return base if count == 1 else base.with_name(f"{base.stem}-{index}{base.suffix or '.png'}")
+
+
 def _as_array(attention: Tensor | np.ndarray) -> np.ndarray:
     if isinstance(attention, Tensor):
         return attention.detach().to(device="cpu", dtype=torch.float32).numpy()

@@ -12,19 +12,13 @@ else is refused with one line naming the file and the entry. The metrics: :mod:`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from vltk.data.json_file import read_json
+from vltk.data.json_file import read_json, shown_entry
 from vltk.errors import DataError, VltkError
 from vltk.metrics.r2r import R2RRecord, score_r2r
 from vltk.tasks.navigation.r2r.files import R2REpisode, read_r2r
 from vltk.tasks.navigation.r2r.graph import ScanGraph, load_graphs
 from vltk.tasks.training import ScoreRequest, ScoreResult
-
-
-def _shown(entry: Any, limit: int = 120) -> str:
-    text = repr(entry)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def read_submission(path: Path) -> dict[str, list[str]]:
@@ -35,7 +29,7 @@ def read_submission(path: Path) -> dict[str, list[str]]:
     trajectories: dict[str, list[str]] = {}
     for index, row in enumerate(rows):
         if not isinstance(row, dict) or not isinstance(row.get("instr_id"), str):
-            raise DataError(f'{path}: entry {index} has no string "instr_id": {_shown(row)}')
+            raise DataError(f'{path}: entry {index} has no string "instr_id": {shown_entry(row)}')
         instr_id, steps = row["instr_id"], row.get("trajectory")
         if instr_id in trajectories:
             raise DataError(f"{path}: entry {index}: instr_id {instr_id!r} appears twice")
@@ -46,7 +40,7 @@ def read_submission(path: Path) -> dict[str, list[str]]:
             if not isinstance(step, list) or not step or not isinstance(step[0], str):
                 raise DataError(
                     f"{path}: entry {index} ({instr_id}), step {step_index}: expected [viewpoint, heading, "
-                    f"elevation], got {_shown(step)}"
+                    f"elevation], got {shown_entry(step)}"
                 )
             viewpoints.append(step[0])
         trajectories[instr_id] = viewpoints
