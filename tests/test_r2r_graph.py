@@ -293,3 +293,16 @@ def test_r2r_file_missing_or_not_a_list(tmp_path):
     path = tmp_path / "R2R_test.json"
     path.write_text(json.dumps(TRAIN_ENTRY))
     assert "expected a JSON list of R2R episodes" in _error(read_r2r, path)
+
+
+def test_next_step_and_next_hop_table(line, quad):
+    assert line.next_step("v0", "v4") == "v1"
+    assert line.next_step("v3", "v1") == "v2"
+    assert line.next_step("v2", "v2") is None
+    table = line.next_hop_table
+    assert table[line.index["v0"], line.index["v4"]] == line.index["v1"]
+    assert table[line.index["v2"], line.index["v2"]] == line.index["v2"]
+    assert not table.flags.writeable
+    assert quad.next_hop_table[quad.index["a"], quad.index["f"]] == -1
+    with pytest.raises(DataError, match="viewpoint f cannot be reached from a"):
+        quad.next_step("a", "f")

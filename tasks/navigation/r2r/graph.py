@@ -96,6 +96,25 @@ class ScanGraph:
             path.append(int(next_hop[path[-1], j]))
         return [self.viewpoints[k] for k in path]
 
+    def next_step(self, a: str, goal: str) -> str | None:
+        """The viewpoint after ``a`` on a shortest path to ``goal`` (the first hop of :meth:`shortest_path`),
+        ``None`` when ``a`` is ``goal``; a DataError when ``goal`` cannot be reached from ``a``."""
+        i, j = self._node(a), self._node(goal)
+        if i == j:
+            return None
+        hop = int(self._tables.next_hop[i, j])
+        if hop < 0:
+            raise DataError(f"scan {self.scan}: viewpoint {goal} cannot be reached from {a}")
+        return self.viewpoints[hop]
+
+    @property
+    def next_hop_table(self) -> np.ndarray:
+        """``[n, n]`` int64, read-only: the node (row of :attr:`index`) after ``i`` on a shortest path to
+        ``j``; ``j`` itself on the diagonal, -1 where ``j`` cannot be reached."""
+        table = self._tables.next_hop.view()
+        table.flags.writeable = False
+        return table
+
     def relative_heading_elevation(
         self, viewpoint: str, heading: float, elevation: float, neighbour: str
     ) -> tuple[float, float]:
