@@ -288,6 +288,15 @@ REGISTRY: tuple[Bench, ...] = (
         "7.3x (2026-11-26).",
     ),
     Bench(
+        "r2r_env_speed",
+        "R2R graph environment: steps per second on one core",
+        "r2r_env_speed.py",
+        (),
+        ("--quick",),
+        1,
+        "never measured before this runner (new in issue 16).",
+    ),
+    Bench(
         "resume_overhead",
         "Resume and safeguards overhead",
         "resume_overhead.py",

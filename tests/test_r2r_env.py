@@ -62,7 +62,9 @@ class FakeFeatures:
             for i, viewpoint in enumerate(graph.viewpoints):
                 if (scan, viewpoint) != skip:
                     base = 1000.0 * len(self.table) + 36 * DIM * i
-                    self.table[scan, viewpoint] = base + np.arange(36 * DIM, dtype=np.float32).reshape(36, DIM)
+                    self.table[scan, viewpoint] = base + np.arange(36 * DIM, dtype=np.float32).reshape(
+                        36, DIM
+                    )
 
     def features(self, scan: str, viewpoint: str) -> np.ndarray:
         return self.table[scan, viewpoint].copy()
@@ -71,7 +73,9 @@ class FakeFeatures:
         for scan, graph in graphs.items():
             for viewpoint in graph.viewpoints:
                 if (scan, viewpoint) not in self.table:
-                    raise DataError(f"view features: viewpoint {viewpoint} of scan {scan} is missing from FAKE")
+                    raise DataError(
+                        f"view features: viewpoint {viewpoint} of scan {scan} is missing from FAKE"
+                    )
 
 
 @pytest.fixture
@@ -173,7 +177,9 @@ def test_low_level_teacher_turns_looks_up_and_reaches_the_goal(env, graphs):
     trajectory = env.trajectories()[0]
     assert len(trajectory) == len(actions)  # the start, one entry per action but stop
     assert trajectory[-1][0] == "e" and trajectory[-1][2] == pytest.approx(math.radians(30))
-    assert all(entry[1] == pytest.approx(round(entry[1] / (math.pi / 6)) * math.pi / 6) for entry in trajectory)
+    assert all(
+        entry[1] == pytest.approx(round(entry[1] / (math.pi / 6)) * math.pi / 6) for entry in trajectory
+    )
     metrics = score_r2r(env.records(), {"house": graphs["house"].distance})
     assert metrics["success_rate"] == 1.0 and metrics["SPL"] == 1.0 and metrics["navigation_error"] == 0.0
 
@@ -203,7 +209,9 @@ def test_forward_is_a_no_op_with_nothing_in_view(env):
 
 
 def test_forward_moves_to_the_neighbour_nearest_the_view_centre(graphs):
-    fan = make_graph("fan", {"o": (0, 0, 0), "n1": (0.3, 2, 0), "n2": (-0.1, 2, 0)}, {("o", "n1"), ("o", "n2")})
+    fan = make_graph(
+        "fan", {"o": (0, 0, 0), "n1": (0.3, 2, 0), "n2": (-0.1, 2, 0)}, {("o", "n1"), ("o", "n2")}
+    )
     env = R2REnv({"fan": fan})
     env.reset([EnvEpisode("1_0", "fan", "o", 0.0, ("o", "n1"))])
     assert LOW_LEVEL_ACTIONS[env.teacher_low_level()[0]] == "forward"  # n1 within 30 deg: "forward"
@@ -310,7 +318,9 @@ def test_reset_errors_name_the_episode(env):
 
 
 def test_env_episodes_one_per_instruction():
-    r2r = R2REpisode(path_id=12, scan="house", path=("a", "d"), heading=1.0, distance=2.0, instructions=("x", "y"))
+    r2r = R2REpisode(
+        path_id=12, scan="house", path=("a", "d"), heading=1.0, distance=2.0, instructions=("x", "y")
+    )
     assert env_episodes([r2r]) == [
         EnvEpisode("12_0", "house", "a", 1.0, ("a", "d")),
         EnvEpisode("12_1", "house", "a", 1.0, ("a", "d")),
@@ -321,11 +331,17 @@ def random_graph(scan: str, rng: np.random.Generator, side: int = 6) -> ScanGrap
     """A jittered grid joined to its 4-neighbours, some edges dropped, one random z step per row."""
     names = [f"{scan}_{i}" for i in range(side * side)]
     positions = {
-        name: (i % side * 2.0 + rng.uniform(-0.5, 0.5), i // side * 2.0 + rng.uniform(-0.5, 0.5), i // side * 0.3)
+        name: (
+            i % side * 2.0 + rng.uniform(-0.5, 0.5),
+            i // side * 2.0 + rng.uniform(-0.5, 0.5),
+            i // side * 0.3,
+        )
         for i, name in enumerate(names)
     }
     edges = {(names[i], names[i + 1]) for i in range(len(names)) if i % side < side - 1}
-    edges |= {(names[i], names[i + side]) for i in range(len(names) - side) if rng.random() < 0.7 or i % side == 0}
+    edges |= {
+        (names[i], names[i + side]) for i in range(len(names) - side) if rng.random() < 0.7 or i % side == 0
+    }
     return make_graph(scan, positions, edges)
 
 

@@ -76,7 +76,8 @@ LEFT, RIGHT, UP, DOWN, FORWARD, STOP = range(len(LOW_LEVEL_ACTIONS))
 _VIEWS, _HEADINGS, _ELEVATIONS = 36, 12, 3
 _STEP = math.radians(30.0)  # one heading / elevation increment
 _TWO_PI = 2.0 * math.pi
-CAMERA_VFOV = math.radians(60.0)  # R2R's camera (tasks/R2R/env.py EnvBatch without features: 640x480, vfov 60)
+# R2R's camera (tasks/R2R/env.py EnvBatch, the ResNet TSV's image_w, image_h, vfov): 640x480, vfov 60 deg
+CAMERA_VFOV = math.radians(60.0)
 CAMERA_WIDTH, CAMERA_HEIGHT = 640, 480
 COS_HALF_HFOV = math.cos(CAMERA_VFOV * CAMERA_WIDTH / CAMERA_HEIGHT / 2.0)  # populateNavigable's test
 DEFAULT_MAX_STEPS = 30
