@@ -661,6 +661,45 @@ def data_demos(
     )
 
 
+@data_app.command("r2r-houses")
+@user_errors
+def data_r2r_houses(
+    out: Annotated[
+        Path, typer.Option(help="Output directory (R2R_<split>.json, connectivity/, features/, ...).")
+    ],
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same dataset).")] = 0,
+    train_houses: Annotated[int, typer.Option(help="Houses of train and val_seen.")] = 50,
+    val_unseen_houses: Annotated[int, typer.Option(help="Houses of val_unseen.")] = 8,
+    test_houses: Annotated[int, typer.Option(help="Houses of test.")] = 8,
+    train_paths: Annotated[int, typer.Option(help="Paths of train (three instructions each).")] = 4000,
+    val_seen_paths: Annotated[int, typer.Option(help="Paths of val_seen.")] = 300,
+    val_unseen_paths: Annotated[int, typer.Option(help="Paths of val_unseen.")] = 400,
+    test_paths: Annotated[int, typer.Option(help="Paths of test.")] = 400,
+    image_size: Annotated[int, typer.Option(help="Side of the rendered views in pixels.")] = 32,
+) -> None:
+    """Generate the built-in R2R houses in the R2R layout (docs/navigation.md); print their statistics."""
+    from vltk.errors import check_output_path
+    from vltk.tasks.navigation.r2r.houses import HousesOptions, format_statistics, generate_houses
+
+    check_output_path(out, "--out", directory=True)
+    options = HousesOptions(
+        seed=seed,
+        train_houses=train_houses,
+        val_unseen_houses=val_unseen_houses,
+        test_houses=test_houses,
+        train_paths=train_paths,
+        val_seen_paths=val_seen_paths,
+        val_unseen_paths=val_unseen_paths,
+        test_paths=test_paths,
+        image_size=image_size,
+    )
+    if out.is_dir() and any(out.iterdir()):
+        raise VltkError(f"--out {out} is not empty; choose a new directory")
+    generate_houses(out, options)
+    console.print(format_statistics(json.loads((out / "stats.json").read_text(encoding="utf-8"))))
+    console.print(f"wrote {out}")
+
+
 class _DropAdverts(logging.Filter):
     """Lightning logs product tips at INFO level on every run; they are not about the user's run."""
 

@@ -8,7 +8,7 @@ the published R2R formats, read by :func:`~.files.read_r2r` and :func:`~.graph.r
     OUT/R2R_train.json R2R_val_seen.json R2R_val_unseen.json R2R_test.json  (test: path = [start])
     OUT/test_references.json               the test split with its full paths, to score test locally
     OUT/connectivity/{scan}_connectivity.json
-    OUT/features/                          the view-feature store: views.npy [N, 36, D], index.json, manifest.json
+    OUT/features/                          the view-feature store (:class:`~.features.ViewFeatureStore`)
     OUT/houses/{scan}.json                 rooms, doors, objects, stairs, viewpoint -> room
     OUT/houses/{scan}_example.png          the 12 level views of one viewpoint side by side (x4)
     OUT/stats.json                         the statistics beside R2R's (written last: the dataset is complete)
@@ -36,6 +36,7 @@ import numpy as np
 from vltk.data.cache import default_cache_dir
 from vltk.data.generate_once import generate_once, params_digest
 from vltk.errors import ConfigError
+from vltk.tasks.navigation.r2r.features import StoreWriter, encode_views
 from vltk.tasks.navigation.r2r.files import read_r2r
 from vltk.tasks.navigation.r2r.graph import ScanGraph, load_graphs, read_connectivity
 from vltk.tasks.navigation.r2r.instructions import instructions_for_path
@@ -136,7 +137,7 @@ def generate_houses(out_dir: str | Path, options: HousesOptions | None = None, p
     options = options or HousesOptions()
     out = Path(out_dir)
     started = time.perf_counter()
-    for sub in ("connectivity", "houses", "features"):
+    for sub in ("connectivity", "houses"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     houses = _make_houses(options)
     graphs = {}
@@ -276,55 +277,27 @@ def make_encoder(options: HousesOptions):
     return encoder.eval()
 
 
-def encode_images(images: np.ndarray, encoder, batch_size: int) -> np.ndarray:
-    """``float32 [N, 36, D]``: every view of ``images uint8 [N, 36, H, W, 3]`` scaled to [-1, 1] (small_cnn's
-    mean/std 0.5) through ``encoder``, mean-pooled over its grid."""
-    import torch
-
-    n, views = images.shape[:2]
-    flat = images.reshape(n * views, *images.shape[2:])  # [N*36, H, W, 3]
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(flat), batch_size):
-            batch = torch.from_numpy(flat[start : start + batch_size]).permute(0, 3, 1, 2)  # [B, 3, H, W]
-            batch = batch.float().div(127.5).sub(1.0)
-            out.append(encoder(batch).pooled.numpy())  # [B, D]
-    return np.concatenate(out).reshape(n, views, -1).astype(np.float32)  # [N, 36, D]
-
-
 def _write_features(out: Path, options: HousesOptions, houses: list[House], progress: bool) -> None:
+    """Render every house's views and write their features into the store ``out/features``."""
     from tqdm import tqdm
 
     encoder = make_encoder(options)
-    dim = options.encoder_channels[-1]
-    rows, keys = [], []
-    for house in tqdm(houses, desc="R2R houses: rendering and encoding views", disable=not progress):
-        images = render_house(house, options.image_size)  # [V, 36, S, S, 3]
-        features = encode_images(images, encoder, options.batch_size)  # [V, 36, D]
-        rows.append(features.astype(options.feature_dtype))
-        keys += [[house.scan, vp.image_id] for vp in house.viewpoints]
-        _write_example(out / "houses" / f"{house.scan}_example.png", house, images)
-    views = np.concatenate(rows)  # [N, 36, D]
-    np.save(out / "features" / "views.npy", views)
-    _write_json(out / "features" / "index.json", keys)
-    manifest = {
-        "dim": dim,
-        "dtype": options.feature_dtype,
+    meta = {
         "image_w": options.image_size,
         "image_h": options.image_size,
         "vfov": math.degrees(FOV),
-        "source": f"R2R houses: small_cnn {list(options.encoder_channels)} random init (torch seed "
-        f"{options.encoder_seed}), pooled",
-        "count": len(keys),
-        "vltk": _vltk_version(),
+        "source": f"R2R houses: small_cnn {list(options.encoder_channels)}, random init (torch seed "
+        f"{options.encoder_seed}), grid mean-pooled",
     }
-    _write_json(out / "features" / "manifest.json", manifest)
-
-
-def _vltk_version() -> str:
-    import vltk
-
-    return getattr(vltk, "__version__", "unknown")
+    writer = StoreWriter(out / "features", options.encoder_channels[-1], options.feature_dtype, meta)
+    with writer:
+        for house in tqdm(houses, desc="R2R houses: rendering and encoding views", disable=not progress):
+            images = render_house(house, options.image_size)  # [V, 36, S, S, 3]
+            features = encode_views(images, encoder, options.batch_size)  # [V, 36, D]
+            for vp, row in zip(house.viewpoints, features):
+                writer.add(house.scan, vp.image_id, row)
+            _write_example(out / "houses" / f"{house.scan}_example.png", house, images)
+        writer.close()
 
 
 def _write_example(path: Path, house: House, images: np.ndarray) -> None:
