@@ -494,6 +494,59 @@ def data_cache_features(
     console.print(f"train from it: --set model.encoder.name=cached --set model.encoder.path={out}")
 
 
+@data_app.command("r2r-features")
+@user_errors
+def data_r2r_features(
+    out: Annotated[Path, typer.Option(help="Store directory (views.npy + index.json + manifest.json).")],
+    tsv: Annotated[
+        list[Path] | None, typer.Option(help="A published view-feature TSV (repeatable), e.g. ResNet-152.")
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option(help="Folder of view images IMAGES/SCAN/VIEWPOINT_IX.png (IX = 00..35).")
+    ] = None,
+    encoder: Annotated[
+        str | None, typer.Option(help="With --images: the image encoder (small_cnn, resnet152, ...).")
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="With --images: the encoder's weights (DEFAULT, or a .pth file).")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="float32 | float16 (half the disk).")] = "float32",
+    batch_size: Annotated[int, typer.Option(help="With --images: view images encoded at once.")] = 256,
+) -> None:
+    """Make the R2R view-feature store the R2R loaders read (36 views per viewpoint, memory-mapped).
+
+    Either convert the published TSVs (scanId, viewpointId, image_w, image_h, vfov, base64 float32 [36, D]):
+
+        vltk data r2r-features --tsv img_features/ResNet-152-imagenet.tsv --out r2r_features
+
+    or encode your own 36 view images per viewpoint with a vltk CNN:
+
+        vltk data r2r-features --images views/ --encoder resnet152 --weights DEFAULT --out r2r_features
+    """
+    from vltk.errors import check_output_path
+    from vltk.tasks.navigation.r2r.features import convert_tsv, featurise_view_images
+
+    check_output_path(out, "--out", directory=True)
+    if bool(tsv) == (images is not None):
+        raise VltkError(
+            "give either --tsv FILE (repeatable) or --images DIR --encoder NAME, not both or neither"
+        )
+    if tsv and (encoder is not None or weights is not None):
+        raise VltkError("--encoder and --weights go with --images; a --tsv file holds its features already")
+    if images is not None and encoder is None:
+        raise VltkError("--images needs --encoder NAME (e.g. small_cnn, resnet152)")
+    if tsv:
+        store = convert_tsv(tsv, out, dtype=dtype)
+    else:
+        spec = {"name": encoder, **({"weights": weights} if weights is not None else {})}
+        store = featurise_view_images(images, out, spec, batch_size=batch_size, dtype=dtype)
+    console.print(
+        f"wrote {out}: {len(store)} viewpoints x 36 views x {store.dim} ({store.manifest['dtype']})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @data_app.command("validate")
 @user_errors
 def data_validate(
@@ -606,6 +659,45 @@ def data_demos(
         f"wrote {stats.episodes} demos ({stats.steps} steps, {stats.failed} bot failures skipped) to {out} "
         f"in {stats.seconds:.1f}s: {stats.demos_per_second:.0f} demos/s, {stats.steps_per_second:.0f} steps/s"
     )
+
+
+@data_app.command("r2r-houses")
+@user_errors
+def data_r2r_houses(
+    out: Annotated[
+        Path, typer.Option(help="Output directory (R2R_<split>.json, connectivity/, features/, ...).")
+    ],
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same dataset).")] = 0,
+    train_houses: Annotated[int, typer.Option(help="Houses of train and val_seen.")] = 50,
+    val_unseen_houses: Annotated[int, typer.Option(help="Houses of val_unseen.")] = 8,
+    test_houses: Annotated[int, typer.Option(help="Houses of test.")] = 8,
+    train_paths: Annotated[int, typer.Option(help="Paths of train (three instructions each).")] = 4000,
+    val_seen_paths: Annotated[int, typer.Option(help="Paths of val_seen.")] = 300,
+    val_unseen_paths: Annotated[int, typer.Option(help="Paths of val_unseen.")] = 400,
+    test_paths: Annotated[int, typer.Option(help="Paths of test.")] = 400,
+    image_size: Annotated[int, typer.Option(help="Side of the rendered views in pixels.")] = 32,
+) -> None:
+    """Generate the built-in R2R houses in the R2R layout (docs/navigation.md); print their statistics."""
+    from vltk.errors import check_output_path
+    from vltk.tasks.navigation.r2r.houses import HousesOptions, format_statistics, generate_houses
+
+    check_output_path(out, "--out", directory=True)
+    options = HousesOptions(
+        seed=seed,
+        train_houses=train_houses,
+        val_unseen_houses=val_unseen_houses,
+        test_houses=test_houses,
+        train_paths=train_paths,
+        val_seen_paths=val_seen_paths,
+        val_unseen_paths=val_unseen_paths,
+        test_paths=test_paths,
+        image_size=image_size,
+    )
+    if out.is_dir() and any(out.iterdir()):
+        raise VltkError(f"--out {out} is not empty; choose a new directory")
+    generate_houses(out, options)
+    console.print(format_statistics(json.loads((out / "stats.json").read_text(encoding="utf-8"))))
+    console.print(f"wrote {out}")
 
 
 class _DropAdverts(logging.Filter):
