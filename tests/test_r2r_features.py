@@ -200,6 +200,11 @@ def test_broken_stores_get_one_line(tmp_path):
     (store / "index.json").write_text(json.dumps(index[:1]))
     with pytest.raises(DataError, match=r"views.npy has shape \[2, 36, 8\] but index.json"):
         ViewFeatureStore.open(store)
+    manifest = (store / "manifest.json").read_text()
+    (store / "manifest.json").write_text("[]")
+    with pytest.raises(DataError, match="manifest.json: expected a JSON object"):
+        ViewFeatureStore.open(store)
+    (store / "manifest.json").write_text(manifest)
     (store / "index.json").unlink()
     with pytest.raises(DataError, match="view-feature index file not found"):
         ViewFeatureStore.open(store)
