@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_cli_errors import assert_one_line_error
 from typer.testing import CliRunner
 
 from vltk.cli.main import app
@@ -52,16 +53,6 @@ def _rows(scan: str, viewpoints: list[str], seed: int = 0) -> list[ViewFeatures]
 def _tsv(path: Path, rows: list[ViewFeatures]) -> Path:
     write_feature_tsv(path, rows)
     return path
-
-
-def _one_line_error(result, *needles: str) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------------------------- views
@@ -209,6 +200,11 @@ def test_broken_stores_get_one_line(tmp_path):
     (store / "index.json").write_text(json.dumps(index[:1]))
     with pytest.raises(DataError, match=r"views.npy has shape \[2, 36, 8\] but index.json"):
         ViewFeatureStore.open(store)
+    manifest = (store / "manifest.json").read_text()
+    (store / "manifest.json").write_text("[]")
+    with pytest.raises(DataError, match="manifest.json: expected a JSON object"):
+        ViewFeatureStore.open(store)
+    (store / "manifest.json").write_text(manifest)
     (store / "index.json").unlink()
     with pytest.raises(DataError, match="view-feature index file not found"):
         ViewFeatureStore.open(store)
@@ -354,4 +350,4 @@ def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, args, me
     monkeypatch.chdir(tmp_path)
     _tsv(tmp_path / "a.tsv", _rows("s", ["v0"]))
     _view_images(tmp_path / "views", "s", "v0")
-    _one_line_error(runner.invoke(app, ["data", "r2r-features", *args, "--out", "store"]), message)
+    assert_one_line_error(runner.invoke(app, ["data", "r2r-features", *args, "--out", "store"]), message)

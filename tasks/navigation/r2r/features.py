@@ -332,6 +332,8 @@ class ViewFeatureStore:
                 "make one with `vltk data r2r-features`)"
             )
         manifest = read_json(directory / MANIFEST_FILE, "view-feature manifest")
+        if not isinstance(manifest, dict):
+            raise DataError(f"{directory / MANIFEST_FILE}: expected a JSON object (dim, dtype, count, ...)")
         index = read_json(directory / INDEX_FILE, "view-feature index")
         keys = _index_keys(index, directory / INDEX_FILE)
         store = cls(directory, manifest, keys)
