@@ -207,7 +207,11 @@ def predict(
     ] = None,
     max_length: Annotated[int | None, typer.Option(help="Maximum output length in words.")] = None,
     attention_map: Annotated[
-        Path | None, typer.Option(help="Write a picture of the attention (per word / per glimpse).")
+        Path | None,
+        typer.Option(
+            help="Write a picture of the attention (per word / per glimpse; R2R: the paths seen from above "
+            "and the attention over the instruction per step)."
+        ),
     ] = None,
     prime: Annotated[str | None, typer.Option(help="lm: text to start sampling from.")] = None,
     length: Annotated[int | None, typer.Option(help="lm: number of characters/words to sample.")] = None,
@@ -220,6 +224,18 @@ def predict(
     ] = None,
     gif: Annotated[
         Path | None, typer.Option(help="navigation: write the episode as an animated GIF.")
+    ] = None,
+    episode: Annotated[
+        str | None,
+        typer.Option(
+            help="navigation (R2R): the instruction id PATHID_K to follow (default: the split's first)."
+        ),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="navigation (R2R): the split holding --episode (default: the checkpoint's test split)."
+        ),
     ] = None,
 ) -> None:
     """Run a trained model on new input: caption images, answer a question, sample text, play an episode.
@@ -242,6 +258,8 @@ def predict(
         level=level,
         seed=seed,
         gif=gif,
+        episode=episode,
+        split=split,
     )
     for line in run_predict(checkpoint, options):
         console.print(line, highlight=False)

@@ -9,10 +9,11 @@ returns), a ``vltk predict`` request dataclass and function, a ``score`` functio
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vltk.errors import ConfigError, unknown_choice_message
 from vltk.registry import Registry
 from vltk.tasks.captioning.datasets import CAPTION_DATASETS
 from vltk.tasks.captioning.inference import ImageCaptioner
@@ -28,10 +29,14 @@ from vltk.tasks.lm.datasets import LM_DATASETS
 from vltk.tasks.lm.inference import TextSampler
 from vltk.tasks.lm.predict import SampleRequest, predict_lm_lines
 from vltk.tasks.lm.system import LmConfig, LmTask
-from vltk.tasks.navigation.datasets import NAVIGATION_DATASETS
+from vltk.tasks.navigation.datasets import BABYAI_DATASETS
 from vltk.tasks.navigation.inference import InstructionFollower
 from vltk.tasks.navigation.predict import EpisodeRequest, predict_navigation_lines
+from vltk.tasks.navigation.r2r.datasets import R2R_DATASETS
+from vltk.tasks.navigation.r2r.inference import R2RFollower
+from vltk.tasks.navigation.r2r.predict import R2REpisodeRequest, predict_r2r_lines
 from vltk.tasks.navigation.r2r.score import score_navigation
+from vltk.tasks.navigation.r2r.system import R2RConfig, R2RNavigationTask
 from vltk.tasks.navigation.system import NavigationConfig, NavigationTask
 from vltk.tasks.vqa.datasets import VQA_DATASETS
 from vltk.tasks.vqa.inference import QuestionAnswerer
@@ -60,6 +65,9 @@ class TaskEntry:
         predict: ``predict(inference_object, request) -> list[str]`` (lines to print, Rich markup).
         score: ``score(request: ScoreRequest) -> ScoreResult``: metrics on prediction files, no model.
         score_options: the ``ScoreRequest`` fields the task reads.
+        family: for a task with families of datasets that need their own config and system (navigation:
+            BabyAI grid worlds, R2R graphs), ``family(config) -> TaskEntry | None`` picks the entry of a
+            config (a mapping or a parsed config) by its ``data.name``; ``None``: this entry.
     """
 
     config: type
@@ -71,6 +79,44 @@ class TaskEntry:
     predict: Callable[..., list[str]] | None = None
     score: Callable[..., Any] | None = None
     score_options: frozenset[str] = field(default_factory=frozenset)
+    family: Callable[[Any], TaskEntry | None] | None = None
+
+    def for_config(self, config: Any) -> TaskEntry:
+        """The entry that handles ``config`` (a config mapping or a parsed config dataclass): this one,
+        or its family's (:attr:`family`)."""
+        chosen = self.family(config) if self.family is not None else None
+        return chosen if chosen is not None else self
+
+
+def data_name(config: Any) -> str | None:
+    """``config``'s ``data.name`` (a mapping or a parsed config), ``None`` when it has none."""
+    data = config.get("data") if isinstance(config, Mapping) else getattr(config, "data", None)
+    name = data.get("name") if isinstance(data, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
+R2R_NAVIGATION = TaskEntry(
+    R2RConfig,
+    R2RNavigationTask,
+    R2R_DATASETS,
+    "instruction + panoramic views -> moves on a navigation graph (R2R, R2R-houses; seq2seq, panoramic)",
+    inference=R2RFollower,
+    predict_request=R2REpisodeRequest,
+    predict=predict_r2r_lines,
+    score=score_navigation,
+    score_options=frozenset({"references", "connectivity"}),
+)
+"""The R2R family of the navigation task (``data.name`` in ``R2R_DATASETS``)."""
+
+
+def navigation_family(config: Any) -> TaskEntry | None:
+    """R2R-layout datasets have their own config and system; BabyAI's are the navigation entry's own."""
+    name = data_name(config)
+    if name in R2R_DATASETS:
+        return R2R_NAVIGATION
+    if name is not None and name not in BABYAI_DATASETS:
+        raise ConfigError(unknown_choice_message("data.name", name, [*BABYAI_DATASETS, *R2R_DATASETS]))
+    return None
 
 
 _TASK_ENTRIES: dict[str, TaskEntry] = {
@@ -119,13 +165,15 @@ _TASK_ENTRIES: dict[str, TaskEntry] = {
     "navigation": TaskEntry(
         NavigationConfig,
         NavigationTask,
-        NAVIGATION_DATASETS,
-        "instruction + egocentric view -> actions (BabyAI, behaviour cloning of the bot)",
+        BABYAI_DATASETS,
+        "instruction + view -> actions (BabyAI grid worlds: behaviour cloning of the bot; R2R graphs: "
+        "seq2seq and panoramic followers)",
         inference=InstructionFollower,
         predict_request=EpisodeRequest,
         predict=predict_navigation_lines,
         score=score_navigation,
         score_options=frozenset({"references", "connectivity"}),
+        family=navigation_family,
     ),
 }
 TASKS: Registry[TaskEntry] = Registry("task", _TASK_ENTRIES)
@@ -141,6 +189,8 @@ __all__ = [
     "LmTask",
     "NavigationConfig",
     "NavigationTask",
+    "R2RConfig",
+    "R2RNavigationTask",
     "VqaConfig",
     "VqaTask",
 ]

@@ -43,8 +43,14 @@ PRETRAINED_LOADERS: dict[str, type] = {
 """Task name -> its inference class (``TASKS[task].inference``; ``from_checkpoint`` loads it)."""
 
 
-def _inference_entry(task: str, source: str | Path) -> TaskEntry:
+def _inference_entry(task: str, source: str | Path, config: Any) -> TaskEntry:
+    """The entry of ``task`` (of its family, for ``config``) with an inference class."""
     entry = TASKS.get(task)
+    if entry is not None:
+        try:
+            entry = entry.for_config(config)
+        except VltkError as error:
+            raise VltkError(f"{source}: the checkpoint's config is not valid here ({error})") from None
     if entry is None or entry.inference is None:
         raise VltkError(
             f"{source} holds a '{task}' model: {unknown_choice_message('task', task, PRETRAINED_LOADERS)}"
@@ -56,9 +62,10 @@ def build_pretrained(
     task: str, hyper_parameters: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], source: str | Path
 ) -> Any:
     """The inference object of ``task`` from a system's constructor arguments and state dict."""
-    entry = _inference_entry(task, source)
+    config_data = hyper_parameter(hyper_parameters, "config", source)
+    entry = _inference_entry(task, source, config_data)
     try:
-        config = from_dict(entry.config, hyper_parameter(hyper_parameters, "config", source), old_keys=True)
+        config = from_dict(entry.config, config_data, old_keys=True)
     except VltkError as error:
         raise VltkError(f"{source}: the checkpoint's config is not valid here ({error})") from None
     return entry.inference.from_checkpoint(config, hyper_parameters, state_dict, Path(source))
@@ -119,7 +126,7 @@ def predict(path: str | Path, options: Mapping[str, Any]) -> list[str]:
     given = {name: value for name, value in options.items() if value is not None and value != []}
     check_predict_values(given)
     model = read_model(path)
-    entry = _inference_entry(model.task, path)
+    entry = _inference_entry(model.task, path, model.hyper_parameters.get("config", {}))
     if entry.predict is None or entry.predict_request is None:
         raise VltkError(f"`vltk predict` does not support {model.task} checkpoints yet")
     accepted = {f.name for f in dataclasses.fields(entry.predict_request)}

@@ -24,7 +24,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from vltk.config import apply_overrides, dump_yaml, from_dict, load_config, to_dict
+from vltk.config import apply_overrides, dump_yaml, from_dict, read_config, to_dict
 from vltk.errors import ConfigError, VltkError, check_output_path, unknown_choice_message
 from vltk.export import load_checkpoint, read_export, weights_summary
 from vltk.registry import build, resolve
@@ -92,9 +92,9 @@ def load_task_config(
         raise ConfigError(
             f"config '{config}' is neither a file nor a shipped {task} config (shipped: {choices})"
         )
-    cfg = load_config(
-        entry.config, path, overrides, shipped=functools.partial(shipped_config, task), old_keys=old_keys
-    )
+    data = read_config(path, functools.partial(shipped_config, task))
+    apply_overrides(data, list(overrides))
+    cfg = from_dict(entry.for_config(data).config, data, old_keys=old_keys)
     if cfg.task != task:
         raise ConfigError(f"{path}: task is '{cfg.task}' but you asked to train '{task}'")
     return cfg
@@ -309,7 +309,7 @@ def train(
             ``resume="last"``).
         NonFiniteLossError: on a NaN/inf loss when ``trainer.on_nonfinite_loss`` is ``raise``.
     """
-    entry = task_entry(cfg.task)
+    entry = task_entry(cfg.task).for_config(cfg)
     check_trainer_settings(cfg.trainer)  # before the run directory or any data is written
     run_path = choose_run_dir(cfg.task, run_dir)
     ckpt_path = resolve_resume(cfg.task, resume, run_path)
@@ -364,7 +364,8 @@ def load_system(checkpoint: str | Path) -> Any:
         exported = read_export(path)
         if exported.task not in TASKS:
             raise VltkError(f"{path}: {unknown_choice_message('task', exported.task, TASKS)} in the export")
-        system = _build_system(task_entry(exported.task), dict(exported.hyper_parameters), path)
+        hparams = dict(exported.hyper_parameters)
+        system = _build_system(task_entry(exported.task).for_config(hparams.get("config", {})), hparams, path)
         try:
             system.load_state_dict(exported.state_dict)
         except RuntimeError as error:
@@ -376,7 +377,7 @@ def load_system(checkpoint: str | Path) -> Any:
     if task not in TASKS:
         raise VltkError(f"{path}: {unknown_choice_message('task', task, TASKS)} in the checkpoint")
     check_provenance(payload, path)
-    system = _build_system(task_entry(task), hparams, path)
+    system = _build_system(task_entry(task).for_config(hparams["config"]), hparams, path)
     try:
         system.load_state_dict(payload["state_dict"])
     except RuntimeError as error:
@@ -407,7 +408,7 @@ def evaluate(
 ) -> RunResult:
     """Evaluate a checkpoint on a split of its dataset (``overrides`` may point ``data`` elsewhere)."""
     system = load_system(checkpoint)
-    entry = task_entry(system.config.task)
+    entry = task_entry(system.config.task).for_config(system.config)
     data = to_dict(system.config)
     fixed = [o for o in overrides if o.split("=", 1)[0].strip().split(".")[0] in ("model", "task")]
     if fixed:

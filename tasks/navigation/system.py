@@ -24,7 +24,7 @@ from vltk.errors import ConfigError
 from vltk.metrics.navigation import NAVIGATION_METRIC_NAMES, EpisodeResult, NavigationMetrics
 from vltk.tasks.navigation.agent import NAVIGATION_AGENTS, WIRED, build_navigation_agent
 from vltk.tasks.navigation.babyai.episodes import NavigationBatch
-from vltk.tasks.navigation.datasets import NAVIGATION_DATASETS
+from vltk.tasks.navigation.datasets import BABYAI_DATASETS
 from vltk.tasks.navigation.inference import DEFAULT_TEST_SEED, InstructionFollower
 from vltk.tasks.training import EvaluatingSystem, OptimConfig, TrainerConfig, build_optimizer
 from vltk.text import Vocabulary
@@ -42,7 +42,8 @@ class NavigationLossConfig:
 
 @dataclass
 class NavigationConfig:
-    """A navigation run: ``data`` is a BabyAI dataset spec, ``model`` a navigation agent spec.
+    """A BabyAI navigation run: ``data`` is a BabyAI dataset spec, ``model`` a navigation agent spec (the R2R
+    family has its own config, :class:`vltk.tasks.navigation.r2r.system.R2RConfig`).
 
     ``num_threads`` sets torch's intra-op threads for the run (``null``: torch's default). The agent's
     per-step operations are tiny (batches of 7x7 grids), so one thread is fastest; several threads on a busy
@@ -51,7 +52,7 @@ class NavigationConfig:
 
     task: str = "navigation"
     seed: int = 42
-    data: dict = spec_field(NAVIGATION_DATASETS, {"name": "babyai"})
+    data: dict = spec_field(BABYAI_DATASETS, {"name": "babyai"})
     model: dict = spec_field(NAVIGATION_AGENTS, {"name": "attention_lstm"}, wired=WIRED)
     loss: NavigationLossConfig = field(default_factory=NavigationLossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -65,7 +65,7 @@ class HousesOptions:
         encoder_channels: ``small_cnn`` channels per stage; the feature dimension is the last.
         encoder_seed: the torch seed of the encoder's random initialisation.
         feature_dtype: ``float32`` or ``float16`` in the feature store.
-        batch_size: views encoded at once.
+        encode_batch_size: views encoded at once.
     """
 
     seed: int = 0
@@ -81,7 +81,7 @@ class HousesOptions:
     encoder_channels: tuple[int, ...] = (16, 32, 64)
     encoder_seed: int = 0
     feature_dtype: str = "float32"
-    batch_size: int = 512
+    encode_batch_size: int = 512
 
     def __post_init__(self) -> None:
         for name in ("train_houses", "val_unseen_houses", "test_houses"):
@@ -293,7 +293,7 @@ def _write_features(out: Path, options: HousesOptions, houses: list[House], prog
     with writer:
         for house in tqdm(houses, desc="R2R houses: rendering and encoding views", disable=not progress):
             images = render_house(house, options.image_size)  # [V, 36, S, S, 3]
-            features = encode_views(images, encoder, options.batch_size)  # [V, 36, D]
+            features = encode_views(images, encoder, options.encode_batch_size)  # [V, 36, D]
             for vp, row in zip(house.viewpoints, features):
                 writer.add(house.scan, vp.image_id, row)
             _write_example(out / "houses" / f"{house.scan}_example.png", house, images)
