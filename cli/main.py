@@ -177,9 +177,16 @@ def episodes_override(checkpoint: Path, split: str, episodes: int) -> str:
     """``--episodes N`` as the config override of a navigation checkpoint (an error for other tasks)."""
     from vltk.tasks.runner import load_system
 
-    task = load_system(checkpoint).config.task
-    if task != "navigation":
-        raise VltkError(f"--episodes applies to navigation checkpoints; {checkpoint} is a {task} checkpoint")
+    config = load_system(checkpoint).config
+    if config.task != "navigation":
+        raise VltkError(
+            f"--episodes applies to navigation checkpoints; {checkpoint} is a {config.task} checkpoint"
+        )
+    if config.data.get("name") != "babyai":
+        raise VltkError(
+            f"--episodes applies to BabyAI checkpoints; {checkpoint} follows R2R instructions: choose them "
+            "with --split (train, val_seen, val_unseen, test)"
+        )
     if episodes < 1:
         raise VltkError(f"--episodes must be >= 1, got {episodes}")
     if split not in ("val", "test"):

@@ -147,3 +147,21 @@ def test_without_vision_the_view_features_do_not_matter(env):
     views = torch.randn(2, 36, DIM)
     angles = torch.randn(2, 36, 4)
     assert torch.equal(agent.options(views, angles), agent.options(torch.randn(2, 36, DIM), angles))
+
+
+def test_random_walk_turns_then_makes_at_most_five_moves_along_edges(env):
+    from vltk.tasks.navigation.r2r.baselines import random_walk, stay_at_start
+
+    graph = make_graph()
+    episodes = [EnvEpisode(f"{i}_0", "x", "a", 0.0, GOALS[1 + i % 4]) for i in range(12)]
+    trajectories = random_walk(env, episodes, seed=3)
+    moved = set()
+    for trajectory in trajectories:
+        nodes = [step[0] for step in trajectory]
+        assert nodes[0] == "a"
+        hops = [(u, v) for u, v in zip(nodes, nodes[1:]) if u != v]
+        assert 1 <= len(hops) <= 5 and all(graph.has_edge(u, v) for u, v in hops)
+        moved.add(hops[0][1])
+    assert len(moved) >= 2  # the random headings lead different ways
+    assert random_walk(env, episodes, seed=3) == trajectories  # seeded
+    assert all(len(t) == 1 and t[0][0] == "a" for t in stay_at_start(env, episodes))

@@ -45,7 +45,7 @@ from vltk.tasks.navigation.r2r.render import FOV, panorama, render_house
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "v1"
+GENERATOR_VERSION = "v2"
 SPLITS = ("train", "val_seen", "val_unseen", "test")
 MIN_PATH_VIEWPOINTS, MAX_PATH_VIEWPOINTS = 4, 7  # R2R's paths have 4-7 viewpoints (4-6 edges)
 MARKER = "stats.json"
@@ -113,7 +113,7 @@ class HousesOptions:
 
 
 def houses_dir_name(options: HousesOptions) -> str:
-    """``r2r_houses-v1-<hash>``: the cache folder of a set of options."""
+    """``r2r_houses-<GENERATOR_VERSION>-<hash>``: the cache folder of a set of options."""
     return f"r2r_houses-{GENERATOR_VERSION}-{params_digest(asdict(options))}"
 
 
@@ -122,7 +122,7 @@ def ensure_houses(
 ) -> Path:
     """The dataset's folder, generated on first use (:func:`generate_houses`) and reused after.
 
-    The data lands in ``cache_dir / r2r_houses-v1-<hash of the options>`` (default
+    The data lands in ``cache_dir / r2r_houses-<GENERATOR_VERSION>-<hash of the options>`` (default
     :func:`vltk.data.cache.default_cache_dir`), written into a temporary sibling and renamed into place
     (:func:`vltk.data.generate_once.generate_once`), so an interrupted run leaves no half dataset.
     """
@@ -277,26 +277,47 @@ def make_encoder(options: HousesOptions):
     return encoder.eval()
 
 
+STANDARDISING_HOUSES = 5  # the first training houses, whose views give the per-dimension mean and std
+
+
 def _write_features(out: Path, options: HousesOptions, houses: list[House], progress: bool) -> None:
-    """Render every house's views and write their features into the store ``out/features``."""
+    """Render every house's views and write their features into the store ``out/features``.
+
+    The features of a randomly initialised CNN are tiny and uneven across dimensions (a std of about 0.04),
+    so they are standardised per dimension with the mean and std of the views of the first
+    :data:`STANDARDISING_HOUSES` training houses (never a val_unseen or test house): an agent then sees
+    them on the scale of its angle features, as it sees the published ResNet features.
+    """
     from tqdm import tqdm
 
     encoder = make_encoder(options)
+    first = min(STANDARDISING_HOUSES, options.train_houses)
     meta = {
         "image_w": options.image_size,
         "image_h": options.image_size,
         "vfov": math.degrees(FOV),
         "source": f"R2R houses: small_cnn {list(options.encoder_channels)}, random init (torch seed "
-        f"{options.encoder_seed}), grid mean-pooled",
+        f"{options.encoder_seed}), grid mean-pooled, standardised per dimension on {first} training houses",
     }
     writer = StoreWriter(out / "features", options.encoder_channels[-1], options.feature_dtype, meta)
+    encoded: list[np.ndarray] = []
+    scale: tuple[np.ndarray, np.ndarray] | None = None
     with writer:
-        for house in tqdm(houses, desc="R2R houses: rendering and encoding views", disable=not progress):
+        for index, house in enumerate(
+            tqdm(houses, desc="R2R houses: rendering and encoding views", disable=not progress)
+        ):
             images = render_house(house, options.image_size)  # [V, 36, S, S, 3]
-            features = encode_views(images, encoder, options.encode_batch_size)  # [V, 36, D]
-            for vp, row in zip(house.viewpoints, features):
-                writer.add(house.scan, vp.image_id, row)
+            encoded.append(encode_views(images, encoder, options.encode_batch_size))  # [V, 36, D]
             _write_example(out / "houses" / f"{house.scan}_example.png", house, images)
+            if index + 1 == first:
+                views = np.concatenate(encoded).reshape(-1, encoded[0].shape[-1])  # [N * 36, D]
+                scale = (views.mean(axis=0), views.std(axis=0) + 1e-6)  # [D], [D]
+            if scale is not None:
+                for done, features in zip(houses[index + 1 - len(encoded) : index + 1], encoded):
+                    standard = ((features - scale[0]) / scale[1]).astype(np.float32)  # [V, 36, D]
+                    for vp, row in zip(done.viewpoints, standard):
+                        writer.add(done.scan, vp.image_id, row)
+                encoded = []
         writer.close()
 
 
