@@ -262,6 +262,21 @@ def test_encode_views_gives_one_vector_per_view():
         encode_views(images[:, :4], encoder)
 
 
+def test_encode_views_pool_grid_keeps_where_things_are():
+    """pool_grid 2: four cell means, row-major, whose mean is the global mean; the dimension is 4 x C."""
+    from vltk.tasks.navigation.r2r.features import _pool
+
+    grid = torch.arange(2 * 16 * 3, dtype=torch.float32).reshape(2, 16, 3)  # [B, 4x4 regions, C]
+    cells = _pool(grid, 2)  # [B, 4 * 3]
+    assert cells.shape == (2, 12)
+    square = grid[0].reshape(4, 4, 3)  # row-major regions
+    torch.testing.assert_close(cells[0, :3], square[:2, :2].reshape(-1, 3).mean(dim=0))  # top-left cell
+    torch.testing.assert_close(cells[0, 9:], square[2:, 2:].reshape(-1, 3).mean(dim=0))  # bottom-right
+    torch.testing.assert_close(cells.reshape(2, 4, 3).mean(dim=1), _pool(grid, 1))
+    with pytest.raises(ValueError, match="square grid"):
+        _pool(grid[:, :15], 2)
+
+
 def _view_images(root: Path, scan: str, viewpoint: str, size=(10, 8), suffix=".png") -> None:
     (root / scan).mkdir(parents=True, exist_ok=True)
     for ix in range(VIEWS):

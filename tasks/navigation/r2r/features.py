@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vltk.data.feature_cache import MANIFEST_FILE, _write_json
@@ -485,12 +485,16 @@ def _add_tsv(writer: StoreWriter, path: Path, first: ViewFeatures, bar: tqdm) ->
 
 
 @torch.no_grad()
-def encode_views(images: np.ndarray, encoder: nn.Module, batch_size: int = 256) -> np.ndarray:
+def encode_views(
+    images: np.ndarray, encoder: nn.Module, batch_size: int = 256, pool_grid: int = 1
+) -> np.ndarray:
     """Features ``[N, 36, D]`` float32 of view images ``[N, 36, H, W, 3]`` uint8 through a vltk image encoder.
 
     Each view goes through the encoder's own ``transforms()`` (as ``vltk.data.feature_cache`` caches a
     captioning encoder), the encoder runs in eval mode on its device, and its grid is mean-pooled to one
-    vector per view (ResNet's global average pool, the ``pool5`` of the published features).
+    vector per view (ResNet's global average pool, the ``pool5`` of the published features). With
+    ``pool_grid`` g > 1 the square grid is average-pooled to g x g cells instead and their vectors are
+    concatenated (row-major), ``D = g * g * C``: the view keeps where things are in it.
     """
     if images.ndim != 5 or images.shape[1] != VIEWS or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(
@@ -503,9 +507,23 @@ def encode_views(images: np.ndarray, encoder: nn.Module, batch_size: int = 256) 
     pooled = []
     for start in range(0, len(flat), batch_size):
         batch = torch.stack([transform(Image.fromarray(view)) for view in flat[start : start + batch_size]])
-        grid = encoder(batch.to(device)).grid  # [B, R, D]
-        pooled.append(grid.float().mean(dim=1).cpu())  # [B, D]
+        grid = encoder(batch.to(device)).grid  # [B, R, C]
+        pooled.append(_pool(grid.float(), pool_grid).cpu())  # [B, D]
     return torch.cat(pooled).numpy().reshape(len(images), VIEWS, -1)  # [N, 36, D]
+
+
+def _pool(grid: Tensor, cells: int) -> Tensor:
+    """``[B, R, C]`` -> the mean ``[B, C]`` (``cells`` 1), or ``cells x cells`` means ``[B, cells^2 * C]``."""
+    if cells == 1:
+        return grid.mean(dim=1)  # [B, C]
+    side = math.isqrt(grid.shape[1])
+    if side * side != grid.shape[1] or side < cells:
+        raise ValueError(
+            f"pool_grid {cells} needs a square grid of at least {cells}x{cells}, got {grid.shape[1]}"
+        )
+    square = grid.transpose(1, 2).reshape(grid.shape[0], grid.shape[2], side, side)  # [B, C, s, s]
+    pooled = torch.nn.functional.adaptive_avg_pool2d(square, cells)  # [B, C, g, g]
+    return pooled.permute(0, 2, 3, 1).flatten(1)  # [B, g * g * C]
 
 
 _VIEW_IMAGE = re.compile(r"^(?P<viewpoint>.+)_(?P<ix>\d\d)$")

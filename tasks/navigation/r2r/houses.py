@@ -64,6 +64,8 @@ class HousesOptions:
         image_size: side of the rendered square views in pixels.
         encoder_channels: ``small_cnn`` channels per stage; the feature dimension is the last.
         encoder_seed: the torch seed of the encoder's random initialisation.
+        feature_pool_grid: the encoder's grid is average-pooled to this many cells a side, their vectors
+            concatenated (1: one mean vector a view, ``D`` = the last channels; 2: ``D`` = 4 x that).
         feature_dtype: ``float32`` or ``float16`` in the feature store.
         encode_batch_size: views encoded at once.
     """
@@ -80,6 +82,7 @@ class HousesOptions:
     image_size: int = 32
     encoder_channels: tuple[int, ...] = (16, 32, 64)
     encoder_seed: int = 0
+    feature_pool_grid: int = 1
     feature_dtype: str = "float32"
     encode_batch_size: int = 512
 
@@ -93,6 +96,10 @@ class HousesOptions:
         if not 0.0 <= self.two_floor_fraction <= 1.0:
             raise ConfigError(
                 f"R2R houses: two_floor_fraction must be in [0, 1], got {self.two_floor_fraction}"
+            )
+        if self.feature_pool_grid < 1:
+            raise ConfigError(
+                f"R2R houses: feature_pool_grid must be at least 1, got {self.feature_pool_grid}"
             )
         if self.image_size < 2 ** len(self.encoder_channels):
             raise ConfigError(
@@ -297,9 +304,11 @@ def _write_features(out: Path, options: HousesOptions, houses: list[House], prog
         "image_h": options.image_size,
         "vfov": math.degrees(FOV),
         "source": f"R2R houses: small_cnn {list(options.encoder_channels)}, random init (torch seed "
-        f"{options.encoder_seed}), grid mean-pooled, standardised per dimension on {first} training houses",
+        f"{options.encoder_seed}), grid mean-pooled to {options.feature_pool_grid}x"
+        f"{options.feature_pool_grid} cells, standardised per dimension on {first} training houses",
     }
-    writer = StoreWriter(out / "features", options.encoder_channels[-1], options.feature_dtype, meta)
+    dim = options.encoder_channels[-1] * options.feature_pool_grid**2
+    writer = StoreWriter(out / "features", dim, options.feature_dtype, meta)
     encoded: list[np.ndarray] = []
     scale: tuple[np.ndarray, np.ndarray] | None = None
     with writer:
@@ -307,7 +316,9 @@ def _write_features(out: Path, options: HousesOptions, houses: list[House], prog
             tqdm(houses, desc="R2R houses: rendering and encoding views", disable=not progress)
         ):
             images = render_house(house, options.image_size)  # [V, 36, S, S, 3]
-            encoded.append(encode_views(images, encoder, options.encode_batch_size))  # [V, 36, D]
+            encoded.append(
+                encode_views(images, encoder, options.encode_batch_size, options.feature_pool_grid)
+            )  # [V, 36, D]
             _write_example(out / "houses" / f"{house.scan}_example.png", house, images)
             if index + 1 == first:
                 views = np.concatenate(encoded).reshape(-1, encoded[0].shape[-1])  # [N * 36, D]
