@@ -77,6 +77,10 @@ ONE_SEED = ("--seeds", "42")
 TINY_CAPTIONS = ("--set", "data.num_images=200", "--set", "trainer.max_epochs=1")
 TINY_NAV = ("--set", "data.episodes=64", "--set", "data.val_episodes=10", "--set", "data.test_episodes=20",
             "--set", "trainer.max_epochs=1", "--env-steps", "2000")  # fmt: skip
+_TINY_HOUSES = ("data.train_houses=3", "data.val_unseen_houses=2", "data.test_houses=2",
+                "data.train_paths=40", "data.val_seen_paths=8", "data.val_unseen_paths=10",
+                "data.test_paths=10")  # fmt: skip
+TINY_R2R = tuple(arg for value in (*_TINY_HOUSES, "trainer.max_epochs=1") for arg in ("--set", value))
 TINY_VQA = ("--set", "data.max_questions=300", "--set", "trainer.max_epochs=1")
 HISTORY = "benchmarks/HISTORY.md"
 
@@ -294,6 +298,15 @@ REGISTRY: tuple[Bench, ...] = (
         (),
         ("--quick",),
         1,
+        "never measured before this runner (new in issue 16).",
+    ),
+    Bench(
+        "r2r_houses_quality",
+        "Navigation: R2R houses (panoramic follower, seq2seq, blind baselines)",
+        "r2r_houses_quality.py",
+        ("--seeds", "42", "43", "44", "--baseline-seeds", "42", "--parallel", "2"),
+        ("--seeds", "42", "--runs", "panoramic", "random_walk", *TINY_R2R),
+        70,
         "never measured before this runner (new in issue 16).",
     ),
     Bench(

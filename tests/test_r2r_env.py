@@ -15,11 +15,11 @@ from vltk.tasks.navigation.r2r.env import (
     LOW_LEVEL_ACTIONS,
     EnvEpisode,
     R2REnv,
-    _nearest_view,
-    _view_elevation,
-    _view_heading,
     env_episodes,
 )
+from vltk.tasks.navigation.r2r.features import nearest_view as _nearest_view
+from vltk.tasks.navigation.r2r.features import view_elevation as _view_elevation
+from vltk.tasks.navigation.r2r.features import view_heading as _view_heading
 from vltk.tasks.navigation.r2r.files import R2REpisode
 from vltk.tasks.navigation.r2r.graph import ScanGraph
 

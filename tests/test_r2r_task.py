@@ -207,3 +207,12 @@ def test_episodes_option_is_refused_for_r2r_checkpoints(panoramic_run):
     ckpt = str(panoramic_run / "checkpoints" / "best.ckpt")
     result = CliRunner().invoke(app, ["evaluate", ckpt, "--episodes", "5"])
     assert_one_line_error(result, "--episodes applies to BabyAI checkpoints", "--split")
+
+
+def test_validating_on_a_split_without_goals_is_one_line(tmp_path, cache):
+    root = houses_dir(cache)
+    args = ["train", "navigation", "--config", "r2r_houses", "--run-dir", str(tmp_path / "x")]
+    data = [f"data.instructions={root}", f"data.connectivity={root / 'connectivity'}"]
+    data += [f"data.features={root / 'features'}", "data.val_split=test"]
+    result = CliRunner().invoke(app, args + sets(["data.name=r2r", *data]))
+    assert_one_line_error(result, "data.val_split: the test split has no reference paths")

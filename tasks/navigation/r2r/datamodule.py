@@ -224,6 +224,12 @@ class R2RDataModule(DataModule):
     def check_splits(self, splits: dict[str, list[R2RItem]]) -> None:
         if not splits["train"]:
             raise DataError(f"{self.split_file('train')}: the training split has no episodes")
+        validation = splits[self.options.val_split]
+        if validation and not any(item.has_goal for item in validation):
+            raise DataError(
+                f"data.val_split: the {self.options.val_split} split has no reference paths to validate on "
+                "(choose val_seen or val_unseen)"
+            )
 
     def build_vocab(self, splits: dict[str, list[R2RItem]]) -> Vocabulary:
         return Vocabulary.build(

@@ -47,7 +47,9 @@ picks the candidate that is the next viewpoint on a shortest path to the goal (t
 viewpoint), or the stop index at the goal.
 
 Views: 36 per viewpoint, ``ix = 12 * e + h``, heading ``h * 30`` deg, elevation ``(e - 1) * 30`` deg
-(Matterport3DSimulator ``scripts/precompute_img_features.py``, the published feature TSVs).
+(Matterport3DSimulator ``scripts/precompute_img_features.py``, the published feature TSVs; one
+implementation, :mod:`vltk.tasks.navigation.r2r.features` ``view_heading``, ``view_elevation``,
+``nearest_view``).
 
 Per scan the candidates of every viewpoint (ids, absolute headings, elevations, view indices) and the
 next-hop table are computed once; a step is array work and a short Python loop over the batch.
@@ -67,14 +69,20 @@ import numpy as np
 
 from vltk.errors import ConfigError, DataError
 from vltk.metrics.r2r import R2RRecord
+from vltk.tasks.navigation.r2r.features import (
+    HEADINGS,
+    VIEW_STEP,
+    VIEWS,
+    nearest_view,
+    view_elevation,
+    view_heading,
+)
 from vltk.tasks.navigation.r2r.files import R2REpisode
 from vltk.tasks.navigation.r2r.graph import ScanGraph
 
 LOW_LEVEL_ACTIONS = ("left", "right", "up", "down", "forward", "stop")
 LEFT, RIGHT, UP, DOWN, FORWARD, STOP = range(len(LOW_LEVEL_ACTIONS))
 
-_VIEWS, _HEADINGS, _ELEVATIONS = 36, 12, 3
-_STEP = math.radians(30.0)  # one heading / elevation increment
 _TWO_PI = 2.0 * math.pi
 # R2R's camera (tasks/R2R/env.py EnvBatch, the ResNet TSV's image_w, image_h, vfov): 640x480, vfov 60 deg
 CAMERA_VFOV = math.radians(60.0)
@@ -98,24 +106,6 @@ class ViewFeatureSource(Protocol):
         ...
 
 
-def _view_heading(ix: int | np.ndarray) -> float | np.ndarray:
-    """The heading (radians) of view ``ix``: ``(ix % 12) * 30`` deg."""
-    return (np.asarray(ix) % _HEADINGS) * _STEP
-
-
-def _view_elevation(ix: int | np.ndarray) -> float | np.ndarray:
-    """The elevation (radians) of view ``ix``: ``(ix // 12 - 1) * 30`` deg."""
-    return (np.asarray(ix) // _HEADINGS - 1) * _STEP
-
-
-def _nearest_view(heading: float | np.ndarray, elevation: float | np.ndarray) -> np.ndarray:
-    """The view index nearest a direction: the nearest of the 12 headings and of the 3 elevations (clamped)
-    (the ``sqrt(dh**2 + de**2)`` that EnvDrop's ``make_candidate`` minimises separates into the two)."""
-    h = np.rint(np.asarray(heading) / _STEP).astype(np.int64) % _HEADINGS
-    e = np.clip(np.rint(np.asarray(elevation) / _STEP).astype(np.int64) + 1, 0, _ELEVATIONS - 1)
-    return _HEADINGS * e + h
-
-
 def _wrap(angle: np.ndarray | float) -> np.ndarray:
     """An angle in ``(-pi, pi]``."""
     wrapped = np.mod(np.asarray(angle, dtype=np.float64) + math.pi, _TWO_PI) - math.pi  # [-pi, pi)
@@ -128,18 +118,18 @@ def _snap_heading(heading: float) -> float:
     heading = math.fmod(heading, _TWO_PI)
     if heading < 0.0:
         heading += _TWO_PI
-    return (math.floor(heading / _STEP + 0.5) % _HEADINGS) * _STEP
+    return (math.floor(heading / VIEW_STEP + 0.5) % HEADINGS) * VIEW_STEP
 
 
 def _elevation_level(elevation: float) -> int:
     """0 (-30 deg), 1 (level) or 2 (+30 deg), the simulator's snap (thresholds at +-15 deg)."""
-    if elevation < -_STEP / 2:
+    if elevation < -VIEW_STEP / 2:
         return 0
-    return 2 if elevation > _STEP / 2 else 1
+    return 2 if elevation > VIEW_STEP / 2 else 1
 
 
-_VIEW_HEADINGS = _view_heading(np.arange(_VIEWS)).astype(np.float64)  # [36]
-_VIEW_ELEVATIONS = _view_elevation(np.arange(_VIEWS)).astype(np.float64)  # [36]
+_VIEW_HEADINGS = view_heading(np.arange(VIEWS)).astype(np.float64)  # [36]
+_VIEW_ELEVATIONS = view_elevation(np.arange(VIEWS)).astype(np.float64)  # [36]
 
 
 @dataclass(frozen=True)
@@ -234,7 +224,7 @@ def _scan_tables(graph: ScanGraph) -> _ScanTables:
         names.append(tuple(adjacent))
         headings.append(heading)
         elevations.append(elevation)
-        views.append(_nearest_view(heading, elevation).astype(np.int64))
+        views.append(nearest_view(heading, elevation).astype(np.int64))
         slots.append({int(node): k for k, node in enumerate(nodes)})
     return _ScanTables(
         graph=graph,
@@ -373,7 +363,7 @@ class R2REnv:
             candidate_mask=mask,
             candidates=candidates,
             done=self._done.copy(),
-            view_index=_nearest_view(self._heading, self._elevation).astype(np.int64),
+            view_index=nearest_view(self._heading, self._elevation).astype(np.int64),
             heading=self._heading.copy(),
             elevation=self._elevation.copy(),
         )
@@ -410,7 +400,7 @@ class R2REnv:
     def observe_low_level(self) -> LowLevelObservation:
         """The low-level observation of the batch (:class:`LowLevelObservation`)."""
         self._require_reset()
-        view_index = _nearest_view(self._heading, self._elevation).astype(np.int64)  # [B]
+        view_index = nearest_view(self._heading, self._elevation).astype(np.int64)  # [B]
         view = None
         if self.features is not None:
             view = np.empty((self.batch_size, self.features.dim), dtype=np.float32)  # [B, D]
@@ -438,7 +428,7 @@ class R2REnv:
                 continue
             heading, level = self._heading[b], _elevation_level(self._elevation[b])
             if action in (LEFT, RIGHT):
-                heading += _STEP if action == RIGHT else -_STEP
+                heading += VIEW_STEP if action == RIGHT else -VIEW_STEP
             elif action in (UP, DOWN):
                 level = min(level + 1, 2) if action == UP else max(level - 1, 0)
             else:
@@ -446,7 +436,7 @@ class R2REnv:
                 if target is not None:
                     self._node[b] = target
             self._heading[b] = _snap_heading(heading)
-            self._elevation[b] = (level - 1) * _STEP
+            self._elevation[b] = (level - 1) * VIEW_STEP
             self._record(b)
 
     def teacher_low_level(self) -> np.ndarray:
@@ -464,13 +454,13 @@ class R2REnv:
         level = _elevation_level(self._elevation[b])
         if math.cos(relative) >= COS_HALF_HFOV:  # navigable: look straight at it, then move
             rel_elevation = tables.elevations[node][slot] - self._elevation[b]
-            if relative > _STEP:
+            if relative > VIEW_STEP:
                 return RIGHT
-            if relative < -_STEP:
+            if relative < -VIEW_STEP:
                 return LEFT
-            if rel_elevation > _STEP and level < 2:
+            if rel_elevation > VIEW_STEP and level < 2:
                 return UP
-            if rel_elevation < -_STEP and level > 0:
+            if rel_elevation < -VIEW_STEP and level > 0:
                 return DOWN
             return FORWARD
         if level != 1:  # not visible: level the camera first
@@ -502,7 +492,7 @@ class R2REnv:
     def _views(self) -> np.ndarray | None:
         if self.features is None:
             return None
-        views = np.empty((self.batch_size, _VIEWS, self.features.dim), dtype=np.float32)  # [B, 36, D]
+        views = np.empty((self.batch_size, VIEWS, self.features.dim), dtype=np.float32)  # [B, 36, D]
         for b, (episode, viewpoint) in enumerate(zip(self._episodes, self.viewpoints)):
             views[b] = self.features.features(episode.scan, viewpoint)
         return views

@@ -68,22 +68,24 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # one TSV field holds 36 * D 
 # ---------------------------------------------------------------------------------------------- views
 
 
-def view_heading(ix: int) -> float:
-    """The absolute heading of view ``ix`` in radians, ``[0, 2 pi)``."""
-    return (ix % HEADINGS) * VIEW_STEP
+def view_heading(ix: int | np.ndarray) -> float | np.ndarray:
+    """The absolute heading of view ``ix`` in radians, ``[0, 2 pi)`` (elementwise for an array)."""
+    return (np.asarray(ix) % HEADINGS) * VIEW_STEP
 
 
-def view_elevation(ix: int) -> float:
-    """The elevation of view ``ix`` in radians: -30, 0 or +30 degrees."""
-    return (ix // HEADINGS - 1) * VIEW_STEP
+def view_elevation(ix: int | np.ndarray) -> float | np.ndarray:
+    """The elevation of view ``ix`` in radians: -30, 0 or +30 degrees (elementwise for an array)."""
+    return (np.asarray(ix) // HEADINGS - 1) * VIEW_STEP
 
 
-def nearest_view(heading: float, elevation: float) -> int:
+def nearest_view(heading: float | np.ndarray, elevation: float | np.ndarray) -> int | np.ndarray:
     """The view index whose heading and elevation are nearest to ``heading`` (any real number, wrapped to
-    ``[0, 2 pi)``) and ``elevation`` (clamped to the three elevations)."""
-    h = math.floor((heading % (2 * math.pi)) / VIEW_STEP + 0.5) % HEADINGS  # ties round up
-    e = min(max(math.floor(elevation / VIEW_STEP + 0.5) + 1, 0), ELEVATIONS - 1)
-    return HEADINGS * e + h
+    ``[0, 2 pi)``) and ``elevation`` (clamped to the three elevations); ties round up; elementwise for
+    arrays (the ``sqrt(dh**2 + de**2)`` that EnvDrop's ``make_candidate`` minimises separates in two)."""
+    h = np.floor(np.mod(heading, 2 * math.pi) / VIEW_STEP + 0.5).astype(np.int64) % HEADINGS
+    e = np.clip(np.floor(np.asarray(elevation) / VIEW_STEP + 0.5).astype(np.int64) + 1, 0, ELEVATIONS - 1)
+    index = HEADINGS * e + h
+    return int(index) if index.ndim == 0 else index
 
 
 # ------------------------------------------------------------------------------------------------ TSV

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from vltk.config import from_dict, spec_field, to_dict
 from vltk.errors import ConfigError
-from vltk.metrics.r2r import R2R_METRIC_NAMES, R2RMetrics, R2RRecord
+from vltk.metrics.r2r import R2R_METRIC_NAMES, R2RMetrics, R2RRecord, mean_scores
 from vltk.tasks.navigation.r2r.agents import R2R_AGENTS, R2R_WIRED, build_r2r_agent
 from vltk.tasks.navigation.r2r.datamodule import R2RBatch, R2RItem
 from vltk.tasks.navigation.r2r.datasets import R2R_DATASETS
@@ -179,7 +179,7 @@ class R2RNavigationTask(EvaluatingSystem):
         for played in self.played:
             played.scores = by_id.get(played.item.instr_id)
         if episodes:
-            scores = metrics.compute()
+            scores = mean_scores([episode.scores for episode in episodes])
         else:
             if self.played:
                 logger.warning("this split has no reference paths: its trajectories are kept, not scored")
