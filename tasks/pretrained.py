@@ -43,10 +43,10 @@ PRETRAINED_LOADERS: dict[str, type] = {
 """Task name -> its inference class (``TASKS[task].inference``; ``from_checkpoint`` loads it)."""
 
 
-def _inference_entry(task: str, source: str | Path, config: Any) -> TaskEntry:
-    """The entry of ``task`` (of its family, for ``config``) with an inference class."""
+def _inference_entry(task: str, source: str | Path, config: Any = None) -> TaskEntry:
+    """The entry of ``task`` (of its family, for ``config`` when given) with an inference class."""
     entry = TASKS.get(task)
-    if entry is not None:
+    if entry is not None and config is not None:
         try:
             entry = entry.for_config(config)
         except VltkError as error:
@@ -62,6 +62,7 @@ def build_pretrained(
     task: str, hyper_parameters: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], source: str | Path
 ) -> Any:
     """The inference object of ``task`` from a system's constructor arguments and state dict."""
+    _inference_entry(task, source)  # an unknown task is named before anything is read
     config_data = hyper_parameter(hyper_parameters, "config", source)
     entry = _inference_entry(task, source, config_data)
     try:

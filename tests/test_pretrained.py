@@ -143,13 +143,13 @@ def test_every_predict_option_is_a_cli_option_of_vltk_predict():
 
     import typer
 
-    from vltk.tasks import TASKS
+    from vltk.tasks import R2R_NAVIGATION, TASKS
     from vltk.tasks.pretrained import option_flag
 
     command = typer.main.get_command(app).commands["predict"]
     cli = {param.name for param in command.params} - {"checkpoint"}
     declared = set()
-    for name, entry in TASKS.items():
+    for name, entry in [*TASKS.items(), ("navigation", R2R_NAVIGATION)]:  # and navigation's R2R family
         assert entry.inference is not None and entry.inference.task == name
         declared |= {field.name for field in dataclasses.fields(entry.predict_request)}
     assert declared == cli
