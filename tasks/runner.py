@@ -94,6 +94,8 @@ def load_task_config(
         )
     data = read_config(path, functools.partial(shipped_config, task))
     apply_overrides(data, list(overrides))
+    if data.get("task", task) != task:  # before a family is picked by a data.name of another task
+        raise ConfigError(f"{path}: task is '{data['task']}' but you asked to train '{task}'")
     cfg = from_dict(entry.for_config(data).config, data, old_keys=old_keys)
     if cfg.task != task:
         raise ConfigError(f"{path}: task is '{cfg.task}' but you asked to train '{task}'")

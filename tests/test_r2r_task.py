@@ -216,3 +216,10 @@ def test_validating_on_a_split_without_goals_is_one_line(tmp_path, cache):
     data += [f"data.features={root / 'features'}", "data.val_split=test"]
     result = CliRunner().invoke(app, args + sets(["data.name=r2r", *data]))
     assert_one_line_error(result, "data.val_split: the test split has no reference paths")
+
+
+def test_a_config_of_another_task_is_named_before_the_family_is_picked(tmp_path):
+    config = tmp_path / "captions.yaml"
+    config.write_text("task: captioning\ndata: {name: shapes}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="task is 'captioning' but you asked to train 'navigation'"):
+        load_task_config("navigation", config)
