@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from vltk.errors import VltkError, unknown_choice_message
+from vltk.errors import ConfigError, VltkError, unknown_choice_message
 
 
 @dataclass
@@ -117,6 +117,13 @@ def override_decoding(decoding: DecodingConfig, overrides: Mapping[str, Any]) ->
     if given.get("method", decoding.method) not in DECODING_METHODS:
         raise VltkError(unknown_choice_message("decoding method", str(given["method"]), DECODING_METHODS))
     return replace(decoding, **given) if given else decoding
+
+
+def check_num_threads(num_threads: int | None) -> None:
+    """A config's ``num_threads`` (torch's intra-op threads for the run): ``>= 1``, or ``None`` for torch's
+    default; a ConfigError otherwise."""
+    if num_threads is not None and num_threads < 1:
+        raise ConfigError(f"num_threads must be >= 1 or null, got {num_threads}")
 
 
 def build_optimizer(

@@ -26,7 +26,13 @@ from vltk.tasks.navigation.agent import NAVIGATION_AGENTS, WIRED, build_navigati
 from vltk.tasks.navigation.babyai.episodes import NavigationBatch
 from vltk.tasks.navigation.datasets import BABYAI_DATASETS
 from vltk.tasks.navigation.inference import DEFAULT_TEST_SEED, InstructionFollower
-from vltk.tasks.training import EvaluatingSystem, OptimConfig, TrainerConfig, build_optimizer
+from vltk.tasks.training import (
+    EvaluatingSystem,
+    OptimConfig,
+    TrainerConfig,
+    build_optimizer,
+    check_num_threads,
+)
 from vltk.text import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -62,8 +68,7 @@ class NavigationConfig:
     num_threads: int | None = 1
 
     def __post_init__(self) -> None:
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ConfigError(f"num_threads must be >= 1 or null, got {self.num_threads}")
+        check_num_threads(self.num_threads)
         if self.task != "navigation":
             raise ConfigError(f"task: this is a navigation config, got task '{self.task}'")
         if self.monitor not in NAVIGATION_METRIC_NAMES:

@@ -23,11 +23,17 @@ from vltk.config import from_dict, spec_field, to_dict
 from vltk.errors import ConfigError
 from vltk.metrics.r2r import R2R_METRIC_NAMES, R2RMetrics, R2RRecord, mean_scores
 from vltk.tasks.navigation.r2r.agents import R2R_AGENTS, R2R_WIRED, build_r2r_agent
-from vltk.tasks.navigation.r2r.datamodule import R2RBatch, R2RItem
+from vltk.tasks.navigation.r2r.datamodule import R2RBatch
 from vltk.tasks.navigation.r2r.datasets import R2R_DATASETS
-from vltk.tasks.navigation.r2r.inference import R2RFollower, env_episode, play_greedy
+from vltk.tasks.navigation.r2r.inference import FollowedEpisode, R2RFollower, env_episode, play_greedy
 from vltk.tasks.navigation.r2r.rollout import check_feedback, run_episodes
-from vltk.tasks.training import EvaluatingSystem, OptimConfig, TrainerConfig, build_optimizer
+from vltk.tasks.training import (
+    EvaluatingSystem,
+    OptimConfig,
+    TrainerConfig,
+    build_optimizer,
+    check_num_threads,
+)
 from vltk.text import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -72,24 +78,13 @@ class R2RConfig:
             raise ConfigError(f"task: this is a navigation config, got task '{self.task}'")
         if self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ConfigError(f"num_threads must be >= 1 or null, got {self.num_threads}")
+        check_num_threads(self.num_threads)
         if self.monitor not in R2R_METRIC_NAMES:
             raise ConfigError(f"monitor: '{self.monitor}' is not one of {', '.join(R2R_METRIC_NAMES)}")
 
     @property
     def monitor_mode(self) -> str:
         return "min" if self.monitor in LOWER_IS_BETTER else "max"
-
-
-@dataclass
-class PlayedEpisode:
-    """One evaluated instruction: the item, its trajectory (EvalAI layout) and its scores (none without a
-    reference path)."""
-
-    item: R2RItem
-    trajectory: list[list[Any]]
-    scores: dict[str, float] | None = None
 
 
 class R2RNavigationTask(EvaluatingSystem):
@@ -111,7 +106,7 @@ class R2RNavigationTask(EvaluatingSystem):
         )
         self.datamodule: Any = None
         self.metrics: dict[str, R2RMetrics] = {}
-        self.played: list[PlayedEpisode] = []
+        self.played: list[FollowedEpisode] = []
         self.results: dict[str, dict[str, float]] = {}
 
     @classmethod
@@ -166,7 +161,7 @@ class R2RNavigationTask(EvaluatingSystem):
         _, trajectories = play_greedy(self.model, env, batch, self.config.max_steps)
         records = []
         for item, trajectory in zip(batch.items, trajectories):
-            self.played.append(PlayedEpisode(item, trajectory))
+            self.played.append(FollowedEpisode(item, trajectory))
             if item.has_goal:
                 nodes = [step[0] for step in trajectory]
                 records.append(R2RRecord(item.instr_id, item.scan, list(item.path), nodes))
