@@ -223,3 +223,9 @@ def test_a_config_of_another_task_is_named_before_the_family_is_picked(tmp_path)
     config.write_text("task: captioning\ndata: {name: shapes}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="task is 'captioning' but you asked to train 'navigation'"):
         load_task_config("navigation", config)
+
+
+@pytest.mark.parametrize("config", ["default", "r2r_houses"])  # BabyAI's and R2R's configs share the check
+def test_num_threads_below_one_is_refused(config):
+    with pytest.raises(ConfigError, match="num_threads must be >= 1 or null, got 0"):
+        load_task_config("navigation", config, ["num_threads=0"])
