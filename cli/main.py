@@ -429,6 +429,36 @@ def export(
     console.print(f"exported to [bold]{out}[/]: " + ", ".join(sorted(p.name for p in out.iterdir())))
 
 
+@app.command()
+@user_errors
+def serve(
+    models: Annotated[
+        list[Path],
+        typer.Argument(help="Checkpoints from `vltk train` or `vltk export` directories: one tab each."),
+    ],
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
+    device: Annotated[
+        str, typer.Option(help="Where the models run: cpu | cuda | cuda:N | mps | auto (a GPU if any).")
+    ] = "cpu",
+) -> None:
+    """Start a local web demo of trained models (Gradio; install it with pip install 'vltk[demo]').
+
+    One tab per model: captioning (upload an image; the beam's captions and each word's attention over it),
+    VQA (an image and a question; the top-5 answers and each glimpse's attention), dialog (an image, its
+    caption, then a conversation), navigation (a BabyAI level and seed, or an R2R instruction, watched step
+    by step with the attention over the instruction's words) and lm (a sample and a cell's activations).
+
+    Example: `vltk serve runs/captioning/RUN/checkpoints/best.ckpt exports/vqa --port 7860`, then open
+    http://127.0.0.1:7860. No public link is made; uploads stay in a temporary folder removed at exit.
+    """
+    from vltk.tasks.serve import serve as run_server
+
+    run_server(models, host=host, port=port, device=device)
+
+
 @app.command("list")
 def list_components() -> None:
     """List every registry (tasks, datasets, encoders, attention, decoders, cells, task models, data formats)

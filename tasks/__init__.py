@@ -3,8 +3,9 @@
 Adding a task means: a config dataclass (with ``task``, ``seed``, ``data``, ``trainer``, ``monitor`` and
 optionally ``monitor_mode``), a LightningModule following :class:`vltk.tasks.training.TaskSystem`, a dataset
 registry, optionally an inference class (``tasks/<task>/inference.py``: what ``vltk.from_pretrained``
-returns), a ``vltk predict`` request dataclass and function, a ``score`` function, shipped configs in
-``configs/<task>/`` and one entry below. The runner (train/evaluate) and the CLI need nothing else.
+returns), a ``vltk predict`` request dataclass and function, a ``score`` function, a ``vltk serve`` tab
+(``tasks/<task>/demo.py``), shipped configs in ``configs/<task>/`` and one entry below. The runner
+(train/evaluate) and the CLI need nothing else.
 """
 
 from __future__ import annotations
@@ -16,29 +17,35 @@ from typing import Any
 from vltk.errors import ConfigError, unknown_choice_message
 from vltk.registry import Registry
 from vltk.tasks.captioning.datasets import CAPTION_DATASETS
+from vltk.tasks.captioning.demo import CaptioningDemo
 from vltk.tasks.captioning.inference import ImageCaptioner
 from vltk.tasks.captioning.predict import CaptionRequest, predict_captions_lines
 from vltk.tasks.captioning.score import score_captioning
 from vltk.tasks.captioning.system import CaptioningConfig, CaptioningTask
 from vltk.tasks.dialog.datasets import DIALOG_DATASETS
+from vltk.tasks.dialog.demo import DialogDemo
 from vltk.tasks.dialog.inference import DialogAnswerer
 from vltk.tasks.dialog.predict import DialogRequest, predict_dialog_lines
 from vltk.tasks.dialog.score import score_dialog
 from vltk.tasks.dialog.system import DialogConfig, DialogTask
 from vltk.tasks.lm.datasets import LM_DATASETS
+from vltk.tasks.lm.demo import LmDemo
 from vltk.tasks.lm.inference import TextSampler
 from vltk.tasks.lm.predict import SampleRequest, predict_lm_lines
 from vltk.tasks.lm.system import LmConfig, LmTask
 from vltk.tasks.navigation.datasets import BABYAI_DATASETS
+from vltk.tasks.navigation.demo import NavigationDemo
 from vltk.tasks.navigation.inference import InstructionFollower
 from vltk.tasks.navigation.predict import EpisodeRequest, predict_navigation_lines
 from vltk.tasks.navigation.r2r.datasets import R2R_DATASETS
+from vltk.tasks.navigation.r2r.demo import R2RDemo
 from vltk.tasks.navigation.r2r.inference import R2RFollower
 from vltk.tasks.navigation.r2r.predict import R2REpisodeRequest, predict_r2r_lines
 from vltk.tasks.navigation.r2r.score import score_navigation
 from vltk.tasks.navigation.r2r.system import R2RConfig, R2RNavigationTask
 from vltk.tasks.navigation.system import NavigationConfig, NavigationTask
 from vltk.tasks.vqa.datasets import VQA_DATASETS
+from vltk.tasks.vqa.demo import VqaDemo
 from vltk.tasks.vqa.inference import QuestionAnswerer
 from vltk.tasks.vqa.predict import VqaRequest, predict_vqa_lines
 from vltk.tasks.vqa.score import score_vqa
@@ -65,6 +72,8 @@ class TaskEntry:
         predict: ``predict(inference_object, request) -> list[str]`` (lines to print, Rich markup).
         score: ``score(request: ScoreRequest) -> ScoreResult``: metrics on prediction files, no model.
         score_options: the ``ScoreRequest`` fields the task reads.
+        demo: the class of the task's ``vltk serve`` tab (``tasks/<task>/demo.py``): ``demo(inference)``
+            holds an inference object; its ``build(gr, key)`` lays out the tab (:mod:`vltk.tasks.serve`).
         family: for a task with families of datasets that need their own config and system (navigation:
             BabyAI grid worlds, R2R graphs), ``family(config) -> TaskEntry | None`` picks the entry of a
             config (a mapping or a parsed config) by its ``data.name``; ``None``: this entry.
@@ -80,6 +89,7 @@ class TaskEntry:
     score: Callable[..., Any] | None = None
     score_options: frozenset[str] = field(default_factory=frozenset)
     family: Callable[[Any], TaskEntry | None] | None = None
+    demo: type | None = None
 
     def for_config(self, config: Any) -> TaskEntry:
         """The entry that handles ``config`` (a config mapping or a parsed config dataclass): this one,
@@ -105,6 +115,7 @@ R2R_NAVIGATION = TaskEntry(
     predict=predict_r2r_lines,
     score=score_navigation,
     score_options=frozenset({"references", "connectivity"}),
+    demo=R2RDemo,
 )
 """The R2R family of the navigation task (``data.name`` in ``R2R_DATASETS``)."""
 
@@ -130,6 +141,7 @@ _TASK_ENTRIES: dict[str, TaskEntry] = {
         predict=predict_captions_lines,
         score=score_captioning,
         score_options=frozenset({"references", "split"}),
+        demo=CaptioningDemo,
     ),
     "lm": TaskEntry(
         LmConfig,
@@ -139,6 +151,7 @@ _TASK_ENTRIES: dict[str, TaskEntry] = {
         inference=TextSampler,
         predict_request=SampleRequest,
         predict=predict_lm_lines,
+        demo=LmDemo,
     ),
     "vqa": TaskEntry(
         VqaConfig,
@@ -150,6 +163,7 @@ _TASK_ENTRIES: dict[str, TaskEntry] = {
         predict=predict_vqa_lines,
         score=score_vqa,
         score_options=frozenset({"questions", "annotations", "rule"}),
+        demo=VqaDemo,
     ),
     "dialog": TaskEntry(
         DialogConfig,
@@ -161,6 +175,7 @@ _TASK_ENTRIES: dict[str, TaskEntry] = {
         predict=predict_dialog_lines,
         score=score_dialog,
         score_options=frozenset({"references", "annotations", "allow_partial"}),
+        demo=DialogDemo,
     ),
     "navigation": TaskEntry(
         NavigationConfig,
@@ -174,6 +189,7 @@ _TASK_ENTRIES: dict[str, TaskEntry] = {
         score=score_navigation,
         score_options=frozenset({"references", "connectivity"}),
         family=navigation_family,
+        demo=NavigationDemo,
     ),
 }
 TASKS: Registry[TaskEntry] = Registry("task", _TASK_ENTRIES)

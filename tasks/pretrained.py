@@ -43,7 +43,7 @@ PRETRAINED_LOADERS: dict[str, type] = {
 """Task name -> its inference class (``TASKS[task].inference``; ``from_checkpoint`` loads it)."""
 
 
-def _inference_entry(task: str, source: str | Path, config: Any = None) -> TaskEntry:
+def inference_entry(task: str, source: str | Path, config: Any = None) -> TaskEntry:
     """The entry of ``task`` (of its family, for ``config`` when given) with an inference class."""
     entry = TASKS.get(task)
     if entry is not None and config is not None:
@@ -62,9 +62,9 @@ def build_pretrained(
     task: str, hyper_parameters: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], source: str | Path
 ) -> Any:
     """The inference object of ``task`` from a system's constructor arguments and state dict."""
-    _inference_entry(task, source)  # an unknown task is named before anything is read
+    inference_entry(task, source)  # an unknown task is named before anything is read
     config_data = hyper_parameter(hyper_parameters, "config", source)
-    entry = _inference_entry(task, source, config_data)
+    entry = inference_entry(task, source, config_data)
     try:
         config = from_dict(entry.config, config_data, old_keys=True)
     except VltkError as error:
@@ -72,7 +72,8 @@ def build_pretrained(
     return entry.inference.from_checkpoint(config, hyper_parameters, state_dict, Path(source))
 
 
-def _warn_about_version(model: ExportedModel, path: str | Path) -> None:
+def warn_about_version(model: ExportedModel, path: str | Path) -> None:
+    """A warning when ``model`` was written by another vltk version than this one."""
     written_by = (model.provenance or {}).get("vltk")
     if written_by is not None and written_by != vltk.__version__:
         logger.warning("%s was written by vltk %s; this is vltk %s: results may differ",
@@ -83,7 +84,7 @@ def from_pretrained(path: str | Path) -> Any:
     """The task's inference object (eval mode, CPU) from an export directory or a ``.ckpt`` file, with the
     checkpoint's own decoding settings (see the module docstring for each task's class)."""
     model = read_model(path)
-    _warn_about_version(model, path)
+    warn_about_version(model, path)
     return build_pretrained(model.task, model.hyper_parameters, model.state_dict, path)
 
 
@@ -92,7 +93,7 @@ def load_captioner(checkpoint: str | Path) -> ImageCaptioner:
     model = read_model(checkpoint)
     if model.task != "captioning":
         raise VltkError(f"{checkpoint} holds a '{model.task}' model, not a captioner")
-    _warn_about_version(model, checkpoint)
+    warn_about_version(model, checkpoint)
     return build_pretrained(model.task, model.hyper_parameters, model.state_dict, checkpoint)
 
 
@@ -127,13 +128,13 @@ def predict(path: str | Path, options: Mapping[str, Any]) -> list[str]:
     given = {name: value for name, value in options.items() if value is not None and value != []}
     check_predict_values(given)
     model = read_model(path)
-    entry = _inference_entry(model.task, path, model.hyper_parameters.get("config", {}))
+    entry = inference_entry(model.task, path, model.hyper_parameters.get("config", {}))
     if entry.predict is None or entry.predict_request is None:
         raise VltkError(f"`vltk predict` does not support {model.task} checkpoints yet")
     accepted = {f.name for f in dataclasses.fields(entry.predict_request)}
     unused = [option_flag(name) for name in given if name not in accepted]
     if unused:
         raise VltkError(f"{', '.join(unused)} do(es) not apply to a {model.task} checkpoint")
-    _warn_about_version(model, path)
+    warn_about_version(model, path)
     inference = build_pretrained(model.task, model.hyper_parameters, model.state_dict, path)
     return entry.predict(inference, entry.predict_request(**given))

@@ -114,11 +114,25 @@ class ImageCaptioner:
         with evaluating(self.model):
             features = self.model.encode(self.preprocess(images))  # grid [B, N, D]
             best = self.decode(features, decoding)
-        captions = []
-        for row, text in enumerate(self.texts(best)):
-            length = int(best.lengths[row])
-            ids = best.tokens[row, :length].tolist()
-            attention = None if best.attention is None else best.attention[row, :length]  # [L, N]
-            words = [self.vocab.decode([i]) for i in ids]
-            captions.append(Caption(text, words, float(best.scores[row]), attention, features.grid_size))
-        return captions
+        return [self._caption(best, row, features) for row in range(len(images))]
+
+    def beam(self, image: Image.Image, **overrides: Any) -> list[Caption]:
+        """Every caption the beam finished for one PIL image, best first, with its score and attention (the
+        beam's width of them; greedy or sampled decoding: the one caption)."""
+        decoding = self.settings(**overrides)
+        if decoding.method != "beam":
+            return self.captions([image], **overrides)
+        with evaluating(self.model):
+            features = self.model.encode(self.preprocess([image]))  # grid [1, N, D]
+            result = self.model.generate(features, **decoding.search_options(), n_best=decoding.beam_size)
+        return [self._caption(result, (0, k), features) for k in range(result.n_best)]
+
+    def _caption(self, result: DecodeResult | BeamResult, index: Any, features: ImageFeatures) -> Caption:
+        """One hypothesis of a decoding result as a :class:`Caption`: ``index`` is a row of a
+        :class:`DecodeResult` or ``(row, k)`` of a :class:`BeamResult`."""
+        length = int(result.lengths[index])
+        ids = result.tokens[index][:length].tolist()
+        attention = None if result.attention is None else result.attention[index][:length]  # [L, N]
+        words = [self.vocab.decode([i]) for i in ids]
+        score = float(result.scores[index])
+        return Caption(self.vocab.decode(ids), words, score, attention, features.grid_size)

@@ -29,11 +29,15 @@ DIALOG_DECODING = DecodingConfig(max_length=10)  # the default of DialogConfig.d
 
 @dataclass
 class DialogAnswer:
-    """One round: the question, the model's answer and the question's words the model does not know."""
+    """One round: the question, the model's answer, the question's words the model does not know and, for a
+    model that looks at the image, the question-guided attention ``[N]`` over the ``grid_size`` regions
+    that the answer was read from."""
 
     question: str
     answer: str
     unknown_words: list[str]
+    attention: torch.Tensor | None = None
+    grid_size: tuple[int, int] | None = None
 
 
 class DialogSession:
@@ -80,7 +84,8 @@ class DialogSession:
         self.max_answer_length = max_answer_length
         self.max_history_length = max_history_length
         self.decoding = decoding
-        self.image = model.transforms()(image.convert("RGB")).unsqueeze(0)  # [1, 3, H, W]
+        self.device = next(model.parameters()).device  # every round runs where the model is
+        self.image = model.transforms()(image.convert("RGB")).unsqueeze(0).to(self.device)  # [1, 3, H, W]
         self.turns: list[list[int]] = []  # per round: question ids + answer ids
         self._bank: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -102,14 +107,20 @@ class DialogSession:
         unknown = [w for w in words if w not in self.vocab]
         ids = self.vocab.encode(words, add_special=False)[: self.max_question_length]
         history = self.history()
-        questions = torch.tensor([[ids]], dtype=torch.long)  # [1, 1, Tq]
+        questions = torch.tensor([[ids]], dtype=torch.long, device=self.device)  # [1, 1, Tq]
         question_lengths = torch.tensor([[len(ids)]])  # [1, 1]
-        histories = torch.tensor([[history or [self.vocab.pad_id]]], dtype=torch.long)  # [1, 1, Th]
+        histories = torch.tensor(
+            [[history or [self.vocab.pad_id]]], dtype=torch.long, device=self.device
+        )  # [1, 1, Th]
         history_lengths = torch.tensor([[len(history)]])  # [1, 1]
-        fusion, _ = self.model.encode(self.image, questions, question_lengths, histories, history_lengths)
+        fusion, features = self.model.encode(
+            self.image, questions, question_lengths, histories, history_lengths
+        )
         answer = self._generate(fusion.fused) if self.model.generative else self._rank(fusion.fused)
         self.turns.append(ids + self.vocab.encode(answer, add_special=False)[: self.max_answer_length])
-        return DialogAnswer(question, answer, unknown)
+        attention = fusion.attention[0] if fusion.attention is not None else None  # [N]
+        grid_size = features.grid_size if features is not None else None
+        return DialogAnswer(question, answer, unknown, attention, grid_size)
 
     def _generate(self, fused: torch.Tensor) -> str:
         result = self.model.generate(fused, **self.decoding.search_options())
@@ -128,11 +139,11 @@ class DialogSession:
             tokens = torch.full((len(rows), max(map(len, rows))), self.vocab.pad_id, dtype=torch.long)
             for i, row in enumerate(rows):
                 tokens[i, : len(row)] = torch.tensor(row)
-            self._bank = tokens, torch.tensor([len(row) for row in rows])  # [U, Ta], [U]
+            self._bank = tokens.to(self.device), torch.tensor([len(row) for row in rows])  # [U, Ta], [U]
         return self._bank
 
     def _rank(self, fused: torch.Tensor) -> str:
         tokens, lengths = self._answer_bank()
-        options = torch.arange(len(tokens))[None, :]  # [1, U]: every answer is a candidate
+        options = torch.arange(len(tokens), device=self.device)[None, :]  # [1, U]: all are candidates
         scores = self.model.score(fused, tokens, lengths, options)  # [1, U]
         return self.answers[int(scores[0].argmax())]

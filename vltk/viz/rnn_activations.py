@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,8 +137,9 @@ def correlation_search(
     return matches
 
 
-def _colour(value: float, scale: float) -> str:
-    """Blue for negative, red for positive, white at zero (the paper's palette)."""
+def diverging_colour(value: float, scale: float) -> str:
+    """Blue for negative, red for positive, white at zero (the paper's palette), ``value / scale`` in
+    ``[-1, 1]``."""
     x = max(-1.0, min(1.0, value / scale))
     if x >= 0:
         return f"rgb(255,{int(255 * (1 - x))},{int(255 * (1 - x))})"
@@ -145,20 +147,26 @@ def _colour(value: float, scale: float) -> str:
 
 
 def _scale(row: np.ndarray) -> float:
-    return float(max(np.abs(row).max(), 1e-6))
+    return float(max(np.abs(row).max(initial=0.0), 1e-6))
+
+
+def activation_spans(symbols: Sequence[str], row: np.ndarray, separator: str = "") -> str:
+    """HTML spans of ``symbols`` (characters, or words with ``separator=" "``), each coloured by its value
+    in ``row [T]`` (:func:`diverging_colour`, scaled to the row's largest magnitude) with the value as its
+    tooltip; a newline shows as a return arrow and a line break."""
+    scale = _scale(row)
+    return separator.join(
+        f'<span style="background:{diverging_colour(float(v), scale)}" title="{v:+.3f}">'
+        f"{'&#8629;<br>' if symbol == chr(10) else html.escape(symbol)}</span>"
+        for symbol, v in zip(symbols, row)
+    )
 
 
 def activations_html(text: str, activations: np.ndarray, matches: list[CellMatch], title: str = "") -> str:
     """A page with one block per matched unit: the text, each character coloured by that unit's value."""
     blocks = []
     for match in matches:
-        row = activations[:, match.unit]
-        scale = _scale(row)
-        spans = "".join(
-            f'<span style="background:{_colour(v, scale)}" title="{v:+.3f}">'
-            f"{'&#8629;<br>' if ch == chr(10) else html.escape(ch)}</span>"
-            for ch, v in zip(text, row)
-        )
+        spans = activation_spans(text, activations[:, match.unit])
         blocks.append(
             f"<h2>unit {match.unit}: {html.escape(match.feature)} (r = {match.correlation:+.2f})</h2>"
             f'<div class="text">{spans}</div>'

@@ -44,7 +44,7 @@ def _draw_graph(axes, graph: ScanGraph, start_z: float) -> None:
     axes.scatter(points[~near, 0], points[~near, 1], s=8, color="0.8", zorder=2)
 
 
-def _draw_paths(axes, graph: ScanGraph, episode: FollowedEpisode) -> None:
+def _draw_paths(axes, graph: ScanGraph, episode: FollowedEpisode, steps: int | None = None) -> None:
     item = episode.item
     if item.has_goal:
         reference = _xy(graph, list(item.path))
@@ -54,10 +54,12 @@ def _draw_paths(axes, graph: ScanGraph, episode: FollowedEpisode) -> None:
         goal = reference[-1]
         axes.add_patch(Circle(goal, SUCCESS_DISTANCE, fill=False, ls="--", color="tab:green", zorder=3))
         axes.scatter([goal[0]], [goal[1]], marker="*", s=160, color="tab:green", zorder=5, label="goal")
-    agent = _xy(graph, episode.viewpoints)
+    walked = episode.viewpoints if steps is None else episode.viewpoints[: steps + 1]
+    agent = _xy(graph, walked)
     axes.plot(agent[:, 0], agent[:, 1], color="tab:red", lw=2, label="agent", zorder=4)
     axes.scatter([agent[0, 0]], [agent[0, 1]], marker="s", s=70, color="black", zorder=6, label="start")
-    axes.scatter([agent[-1, 0]], [agent[-1, 1]], marker="X", s=90, color="tab:red", zorder=6, label="stop")
+    last = "stop" if steps is None or steps + 1 >= len(episode.viewpoints) else f"after step {steps}"
+    axes.scatter([agent[-1, 0]], [agent[-1, 1]], marker="X", s=90, color="tab:red", zorder=6, label=last)
 
 
 def _title(episode: FollowedEpisode) -> str:
@@ -82,15 +84,14 @@ def _draw_attention(axes, episode: FollowedEpisode) -> None:
     axes.set_title("attention over the instruction, per step", fontsize=9)
 
 
-def save_episode_picture(path: str | Path, episode: FollowedEpisode, graph: ScanGraph) -> Path:
-    """Write the picture of ``episode`` (in the house ``graph``) to ``path`` (PNG)."""
-    path = Path(path)
-    check_output_path(path, "--attention-map")
+def episode_figure(episode: FollowedEpisode, graph: ScanGraph, steps: int | None = None) -> Figure:
+    """The picture of ``episode`` in the house ``graph`` as a matplotlib figure (Agg canvas); ``steps``:
+    the agent's path drawn up to that many moves only (``None``: all of it)."""
     figure = Figure(figsize=(13, 6), dpi=100)
     FigureCanvasAgg(figure)
     plan, words = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
     _draw_graph(plan, graph, float(graph.positions[episode.item.path[0]][2]))
-    _draw_paths(plan, graph, episode)
+    _draw_paths(plan, graph, episode, steps)
     plan.set_aspect("equal")
     plan.set_xlabel("x (m)")
     plan.set_ylabel("y (m)")
@@ -99,6 +100,21 @@ def save_episode_picture(path: str | Path, episode: FollowedEpisode, graph: Scan
     _draw_attention(words, episode)
     figure.suptitle(_wrapped(episode.item.instruction), fontsize=9)
     figure.tight_layout()
+    return figure
+
+
+def episode_picture(episode: FollowedEpisode, graph: ScanGraph, steps: int | None = None) -> np.ndarray:
+    """:func:`episode_figure` rendered as an RGB array ``[H, W, 3]`` (uint8)."""
+    figure = episode_figure(episode, graph, steps)
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()  # [H, W, 3]
+
+
+def save_episode_picture(path: str | Path, episode: FollowedEpisode, graph: ScanGraph) -> Path:
+    """Write the picture of ``episode`` (in the house ``graph``) to ``path`` (PNG)."""
+    path = Path(path)
+    check_output_path(path, "--attention-map")
+    figure = episode_figure(episode, graph)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, format="png")
