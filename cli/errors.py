@@ -10,6 +10,7 @@ import functools
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vltk.errors import VltkError
 
@@ -27,7 +28,7 @@ def user_errors(command):
         except VltkError as error:
             exit_code = getattr(error, "exit_code", 2)  # TrainingInterrupted: 128 + the signal's number
             label = "[bold yellow]stopped:[/]" if exit_code != 2 else "[bold red]error:[/]"
-            err_console.print(f"{label} {error}", highlight=False, soft_wrap=True)
+            err_console.print(f"{label} {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exit_code) from None
 
     return wrapper

@@ -85,7 +85,7 @@ def shows_errors(gr: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             try:
                 return handler(*args, **kwargs)
             except VltkError as error:
-                raise gr.Error(str(error), duration=None, title="vltk") from None
+                raise gr.Error(str(error), duration=None, title="vltk", print_exception=False) from None
             except Exception as error:  # noqa: BLE001 - a bug: logged, and one line in the page
                 logger.exception("vltk serve: %s failed", handler.__name__)
                 message = " ".join(str(error).split())[:300]
@@ -93,6 +93,7 @@ def shows_errors(gr: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                     f"internal error ({type(error).__name__}: {message}); the server log has the details",
                     duration=None,
                     title="vltk",
+                    print_exception=False,  # logged above, with the traceback
                 ) from None
 
         return wrapper

@@ -30,7 +30,7 @@ TINY_CAPTIONING = [
 ]
 
 
-REFERENCE_TOOLS = ("pycocoevalcap", "java", "ptb-jar", "meteor")
+REFERENCE_TOOLS = ("pycocoevalcap", "java", "ptb-jar", "meteor", "chromium")
 
 
 def running_in_ci() -> bool:
@@ -63,6 +63,10 @@ def missing_tool(name: str) -> str | None:
         from vltk.metrics.meteor import meteor_unavailable_reason
 
         return meteor_unavailable_reason()
+    if name == "chromium":  # Debian's chromium + chromium-driver, driven by Selenium (`vltk serve`'s page)
+        from browser import browser_unavailable_reason
+
+        return browser_unavailable_reason()
     raise ValueError(f"unknown reference tool {name!r} (choices: {', '.join(REFERENCE_TOOLS)})")
 
 
@@ -83,7 +87,7 @@ def require_tools(*names: str) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "needs(*tools): reference tools the test needs (pycocoevalcap, java, ptb-jar, meteor); "
+        "needs(*tools): reference tools the test needs (pycocoevalcap, java, ptb-jar, meteor, chromium); "
         "skipped without them, failed when CI=true",
     )
 
