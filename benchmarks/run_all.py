@@ -310,6 +310,15 @@ REGISTRY: tuple[Bench, ...] = (
         "never measured before this runner (new in issue 16).",
     ),
     Bench(
+        "serve_latency",
+        "vltk serve: upload to the first caption in a real browser",
+        "serve_latency.py",
+        ("--repeats", "20"),
+        ("--repeats", "3", *TINY_CAPTIONS),
+        15,
+        "never measured before this runner (new in issue 20).",
+    ),
+    Bench(
         "resume_overhead",
         "Resume and safeguards overhead",
         "resume_overhead.py",

@@ -104,6 +104,17 @@ def test_the_caption_tab_shows_the_beam_that_predict_decodes(served, pictures):
     assert html.count('class="vltk-caption"') == 3 and view.best.text in html
 
 
+def test_the_word_slider_accepts_captions_of_one_word_or_none():
+    import gradio as gr
+
+    from vltk.tasks.captioning.demo import CaptioningDemo
+
+    for count in (0, 1, 2, 7):
+        steps = CaptioningDemo.word_steps(count)
+        gr.Slider(1, **steps)  # Gradio refuses minimum >= maximum
+        assert steps["maximum"] >= count and steps["interactive"] == (count > 1)
+
+
 def test_the_vqa_tab_gives_the_top_five_answers_and_a_map_per_glimpse(served, pictures):
     model = served["vqa"]
     view = model.demo.ask(pictures["rgb"], "what color is the shape?")

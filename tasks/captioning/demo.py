@@ -18,6 +18,7 @@ from vltk.viz.attention_map import overlay_attention, resize_panel
 
 PANEL_SIZE = 320  # the longer side of the picture the attention is drawn over
 MAX_BEAM = 10
+EMPTY_CAPTION = "(empty)"  # the cell of a caption that ended at once
 
 
 @dataclass
@@ -53,10 +54,15 @@ class CaptioningDemo:
         return CaptionView(resize_panel(image, PANEL_SIZE), captions)
 
     @staticmethod
-    def captions_html(view: CaptionView) -> str:
+    def caption_cell(caption: Caption) -> str:
+        """A caption as its table cell shows it (an undertrained model may end at once: "(empty)")."""
+        return caption.text or EMPTY_CAPTION
+
+    @classmethod
+    def captions_html(cls, view: CaptionView) -> str:
         """The captions as a table: rank, caption, score (sum of log-probabilities; beam: ranking score)."""
         rows = "".join(
-            f'<tr><td>{rank}</td><td class="vltk-caption">{html.escape(caption.text)}</td>'
+            f'<tr><td>{rank}</td><td class="vltk-caption">{html.escape(cls.caption_cell(caption))}</td>'
             f"<td>{caption.score:.3f}</td></tr>"
             for rank, caption in enumerate(view.captions, start=1)
         )
@@ -76,6 +82,12 @@ class CaptioningDemo:
             return view.picture, words + "<p>this model has no attention over image regions</p>"
         picture = overlay_attention(view.picture, caption.attention[step - 1], caption.grid_size)
         return picture, words  # [H, W, 3]
+
+    @staticmethod
+    def word_steps(count: int) -> dict[str, Any]:
+        """The word slider's settings for a best caption of ``count`` words. Gradio refuses a slider whose
+        minimum is not below its maximum, so a caption of one word (or none) keeps 1..2, frozen."""
+        return {"value": 1, "maximum": max(count, 2), "interactive": count > 1}
 
     # -------------------------------------------------------------------------------------- layout
     def build(self, gr: Any, key: str) -> None:
@@ -107,7 +119,7 @@ class CaptioningDemo:
         def on_image(path: str | None, beam_size: int):
             shown = self.describe(path, beam_size)
             picture, words = self.word_frame(shown, 1)
-            steps = gr.update(value=1, maximum=max(len(shown.best.words), 1))
+            steps = gr.update(**self.word_steps(len(shown.best.words)))
             return shown, self.captions_html(shown), steps, words, picture
 
         @errors
