@@ -444,15 +444,18 @@ def serve(
         str, typer.Option(help="Where the models run: cpu | cuda | cuda:N | mps | auto (a GPU if any).")
     ] = "cpu",
 ) -> None:
-    """Start a local web demo of trained models (Gradio; install it with pip install 'vltk[demo]').
+    """Start a local web demo of trained models (Gradio: pip install 'vltk\\[demo]').
 
-    One tab per model: captioning (upload an image; the beam's captions and each word's attention over it),
-    VQA (an image and a question; the top-5 answers and each glimpse's attention), dialog (an image, its
-    caption, then a conversation), navigation (a BabyAI level and seed, or an R2R instruction, watched step
-    by step with the attention over the instruction's words) and lm (a sample and a cell's activations).
+    One tab per model: captioning (upload an image; the beam's captions and
+    each word's attention over it), VQA (an image and a question; the top-5
+    answers and each glimpse's attention), dialog (an image, its caption,
+    then a conversation), navigation (a BabyAI level and seed, or an R2R
+    instruction, watched step by step with the attention over its words)
+    and lm (a sample, coloured by a cell's activation).
 
-    Example: `vltk serve runs/captioning/RUN/checkpoints/best.ckpt exports/vqa --port 7860`, then open
-    http://127.0.0.1:7860. No public link is made; uploads stay in a temporary folder removed at exit.
+    Example: vltk serve runs/captioning/RUN/checkpoints/best.ckpt exports/vqa
+    then open http://127.0.0.1:7860. No public link is made; uploads stay in
+    a temporary folder removed at exit. See docs/serve.md.
     """
     from vltk.tasks.serve import serve as run_server
 

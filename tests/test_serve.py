@@ -300,6 +300,11 @@ def test_a_browser_uploads_asks_and_reads_the_answers(served, pictures, tmp_path
                 _check_navigation(driver, served["navigation"])
                 _check_r2r(driver, served["r2r"])
                 _check_lm(driver, served["lm"])
+                fetched = driver.execute_script(
+                    "return performance.getEntriesByType('resource').map(entry => entry.name)"
+                )
+                elsewhere = [name for name in fetched if not name.startswith((url, "data:", "blob:"))]
+                assert fetched and not elsewhere  # the page loads nothing from the internet
             assert any(path.name == "shapes.png" for path in folder.rglob("*"))  # uploads land here
         finally:
             demo.close()

@@ -1,0 +1,133 @@
+"""The screenshots of ``vltk serve`` in docs/serve.md: one per tab, taken in headless Chromium.
+
+``python tools/serve_screenshots.py MODEL... --image shapes.png --out docs/images`` serves the models as
+``vltk serve`` does, opens the page in Debian's Chromium (the driver the tests use, ``tests/browser.py``),
+uses each tab as a person would (upload the image and read the captions; ask a question; start a
+conversation and ask two more; play a BabyAI episode and step to its middle; follow an R2R instruction and
+step to its middle; sample text) and saves ``serve-<tab>.png`` for each. Any mix of checkpoints and export
+directories; the tab of each is chosen by its task (BabyAI and R2R by the model's environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the browser helper of the tests
+from browser import chromium, css, free_port, wait_for  # noqa: E402
+
+SHOT_NAMES = {  # the demo class of a tab -> the screenshot's name
+    "CaptioningDemo": "captioning",
+    "VqaDemo": "vqa",
+    "DialogDemo": "dialog",
+    "NavigationDemo": "babyai",
+    "R2RDemo": "r2r",
+    "LmDemo": "lm",
+}
+
+
+def upload(driver, key: str, path: Path) -> None:
+    """Put ``path`` in the tab's upload field and wait until the page shows it."""
+    field = wait_for(driver, lambda d: css(d, f"#{key}-upload input[type=file]"), what="the upload field")
+    field[0].send_keys(str(path))
+    wait_for(driver, lambda d: css(d, f"#{key}-upload td[aria-label='{path.name}']"), what="the upload")
+
+
+def type_into(driver, selector: str, text: str) -> None:
+    box = css(driver, selector)[0]
+    box.clear()
+    box.send_keys(text)
+
+
+def slide_to_middle(driver, key: str) -> None:
+    """Set the tab's step slider (a range input) to the middle of its range, as dragging it would."""
+    slider = wait_for(driver, lambda d: css(d, f"#{key}-step input[type=range]"), what="the step slider")[0]
+    middle = (int(float(slider.get_attribute("max"))) + int(float(slider.get_attribute("min")))) // 2
+    driver.execute_script(
+        "arguments[0].value = arguments[1];"
+        "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));"
+        "arguments[0].dispatchEvent(new Event('change', {bubbles: true}));"
+        "arguments[0].dispatchEvent(new Event('pointerup', {bubbles: true}));",
+        slider,
+        middle,
+    )
+
+
+def use_tab(driver, name: str, key: str, args: argparse.Namespace) -> None:
+    """What a person would do in the tab before the screenshot."""
+    if name == "captioning":
+        upload(driver, key, args.image)
+        wait_for(driver, lambda d: css(d, f"#{key}-heat img"), what="the attention picture")
+    elif name == "vqa":
+        upload(driver, key, args.image)
+        type_into(driver, f"#{key}-question textarea", args.question)
+        css(driver, f"#{key}-ask")[0].click()
+        wait_for(driver, lambda d: css(d, f"#{key}-glimpses img"), what="the glimpses")
+    elif name == "dialog":
+        type_into(driver, f"#{key}-caption textarea", args.caption)
+        upload(driver, key, args.image)
+        for question in args.dialog_questions:
+            type_into(driver, f"#{key}-question textarea", question)
+            css(driver, f"#{key}-ask")[0].click()
+            wait_for(
+                driver, lambda d, q=question: q in d.find_element("id", f"{key}-chat").text, what=question
+            )
+        wait_for(
+            driver, lambda d: len(css(d, f"#{key}-looked img")) >= len(args.dialog_questions), what="maps"
+        )
+    elif name in ("babyai", "r2r"):
+        css(driver, f"#{key}-{'play' if name == 'babyai' else 'follow'}")[0].click()
+        wait_for(driver, lambda d: d.find_element("id", f"{key}-outcome").text, what="the episode")
+        slide_to_middle(driver, key)
+    elif name == "lm":
+        css(driver, f"#{key}-sample")[0].click()
+        wait_for(driver, lambda d: css(d, f"#{key}-cells span"), what="the coloured text")
+    time.sleep(args.settle)  # let the last images paint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("models", nargs="+", type=Path, help="checkpoints or export directories")
+    parser.add_argument("--image", type=Path, required=True, help="the picture for captioning, VQA, dialog")
+    parser.add_argument("--question", default="what color is the shape?", help="the VQA question")
+    parser.add_argument("--caption", default="a red square", help="the dialog's caption")
+    parser.add_argument(
+        "--dialog-questions", nargs="+", default=["how many shapes are there?", "what colour is it?"]
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
+    parser.add_argument("--settle", type=float, default=1.0, help="seconds to wait before each screenshot")
+    args = parser.parse_args()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from vltk.tasks.serve import build_app, launch, load_served_models, upload_folder
+
+    models = load_served_models(args.models)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with upload_folder():
+        app = build_app(models)
+        url = launch(app, port=free_port(), block=False)
+        try:
+            with chromium() as driver:
+                driver.get(url)
+                wait_for(driver, lambda d: css(d, "[role=tab]"), what="the page")
+                for index, model in enumerate(models):
+                    name = SHOT_NAMES[type(model.demo).__name__]
+                    css(driver, "[role=tab]")[index].click()
+                    use_tab(driver, name, f"tab{index}", args)
+                    height = driver.execute_script("return document.body.scrollHeight")
+                    driver.set_window_size(1300, max(800, min(int(height) + 40, 2400)))
+                    path = args.out / f"serve-{name}.png"
+                    driver.save_screenshot(str(path))
+                    driver.set_window_size(1300, 1000)
+                    print(f"{model.label}: {path}", flush=True)
+        finally:
+            app.close()
+
+
+if __name__ == "__main__":
+    main()
