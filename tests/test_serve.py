@@ -254,7 +254,22 @@ def test_the_cli_refuses_bad_models_devices_and_a_share_flag(tmp_path, checkpoin
     result = CliRunner().invoke(app, ["serve", str(checkpoints["vqa"]), "--share"])
     assert result.exit_code == 2 and "No such option" in result.output
     help_text = CliRunner().invoke(app, ["serve", "--help"]).output
-    assert "Example:" in help_text and "127.0.0.1" in help_text
+    assert "Example:" in help_text and "127.0.0.1" in help_text and "vltk[demo]" in help_text
+
+
+def test_a_port_in_use_is_one_line_naming_it(served):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        demo = build_app([served["vqa"]])
+        try:
+            with pytest.raises(VltkError, match=f"cannot serve on 127.0.0.1:{port}"):
+                launch(demo, port=port, block=False)
+        finally:
+            demo.close()
 
 
 def test_tabs_are_labelled_by_task_and_run(served, checkpoints):
