@@ -43,17 +43,16 @@ def type_into(driver, selector: str, text: str) -> None:
     box.send_keys(text)
 
 
-def slide_to_middle(driver, key: str) -> None:
-    """Set the tab's step slider (a range input) to the middle of its range, as dragging it would."""
-    slider = wait_for(driver, lambda d: css(d, f"#{key}-step input[type=range]"), what="the step slider")[0]
-    middle = (int(float(slider.get_attribute("max"))) + int(float(slider.get_attribute("min")))) // 2
+def slide(driver, selector: str, where: float) -> None:
+    """Set a slider (a range input) to the fraction ``where`` of its range, as dragging it would."""
+    slider = wait_for(driver, lambda d: css(d, f"{selector} input[type=range]"), what=selector)[0]
+    low, high = (int(float(slider.get_attribute(bound))) for bound in ("min", "max"))
     driver.execute_script(
         "arguments[0].value = arguments[1];"
-        "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));"
-        "arguments[0].dispatchEvent(new Event('change', {bubbles: true}));"
-        "arguments[0].dispatchEvent(new Event('pointerup', {bubbles: true}));",
+        "for (const kind of ['input', 'change', 'pointerup'])"
+        "  arguments[0].dispatchEvent(new Event(kind, {bubbles: true}));",
         slider,
-        middle,
+        low + round(where * (high - low)),
     )
 
 
@@ -62,14 +61,15 @@ def use_tab(driver, name: str, key: str, args: argparse.Namespace) -> None:
     if name == "captioning":
         upload(driver, key, args.image)
         wait_for(driver, lambda d: css(d, f"#{key}-heat img"), what="the attention picture")
+        slide(driver, f"#{key}-word", 0.9)  # a word late in the caption: a colour or a shape, usually
     elif name == "vqa":
-        upload(driver, key, args.image)
+        upload(driver, key, args.vqa_image or args.image)
         type_into(driver, f"#{key}-question textarea", args.question)
         css(driver, f"#{key}-ask")[0].click()
         wait_for(driver, lambda d: css(d, f"#{key}-glimpses img"), what="the glimpses")
     elif name == "dialog":
         type_into(driver, f"#{key}-caption textarea", args.caption)
-        upload(driver, key, args.image)
+        upload(driver, key, args.dialog_image or args.image)
         for question in args.dialog_questions:
             type_into(driver, f"#{key}-question textarea", question)
             css(driver, f"#{key}-ask")[0].click()
@@ -82,7 +82,7 @@ def use_tab(driver, name: str, key: str, args: argparse.Namespace) -> None:
     elif name in ("babyai", "r2r"):
         css(driver, f"#{key}-{'play' if name == 'babyai' else 'follow'}")[0].click()
         wait_for(driver, lambda d: d.find_element("id", f"{key}-outcome").text, what="the episode")
-        slide_to_middle(driver, key)
+        slide(driver, f"#{key}-step", 0.5)
     elif name == "lm":
         css(driver, f"#{key}-sample")[0].click()
         wait_for(driver, lambda d: css(d, f"#{key}-cells span"), what="the coloured text")
@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path, help="checkpoints or export directories")
     parser.add_argument("--image", type=Path, required=True, help="the picture for captioning, VQA, dialog")
     parser.add_argument("--question", default="what color is the shape?", help="the VQA question")
+    parser.add_argument("--vqa-image", type=Path, default=None, help="the VQA picture (or --image)")
+    parser.add_argument("--dialog-image", type=Path, default=None, help="the dialog picture (or --image)")
     parser.add_argument("--caption", default="a red square", help="the dialog's caption")
     parser.add_argument(
         "--dialog-questions", nargs="+", default=["how many shapes are there?", "what colour is it?"]
@@ -119,8 +121,11 @@ def main() -> None:
                     name = SHOT_NAMES[type(model.demo).__name__]
                     css(driver, "[role=tab]")[index].click()
                     use_tab(driver, name, f"tab{index}", args)
-                    height = driver.execute_script("return document.body.scrollHeight")
-                    driver.set_window_size(1300, max(800, min(int(height) + 40, 2400)))
+                    height = driver.execute_script(
+                        "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
+                    )
+                    driver.set_window_size(1300, max(800, min(int(height) + 160, 2400)))
+                    time.sleep(0.5)
                     path = args.out / f"serve-{name}.png"
                     driver.save_screenshot(str(path))
                     driver.set_window_size(1300, 1000)
