@@ -22,6 +22,7 @@ import logging
 import os
 import platform
 import random
+import re
 import signal
 import subprocess
 import time
@@ -283,16 +284,40 @@ def guard_nonfinite_loss(system: pl.LightningModule, policy: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------- provenance
-def git_commit(directory: Path | None = None) -> str | None:
-    """The commit of the vltk source tree (None outside a git checkout)."""
-    directory = directory or Path(__file__).resolve().parent
+def _git(directory: Path, *args: str) -> str | None:
+    """``git -C directory ARGS``'s output, or None when git is missing or fails."""
     try:
         result = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+            ["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _is_vltk_project(root: Path) -> bool:
+    """Whether ``root/pyproject.toml`` declares the project named vltk."""
+    try:
+        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return re.search(r'^name\s*=\s*"vltk"\s*$', text, flags=re.MULTILINE) is not None
+
+
+def git_commit(source: Path | None = None) -> str | None:
+    """The commit of vltk's own git checkout, or None when vltk is not running from one.
+
+    ``source`` (default: this file) must be tracked by the repository it sits in and that repository's
+    ``pyproject.toml`` must name the vltk project: a vltk installed into a virtualenv inside some other
+    project's repository (or copied into one) is not that project's commit.
+    """
+    source = (source or Path(__file__)).resolve()
+    root = _git(source.parent, "rev-parse", "--show-toplevel")
+    if not root or not _is_vltk_project(Path(root)):
+        return None
+    if _git(Path(root), "ls-files", "--error-unmatch", str(source.relative_to(Path(root).resolve()))) is None:
+        return None  # inside the checkout's folder but not part of it (e.g. a virtualenv there)
+    return _git(Path(root), "rev-parse", "HEAD")
 
 
 def provenance() -> dict[str, Any]:

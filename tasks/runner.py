@@ -347,11 +347,12 @@ def train(
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     trainer = build_trainer(cfg, run_path, callbacks=callbacks)
     try:
-        trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
+        # weights_only: a checkpoint to resume is read as tensors and plain containers, no code runs
+        trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:
         raise TrainingInterrupted(on_signal.signum or signal.SIGTERM, on_signal.saved, run_path) from None
     best = checkpoint.best_model_path or None
-    trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False)
+    trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
     metrics = system.results.get("test", {})
     if trainer.is_global_zero:
         write_metrics(run_path / "metrics.json", "test", metrics)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -307,3 +308,52 @@ def test_other_tasks_resume_mid_epoch_bitwise_identical(task: str, tmp_path: Pat
         train(cfg, run_dir=tmp_path / "stopped", extra_callbacks=[SignalAtStep(steps_per_epoch + 2)])
     train(cfg, run_dir=tmp_path / "stopped", resume="last")
     _assert_bitwise_equal(_weights(tmp_path / "straight"), _weights(tmp_path / "stopped"))
+
+
+def test_lightning_reads_the_checkpoints_weights_only(uninterrupted: Path, tmp_path, monkeypatch):
+    seen = []
+    for method in ("fit", "test"):
+        original = getattr(pl.Trainer, method)
+
+        def recording(self, *args, _original=original, _method=method, **kwargs):
+            seen.append((_method, kwargs.get("ckpt_path") is not None, kwargs.get("weights_only")))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(pl.Trainer, method, recording)
+    finished = str(uninterrupted / "checkpoints" / "last.ckpt")  # both epochs done: fit loads it and stops
+    train(_config(TINY_CAPTIONING), run_dir=tmp_path / "resumed", resume=finished)
+    assert seen == [("fit", True, True), ("test", True, True)]
+
+
+def _git(directory: Path, *args: str) -> str:
+    command = ["git", "-C", str(directory), "-c", "user.email=t@t", "-c", "user.name=t", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _repository(root: Path, project: str, tracked: str) -> Path:
+    """A git repository at ``root`` whose pyproject names ``project``, with the file ``tracked`` committed."""
+    (root / tracked).parent.mkdir(parents=True)
+    (root / tracked).write_text("# a module\n")
+    (root / "pyproject.toml").write_text(f'[project]\nname = "{project}"\nversion = "1"\n')
+    _git(root.parent, "init", "-q", root.name)
+    _git(root, "add", ".")
+    _git(root, "commit", "-qm", "first")
+    return root
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
+def test_the_recorded_commit_is_vltks_own_checkout_only(tmp_path):
+    from vltk.tasks.reliability import git_commit
+
+    own = _repository(tmp_path / "vltk", "vltk", "tasks/reliability.py")
+    assert git_commit(own / "tasks" / "reliability.py") == _git(own, "rev-parse", "HEAD")
+    installed = own / ".venv" / "lib" / "vltk" / "tasks" / "reliability.py"  # in the folder, untracked
+    installed.parent.mkdir(parents=True)
+    installed.write_text("# installed\n")
+    assert git_commit(installed) is None
+    other = _repository(tmp_path / "someone-else", "their-project", "vendor/vltk/tasks/reliability.py")
+    assert git_commit(other / "vendor" / "vltk" / "tasks" / "reliability.py") is None  # theirs, not vltk's
+    outside = tmp_path / "no-repository" / "reliability.py"
+    outside.parent.mkdir()
+    outside.write_text("# loose\n")
+    assert git_commit(outside) is None
