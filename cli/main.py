@@ -22,15 +22,38 @@ from vltk.cli.errors import err_console, user_errors
 from vltk.errors import VltkError
 
 app = typer.Typer(
-    help="vltk: vision-language toolkit (CNN encoders + RNN decoders with attention) on PyTorch Lightning.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="Built-in datasets: synthesise, generate demos, inspect.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(diagnose_app, name="diagnose")
 console = Console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from vltk.cli.environment import version_line
+
+        console.print(version_line(), highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print vltk's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """vltk: vision-language toolkit (CNN encoders + RNN decoders with attention) on PyTorch Lightning.
+
+    Start with vltk train captioning; vltk list shows every task, dataset
+    and model; vltk env prints what a bug report needs.
+    """
 
 
 SetOption = Annotated[
@@ -460,6 +483,33 @@ def serve(
     from vltk.tasks.serve import serve as run_server
 
     run_server(models, host=host, port=port, device=device)
+
+
+@app.command("env")
+def env(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Print this installation's versions, devices and folders, for a bug report.
+
+    vltk and the packages it runs on, Python and the platform, CPU threads,
+    the CUDA devices torch sees (and bf16), MPS, Java (for METEOR) and the
+    cache folders. Nothing is downloaded or written.
+
+    Example: vltk env --json > env.json
+    """
+    from vltk.cli.environment import environment_report
+
+    report = environment_report()
+    if as_json:
+        print(json.dumps({section: dict(rows) for section, rows in report.items()}, indent=1))
+        return
+    for section, rows in report.items():
+        table = Table(title=section, show_header=False, title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("value", overflow="fold")
+        for name, value in rows:
+            table.add_row(name, value)
+        console.print(table)
 
 
 @app.command("list")

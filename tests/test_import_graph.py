@@ -37,8 +37,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-LIBRARY_EXCLUDES = ("vltk.tasks", "vltk.cli")
-"""The shared library is ``vltk.*`` without these two (the tasks and the command line)."""
+LIBRARY_EXCLUDES = ("vltk.tasks", "vltk.cli", "vltk.__main__")
+"""The shared library is ``vltk.*`` without the tasks, the command line and ``python -m vltk``'s entry point
+(``vltk/__main__.py``, which only calls the command line)."""
 
 FACADE = ("vltk", "vltk.tasks.pretrained")
 """(importer, imported): the lazy ``vltk.from_pretrained``, the one import of the tasks from the library."""

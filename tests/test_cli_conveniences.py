@@ -1,0 +1,63 @@
+"""The command line's conveniences: ``--version``, ``python -m vltk``, ``vltk env`` and shell completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+from typer.testing import CliRunner
+
+import vltk
+from vltk.cli.main import app
+
+
+def test_version_names_vltk_torch_and_lightning():
+    import pytorch_lightning
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    line = result.output.strip()
+    assert line.startswith(f"vltk {vltk.__version__} (torch ")
+    assert f"pytorch-lightning {pytorch_lightning.__version__}" in line and "\n" not in line
+
+
+def test_python_dash_m_vltk_is_the_command():
+    environment = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "vltk"]
+    result = subprocess.run([*command, "--version"], capture_output=True, text=True, env=environment)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"vltk {vltk.__version__} ")
+    listed = subprocess.run([*command, "list"], capture_output=True, text=True, env=environment)
+    assert listed.returncode == 0 and "captioning" in listed.stdout
+
+
+def test_env_reports_versions_devices_and_folders(monkeypatch, tmp_path):
+    monkeypatch.setenv("VLTK_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(app, ["env", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report) == {"vltk", "packages", "system", "accelerators", "folders"}
+    assert report["vltk"]["version"] == vltk.__version__
+    assert torch.__version__.startswith(report["packages"]["torch"])  # 2.14.1 of 2.14.1+cu130
+    assert report["packages"]["pytorch-lightning"] != "not installed"
+    assert report["system"]["torch threads"] == str(torch.get_num_threads())
+    assert report["accelerators"]["CUDA"].startswith("available" if torch.cuda.is_available() else "not")
+    assert report["folders"]["datasets (VLTK_CACHE)"] == str(tmp_path / "cache" / "datasets")
+    assert not (tmp_path / "cache").exists()  # nothing written
+    shown = CliRunner().invoke(app, ["env"])
+    assert shown.exit_code == 0 and "pytorch-lightning" in shown.output and "accelerators" in shown.output
+
+
+def test_the_package_version_of_a_missing_distribution_is_said_plainly():
+    from vltk.cli.environment import package_version
+
+    assert package_version("surely-not-a-distribution-vltk") == "not installed"
+
+
+def test_shell_completion_is_offered():
+    help_text = CliRunner().invoke(app, ["--help"]).output
+    assert "--install-completion" in help_text and "--show-completion" in help_text
+    assert "vltk env" in help_text and "--version" in help_text
