@@ -27,7 +27,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="Built-in datasets: synthesise, generate demos, inspect.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Configs: the resolved config of a task, with each key's help.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
+app.add_typer(config_app, name="config")
 app.add_typer(diagnose_app, name="diagnose")
 console = Console()
 
@@ -483,6 +487,32 @@ def serve(
     from vltk.tasks.serve import serve as run_server
 
     run_server(models, host=host, port=port, device=device)
+
+
+@config_app.command("show")
+@user_errors
+def config_show(
+    task: Annotated[str, typer.Argument(help="The task: captioning, vqa, dialog, lm or navigation.")],
+    config: Annotated[str | None, typer.Option(help="Config file, or the name of a shipped config.")] = None,
+    overrides: SetOption = None,
+) -> None:
+    """Print the fully resolved config (every default written out) with each key's help.
+
+    The output is YAML that `vltk train TASK --config FILE` reads back to the
+    same run; each key's comment is its help (from the docstring of the class
+    that takes it), or its type where the class says nothing.
+
+    Example: vltk config show captioning --config show_tell --set optim.lr=5e-4
+    """
+    from vltk.config_doc import annotated_yaml
+    from vltk.tasks.runner import load_task_config
+    from vltk.tasks.training import RUN_KEY_HELP
+
+    cfg = load_task_config(task, config, list(overrides or []))
+    given = [task, *([f"--config {config}"] if config else []), *(f"--set {o}" for o in overrides or [])]
+    title = f"vltk config show {' '.join(given)}: the resolved config; each key's help"
+    shown = annotated_yaml(cfg, title, fallback=RUN_KEY_HELP)
+    print(shown.text, end="")
 
 
 @app.command("env")

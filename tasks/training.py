@@ -16,13 +16,33 @@ from torch import nn
 
 from vltk.errors import ConfigError, VltkError, unknown_choice_message
 
+RUN_KEY_HELP = {
+    "task": "the task this config is for (vltk train TASK refuses another task's config)",
+    "seed": "seeds the weights, the data order, dropout and sampling (--seed overrides it)",
+    "monitor": "the validation metric that picks checkpoints/best.ckpt",
+    "monitor_mode": "min or max: whether a smaller monitored metric is better",
+    "num_samples": "evaluated examples kept to show (vltk train prints the test ones with references)",
+}
+"""The help of the top-level keys every task's config shares (``vltk config show``)."""
+
 
 @dataclass
 class OptimConfig:
     """Optimiser and learning-rate schedule.
 
-    ``encoder_lr`` applies to the image encoder's trainable parameters (fine-tuning a pretrained CNN wants a
-    smaller rate than the decoder); ``None`` uses ``lr``. ``grad_clip`` clips the global gradient norm.
+    Attributes:
+        name: the optimiser (``torch.optim.Adam``, ``AdamW`` or ``SGD``).
+        lr: the peak learning rate (after the warm-up).
+        encoder_lr: the rate of the image encoder's trainable parameters (fine-tuning a pretrained CNN wants
+            a smaller rate than the decoder); ``null`` uses ``lr``.
+        weight_decay: L2 penalty (decoupled for ``adamw``).
+        momentum: SGD's momentum (``sgd`` only).
+        scheduler: ``cosine`` anneals to 0 over the run, ``step`` multiplies by ``step_gamma`` every
+            ``step_size_epochs``, ``none`` keeps ``lr``.
+        warmup_steps: optimiser steps of linear warm-up from 0 to ``lr``.
+        step_size_epochs: epochs between the ``step`` scheduler's decays.
+        step_gamma: the ``step`` scheduler's factor.
+        grad_clip: the global gradient norm is clipped to this (``null``: no clipping).
     """
 
     name: Literal["adam", "adamw", "sgd"] = "adam"
@@ -41,8 +61,26 @@ class OptimConfig:
 class TrainerConfig:
     """Arguments passed to ``pytorch_lightning.Trainer`` (the CLI's device flags override these).
 
-    ``on_nonfinite_loss``: ``raise`` stops at the first NaN/inf loss naming the step and batch; ``skip`` skips
-    such batches and counts them (single process only). ``deterministic`` is Lightning's deterministic mode.
+    Attributes:
+        max_epochs: passes over the training split.
+        max_steps: stop after this many optimiser steps (-1: ``max_epochs`` decides).
+        accelerator: ``cpu``, ``gpu``, ``mps`` or ``auto`` (``--accelerator``).
+        devices: how many devices (or which, a list), or ``auto`` (``--devices``).
+        strategy: ``auto``, ``ddp``, ... (``--strategy``).
+        num_nodes: machines of a multi-node run (``--num-nodes``).
+        precision: ``32-true``, ``bf16-mixed``, ``16-mixed`` (``--precision``).
+        log_every_n_steps: training steps between logged rows of ``logs/metrics.csv``.
+        check_val_every_n_epoch: epochs between validations.
+        val_check_interval: validate within an epoch, every this many batches (int) or this fraction of
+            it (float); ``null``: at the end of the epoch.
+        limit_train_batches: use only this many training batches (int) or this fraction (float) per epoch.
+        limit_val_batches: the same for validation.
+        limit_test_batches: the same for the test.
+        num_sanity_val_steps: validation batches run before training, to fail early.
+        deterministic: Lightning's deterministic mode (``torch.use_deterministic_algorithms``).
+        enable_progress_bar: show the progress bar.
+        on_nonfinite_loss: ``raise`` stops at the first NaN/inf loss naming the step and batch; ``skip``
+            skips such batches and counts them (single process only).
     """
 
     max_epochs: int = 10
@@ -66,7 +104,18 @@ class TrainerConfig:
 
 @dataclass
 class DecodingConfig:
-    """How captions/answers are generated at evaluation (see ``vltk.decoding``)."""
+    """How captions/answers are generated at evaluation (see ``vltk.decoding``).
+
+    Attributes:
+        method: ``beam`` search, ``greedy`` decoding or ``sample`` (with ``temperature`` and ``top_k``).
+        beam_size: hypotheses kept per step by beam search.
+        max_length: words generated at most (the end token not counted).
+        min_length: the end token is forbidden before this many words.
+        length_penalty: GNMT's alpha: beams rank by ``sum log p / ((5 + n) / 6) ** alpha`` (0: the sum).
+        block_trigrams: beam search never repeats a trigram within a hypothesis.
+        temperature: sampling temperature (``sample`` only).
+        top_k: sample among the k most probable words (0: all; ``sample`` only).
+    """
 
     method: Literal["beam", "greedy", "sample"] = "beam"
     beam_size: int = 3
