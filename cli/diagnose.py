@@ -37,7 +37,10 @@ def activations_command(
         str, typer.Option(help="auto | h | c (LSTM cell state; auto = c for an LSTM).")
     ] = "auto",
 ) -> None:
-    """Colour a text by the units of a char-RNN; find units tracking quotes, line position, indentation."""
+    """Colour a text by the units of a char-RNN; find units tracking quotes, line position, indentation.
+
+    Example: vltk diagnose activations runs/lm/RUN/checkpoints/best.ckpt --out activations
+    """
 
     @user_errors
     def run() -> None:
@@ -77,7 +80,10 @@ def gradients_command(
     train_steps: Annotated[int, typer.Option(help="Adam updates given to each fresh model first.")] = 200,
     seed: Annotated[int, typer.Option(help="Random seed (models and windows).")] = 0,
 ) -> None:
-    """Plot ||dL_T/dh_t|| for t = T..1 (log scale): a vanilla RNN's vanishing gradient vs LSTM and GRU."""
+    """Plot ||dL_T/dh_t|| for t = T..1 (log scale): a vanilla RNN's vanishing gradient vs LSTM and GRU.
+
+    Example: vltk diagnose gradients rnn.ckpt lstm.ckpt gru.ckpt --out gradient_flow
+    """
 
     @user_errors
     def run() -> None:

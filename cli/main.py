@@ -122,7 +122,10 @@ def write_json_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 @app.command()
 @user_errors
 def train(
-    task: Annotated[str, typer.Argument(help="Task to train: captioning (see `vltk list`).")],
+    task: Annotated[
+        str,
+        typer.Argument(help="Task to train: captioning, vqa, dialog, lm or navigation (see `vltk list`)."),
+    ],
     config: Annotated[str | None, typer.Option(help="Config file, or the name of a shipped config.")] = None,
     overrides: SetOption = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/TASK/TIMESTAMP).")] = None,
@@ -139,7 +142,19 @@ def train(
     ] = None,
     deterministic: Annotated[bool | None, typer.Option(help="Lightning's deterministic mode.")] = None,
 ) -> None:
-    """Train a task (its default config on built-in data when given nothing else), then test it."""
+    """Train a task (its default config on built-in data when given nothing else), then test it.
+
+    Tasks and their shipped configs (--config NAME; `vltk config show TASK`
+    prints one with each key's help):
+    captioning: default, show_tell, image_blind, resnet_coco;
+    vqa: default, cnn_lstm, stacked_attention, question_only, vqa_v2;
+    dialog: default, generative, no_history, question_only;
+    lm: default, min_char_rnn, linux_rnn, linux_lstm, word;
+    navigation: default, gotolocal, pickuploc, redball_rgb (BabyAI),
+    r2r_houses, r2r_houses_seq2seq, r2r (R2R).
+
+    Example: vltk train vqa --config stacked_attention --set trainer.max_epochs=3 --seed 1
+    """
     from vltk.tasks.runner import global_rank, load_task_config
     from vltk.tasks.runner import train as run_training
 
@@ -176,7 +191,10 @@ def evaluate(
         int | None, typer.Option(help="navigation: number of held-out episodes to play (fresh seeds).")
     ] = None,
 ) -> None:
-    """Evaluate a checkpoint on a split and print the metrics (several processes give the same numbers)."""
+    """Evaluate a checkpoint on a split and print the metrics (several processes give the same numbers).
+
+    Example: vltk evaluate runs/captioning/RUN/checkpoints/best.ckpt --split test --output metrics.json
+    """
     from vltk.errors import check_output_path
     from vltk.tasks.runner import evaluate as run_evaluation
     from vltk.tasks.runner import global_rank, write_metrics
@@ -276,6 +294,8 @@ def predict(
 
     Decoding follows the checkpoint's own config (its `decoding` section; lm: its `sample` section) unless
     an option overrides it. Each task takes only its own options (`vltk.tasks.TASKS[task].predict_request`).
+
+    Example: vltk predict runs/vqa/RUN/checkpoints/best.ckpt image.png --question "what color is the shape?"
     """
     from vltk.tasks.pretrained import predict as run_predict
 
@@ -320,6 +340,8 @@ def chat(
     A generative model writes its answers (beam search); a discriminative one picks the best of its training
     answers. Type /reset to forget the history, quit (or Ctrl+D) to stop. Questions can also be piped in:
     `printf 'how many shapes are there?\\nwhat colour is it?\\n' | vltk chat CKPT image.png --caption '...'`.
+
+    Example: vltk chat runs/dialog/RUN/checkpoints/best.ckpt image.png --caption "a red square"
     """
     from vltk.tasks.dialog.predict import chat_rounds, open_session
     from vltk.tasks.dialog.session import DialogAnswer
@@ -361,7 +383,9 @@ def _question_lines(interactive: bool):
 @app.command()
 @user_errors
 def score(
-    task: Annotated[str, typer.Argument(help="Task whose metrics to compute: captioning | vqa | ...")],
+    task: Annotated[
+        str, typer.Argument(help="Task whose metrics to compute: captioning, vqa, dialog or navigation.")
+    ],
     predictions: Annotated[
         Path, typer.Option(help="Predictions in the task's official results format (JSON).")
     ],
@@ -399,7 +423,17 @@ def score(
         ),
     ] = False,
 ) -> None:
-    """Score a predictions file against references, without a model (e.g. re-score a submission)."""
+    """Score a predictions file against references, without a model (e.g. re-score a submission).
+
+    What each task takes besides --predictions:
+    captioning: --references (COCO captions JSON, or a Karpathy JSON with --split);
+    vqa: --questions and --annotations (VQA v2), --rule;
+    dialog: --references (VisDial v1.0), --annotations (dense, for NDCG), --allow-partial;
+    navigation: --references (R2R_<split>.json) and --connectivity (folder).
+    lm has no predictions file to score (vltk evaluate reports bits per character).
+
+    Example: vltk score captioning --predictions results.json --references captions_val2014.json
+    """
     from vltk.errors import check_output_path
     from vltk.tasks.runner import task_entry, write_metrics
     from vltk.tasks.training import ScoreRequest
@@ -449,7 +483,10 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `vltk train`.")],
     directory: Annotated[Path, typer.Argument(help="Output directory (Hugging Face layout).")],
 ) -> None:
-    """Write model.safetensors + config.json + tokenizer files; load with vltk.from_pretrained(DIR)."""
+    """Write model.safetensors + config.json + tokenizer files; load with vltk.from_pretrained(DIR).
+
+    Example: vltk export runs/captioning/RUN/checkpoints/best.ckpt exports/captioner
+    """
     from vltk.export import export_checkpoint
 
     out = export_checkpoint(checkpoint, directory)
@@ -545,7 +582,10 @@ def env(
 @app.command("list")
 def list_components() -> None:
     """List every registry (tasks, datasets, encoders, attention, decoders, cells, task models, data formats)
-    with a line about each entry, and the shipped configs of each task."""
+    with a line about each entry, and the shipped configs of each task.
+
+    Example: vltk list
+    """
     from vltk.tasks import TASKS
     from vltk.tasks.registries import all_registries
     from vltk.tasks.runner import available_configs
@@ -577,7 +617,10 @@ def data_synth(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same dataset).")] = 0,
 ) -> None:
     """Generate a built-in dataset in its standard layout (shapes: Karpathy JSON + PNG images;
-    shapes_dialog: VisDial v1.0 JSON + dense annotations + PNG images, see docs/dialog.md)."""
+    shapes_dialog: VisDial v1.0 JSON + dense annotations + PNG images, see docs/dialog.md).
+
+    Example: vltk data synth shapes --out data/shapes --num-images 500
+    """
     from vltk.errors import check_output_path, unknown_choice_message
     from vltk.tasks.captioning.shapes import generate_shapes
     from vltk.tasks.dialog.shapes_dialog import generate_shapes_dialog
@@ -610,6 +653,8 @@ def data_cache_features(
 
     Resumable: run it again after an interruption and it continues. Train from the cache with
     --set model.encoder.name=cached --set model.encoder.path=OUT (see docs/captioning.md).
+
+    Example: vltk data cache-features --config resnet_coco --out features/coco
     """
     from rich.progress import track
 
@@ -660,6 +705,8 @@ def data_r2r_features(
     or encode your own 36 view images per viewpoint with a vltk CNN:
 
         vltk data r2r-features --images views/ --encoder resnet152 --weights DEFAULT --out r2r_features
+
+    Example: vltk data r2r-features --tsv ResNet-152-imagenet.tsv --out R2R/features
     """
     from vltk.errors import check_output_path
     from vltk.tasks.navigation.r2r.features import convert_tsv, featurise_view_images
@@ -714,6 +761,8 @@ def data_validate(
     """Read every annotation entry and decode every image once; list malformed entries and bad images.
 
     Exits 1 when anything is wrong, so scripts can stop before a long run.
+
+    Example: vltk data validate data/shapes/dataset_shapes.json --image-root data/shapes/images
     """
 
     from vltk.tasks.captioning.shapes import ensure_shapes
@@ -779,7 +828,10 @@ def data_demos(
         int | None, typer.Option(help="Processes (default: one per CPU from 5,000 episodes, else 1).")
     ] = None,
 ) -> None:
-    """Generate BabyAI expert demonstrations with the BabyAI bot (train on them with data.demos_dir=OUT)."""
+    """Generate BabyAI expert demonstrations with the BabyAI bot (train on them with data.demos_dir=OUT).
+
+    Example: vltk data demos --out demos/gotolocal --level BabyAI-GoToLocal-v0 --episodes 5000
+    """
     from vltk.errors import check_output_path
     from vltk.tasks.navigation.babyai.demos import generate_demos
 
@@ -815,7 +867,10 @@ def data_r2r_houses(
     test_paths: Annotated[int, typer.Option(help="Paths of test.")] = 400,
     image_size: Annotated[int, typer.Option(help="Side of the rendered views in pixels.")] = 32,
 ) -> None:
-    """Generate the built-in R2R houses in the R2R layout (docs/navigation.md); print their statistics."""
+    """Generate the built-in R2R houses in the R2R layout (docs/navigation.md); print their statistics.
+
+    Example: vltk data r2r-houses --out r2r_houses --train-houses 10
+    """
     from vltk.errors import check_output_path
     from vltk.tasks.navigation.r2r.houses import HousesOptions, format_statistics, generate_houses
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -61,3 +62,49 @@ def test_shell_completion_is_offered():
     help_text = CliRunner().invoke(app, ["--help"]).output
     assert "--install-completion" in help_text and "--show-completion" in help_text
     assert "vltk env" in help_text and "--version" in help_text
+
+
+def _commands():
+    """Every leaf command of the CLI as (words after ``vltk``, click command)."""
+    import typer.main
+
+    found = []
+
+    def walk(command, words):
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in subcommands.items():
+                walk(sub, [*words, name])
+        else:
+            found.append((words, command))
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_every_command_has_an_example_that_parses():
+    import shlex
+
+    commands = _commands()
+    assert len(commands) >= 18
+    for words, command in commands:
+        example = [line for line in (command.help or "").splitlines() if line.strip().startswith("Example:")]
+        assert example, f"vltk {' '.join(words)} --help has no example"
+        shown = re.split(r" then | > | \| ", example[0].split("Example:", 1)[1])[0]  # no redirection
+        argv = shlex.split(shown)
+        assert argv[: 1 + len(words)] == ["vltk", *words], example[0]
+        command.make_context(" ".join(words), argv[1 + len(words) :])  # unknown options would raise
+
+
+def test_train_and_score_help_name_every_task_and_what_each_takes():
+    from vltk.tasks import TASKS
+    from vltk.tasks.runner import available_configs
+
+    train_help = CliRunner().invoke(app, ["train", "--help"], terminal_width=200).output
+    score_help = CliRunner().invoke(app, ["score", "--help"], terminal_width=200).output
+    for task, entry in TASKS.items():
+        assert task in train_help and task in score_help
+        missing = [name for name in available_configs(task) if name not in train_help]
+        assert not missing, f"vltk train --help does not name {task}'s configs {missing}"
+        for option in entry.score_options:
+            assert f"--{option.replace('_', '-')}" in score_help, (task, option)
