@@ -225,33 +225,18 @@ def _check_with_lightning(trainer: Any) -> None:
 
 
 def build_trainer(cfg: Any, run_dir: Path | None, callbacks: list | None = None) -> pl.Trainer:
-    t = cfg.trainer
-    optional = {
-        name: getattr(t, name)
-        for name in ("val_check_interval", "limit_train_batches", "limit_val_batches", "limit_test_batches")
-        if getattr(t, name) is not None
-    }
+    """Lightning's Trainer from the ``trainer`` section (every argument of its signature that the section
+    holds) and what vltk sets itself (``TrainerConfig.MANAGED``: loggers, callbacks, the checkpoint writer,
+    the run directory, gradient clipping from ``optim.grad_clip``)."""
     grad_clip = getattr(getattr(cfg, "optim", None), "grad_clip", None)
     return pl.Trainer(
-        max_epochs=t.max_epochs,
-        max_steps=t.max_steps,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        strategy=t.strategy,
-        num_nodes=t.num_nodes,
-        precision=t.precision,
-        log_every_n_steps=t.log_every_n_steps,
-        check_val_every_n_epoch=t.check_val_every_n_epoch,
-        num_sanity_val_steps=t.num_sanity_val_steps,
-        deterministic=t.deterministic,
-        enable_progress_bar=t.enable_progress_bar,
+        **cfg.trainer.lightning_arguments(),
         gradient_clip_val=grad_clip,
         callbacks=callbacks or [],
         plugins=[AtomicCheckpointIO()],
         logger=_loggers(run_dir) if run_dir is not None else False,
         default_root_dir=str(run_dir) if run_dir is not None else None,
         enable_checkpointing=bool(callbacks),
-        **optional,
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import pytorch_lightning as pl
 import torch
@@ -59,7 +59,11 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    """Arguments passed to ``pytorch_lightning.Trainer`` (the CLI's device flags override these).
+    """Arguments passed to ``pytorch_lightning.Trainer`` (the CLI's device flags override these): every
+    argument of its signature, with Lightning's defaults unless vltk chose another (``max_epochs``,
+    ``log_every_n_steps``, ``num_sanity_val_steps``, ``precision``), except those vltk sets itself
+    (:data:`VLTK_TRAINER_ARGUMENTS`, refused with where to set them instead). ``on_nonfinite_loss`` is
+    vltk's own. ``tests/test_config.py`` checks the fields against the installed Lightning's signature.
 
     Attributes:
         max_epochs: passes over the training split.
@@ -81,6 +85,26 @@ class TrainerConfig:
         enable_progress_bar: show the progress bar.
         on_nonfinite_loss: ``raise`` stops at the first NaN/inf loss naming the step and batch; ``skip``
             skips such batches and counts them (single process only).
+        min_epochs: train at least this many epochs.
+        min_steps: train at least this many optimiser steps.
+        max_time: stop after this long: ``"DD:HH:MM:SS"`` or ``{hours: 1, minutes: 30}``.
+        limit_predict_batches: the same as ``limit_test_batches`` for Lightning's predict loop.
+        overfit_batches: train and validate on this many training batches (int) or this fraction (float),
+            to check that the model can fit them.
+        fast_dev_run: run this many batches (``true``: 1) of training, validation and test, then stop.
+        accumulate_grad_batches: optimiser steps every this many batches (gradients summed in between).
+        gradient_clip_algorithm: ``norm`` (the default) or ``value``: how ``optim.grad_clip`` clips.
+        benchmark: ``torch.backends.cudnn.benchmark`` (``null``: Lightning's choice).
+        inference_mode: evaluate under ``torch.inference_mode`` (``false``: ``torch.no_grad``).
+        use_distributed_sampler: Lightning wraps the loaders in a distributed sampler under DDP.
+        profiler: ``simple``, ``advanced`` or ``pytorch``: Lightning's profiler report at the end.
+        detect_anomaly: ``torch.autograd.set_detect_anomaly`` (slow; finds the op that made a NaN).
+        barebones: Lightning's minimal-overhead mode (no logging, checkpoints, progress bar).
+        sync_batchnorm: BatchNorm statistics synchronised across processes under DDP.
+        reload_dataloaders_every_n_epochs: rebuild the loaders every this many epochs (0: never).
+        enable_model_summary: print the model summary at the start (``null``: Lightning's default).
+        enable_autolog_hparams: log the hyper-parameters to the loggers.
+        model_registry: Lightning's model-registry name (Lightning cloud; unused offline).
     """
 
     max_epochs: int = 10
@@ -92,14 +116,52 @@ class TrainerConfig:
     precision: str | int = "32-true"
     log_every_n_steps: int = 20
     check_val_every_n_epoch: int = 1
-    val_check_interval: float | int | None = None
+    val_check_interval: float | int | str | dict[str, int] | None = None
     limit_train_batches: float | int | None = None
     limit_val_batches: float | int | None = None
     limit_test_batches: float | int | None = None
     num_sanity_val_steps: int = 0
-    deterministic: bool = False
+    deterministic: bool | Literal["warn"] = False
     enable_progress_bar: bool = True
     on_nonfinite_loss: Literal["raise", "skip"] = "raise"
+    min_epochs: int | None = None
+    min_steps: int | None = None
+    max_time: str | dict[str, int] | None = None
+    limit_predict_batches: float | int | None = None
+    overfit_batches: float | int = 0.0
+    fast_dev_run: bool | int = False
+    accumulate_grad_batches: int = 1
+    gradient_clip_algorithm: Literal["norm", "value"] | None = None
+    benchmark: bool | None = None
+    inference_mode: bool = True
+    use_distributed_sampler: bool = True
+    profiler: Literal["simple", "advanced", "pytorch"] | None = None
+    detect_anomaly: bool = False
+    barebones: bool = False
+    sync_batchnorm: bool = False
+    reload_dataloaders_every_n_epochs: int = 0
+    enable_model_summary: bool | None = None
+    enable_autolog_hparams: bool = True
+    model_registry: str | None = None
+
+    MANAGED: ClassVar[dict[str, str]] = {
+        "logger": "vltk logs to RUN/logs/metrics.csv (and TensorBoard when it is installed)",
+        "callbacks": "vltk adds its checkpoint, resume and signal callbacks itself",
+        "plugins": "vltk installs its atomic checkpoint writer",
+        "default_root_dir": "the run directory is --run-dir",
+        "enable_checkpointing": "vltk always writes checkpoints/best.ckpt and last.ckpt",
+        "gradient_clip_val": "set optim.grad_clip",
+    }
+    """Arguments of ``pytorch_lightning.Trainer`` that vltk sets itself, and where a user sets them."""
+
+    def lightning_arguments(self) -> dict[str, Any]:
+        """Every field Lightning's ``Trainer`` takes (all but ``on_nonfinite_loss``), by name."""
+        return {f.name: getattr(self, f.name) for f in dataclass_fields(self) if f.name not in VLTK_ONLY}
+
+
+VLTK_ONLY = frozenset({"on_nonfinite_loss"})
+"""Fields of the trainer section that are vltk's, not Lightning's."""
+VLTK_TRAINER_ARGUMENTS = TrainerConfig.MANAGED
 
 
 @dataclass

@@ -228,3 +228,59 @@ def test_a_run_directory_config_with_an_old_spelling_is_translated_only_when_vlt
     assert to_dict(load_task_config("vqa", path, old_keys=True)) == to_dict(cfg)
     with pytest.raises(ConfigError, match=r"'model.blind' is now spelled 'model.use_image'"):
         load_task_config("vqa", path)
+
+
+def test_the_trainer_section_takes_every_argument_of_lightnings_trainer():
+    import dataclasses
+    import inspect
+
+    import pytorch_lightning as pl
+
+    from vltk.tasks.training import VLTK_ONLY, TrainerConfig
+
+    lightning = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
+    fields = {f.name for f in dataclasses.fields(TrainerConfig)} - VLTK_ONLY
+    assert fields | set(TrainerConfig.MANAGED) == lightning  # a new Lightning argument fails here
+    assert not fields & set(TrainerConfig.MANAGED)
+    defaults = {n: p.default for n, p in inspect.signature(pl.Trainer.__init__).parameters.items()}
+    chosen = {"max_epochs", "log_every_n_steps", "num_sanity_val_steps", "precision", "deterministic",
+              "enable_progress_bar"}  # fmt: skip
+    differ = {
+        f.name
+        for f in dataclasses.fields(TrainerConfig)
+        if f.name in defaults and f.default != defaults[f.name]
+    }
+    assert differ == chosen  # everything else is Lightning's own default
+
+
+def test_trainer_keys_are_checked_and_vltks_own_are_refused_with_where_to_set_them():
+    config = load_task_config(
+        "captioning", None, ["trainer.accumulate_grad_batches=4", "trainer.max_time={hours: 1}"]
+    )
+    assert config.trainer.accumulate_grad_batches == 4 and config.trainer.max_time == {"hours": 1}
+    with pytest.raises(
+        ConfigError, match=r"'trainer.acumulate_grad_batches'.*did you mean 'trainer.accumulate_grad_batches'"
+    ):
+        load_task_config("captioning", None, ["trainer.acumulate_grad_batches=4"])
+    with pytest.raises(
+        ConfigError, match=r"'trainer.gradient_clip_val' is not a setting: set optim.grad_clip"
+    ):
+        load_task_config("captioning", None, ["trainer.gradient_clip_val=1.0"])
+    with pytest.raises(ConfigError, match=r"trainer.profiler"):
+        load_task_config("captioning", None, ["trainer.profiler=fancy"])
+
+
+def test_every_trainer_setting_reaches_lightning(tmp_path):
+    from pytorch_lightning.callbacks import Timer
+
+    from vltk.tasks.runner import build_trainer
+
+    overrides = [
+        "trainer.accumulate_grad_batches=3", "trainer.min_epochs=2", "trainer.max_time=00:01:00:00",
+        "trainer.detect_anomaly=true", "trainer.gradient_clip_algorithm=value", "optim.grad_clip=0.5",
+    ]  # fmt: skip
+    trainer = build_trainer(load_task_config("captioning", None, overrides), tmp_path)
+    assert trainer.accumulate_grad_batches == 3 and trainer.fit_loop.min_epochs == 2
+    assert [c._duration for c in trainer.callbacks if isinstance(c, Timer)] == [3600.0]  # max_time
+    assert trainer._detect_anomaly
+    assert trainer.gradient_clip_val == 0.5 and trainer.gradient_clip_algorithm == "value"

@@ -18,6 +18,8 @@ Rules, checked when the config is loaded (before anything is built or trained):
   (``unknown config key 'model.decoder.hiden_dim'; did you mean 'model.decoder.hidden_dim'?``);
 - values must match the field's type (``--set trainer.max_epochs=abc`` is rejected);
 - every default is written out in the resolved config, so a run directory records every value used;
+- a key that vltk sets itself (a dataclass's ``MANAGED``: key -> where to set it instead) is an error
+  saying so;
 - a renamed key (a dataclass's ``RENAMED``) is an error telling the new spelling, except in a checkpoint's
   config (``from_dict(..., old_keys=True)``), where it is translated;
 - ``--set section.name=other`` switches a component: the section's options from the file that the new
@@ -310,7 +312,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "", *, o
     data = _translate_renamed(cls, data, path, old_keys)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
+    managed: Mapping[str, str] = getattr(cls, "MANAGED", {})
     for key in data:
+        if key in managed:
+            raise ConfigError(f"config key '{_join(path, str(key))}' is not a setting: {managed[key]}")
         if key not in fields:
             raise ConfigError(unknown_key_message(path, str(key), list(fields), where))
     values: dict[str, Any] = {}
