@@ -482,14 +482,19 @@ def score(
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `vltk train`.")],
     directory: Annotated[Path, typer.Argument(help="Output directory (Hugging Face layout).")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an export already in DIRECTORY.")
+    ] = False,
 ) -> None:
     """Write model.safetensors + config.json + tokenizer files; load with vltk.from_pretrained(DIR).
+
+    A directory that already holds an export is refused unless --overwrite.
 
     Example: vltk export runs/captioning/RUN/checkpoints/best.ckpt exports/captioner
     """
     from vltk.export import export_checkpoint
 
-    out = export_checkpoint(checkpoint, directory)
+    out = export_checkpoint(checkpoint, directory, overwrite=overwrite)
     console.print(f"exported to [bold]{out}[/]: " + ", ".join(sorted(p.name for p in out.iterdir())))
 
 

@@ -357,3 +357,27 @@ def test_the_recorded_commit_is_vltks_own_checkout_only(tmp_path):
     outside.parent.mkdir()
     outside.write_text("# loose\n")
     assert git_commit(outside) is None
+
+
+def test_an_export_is_not_overwritten_unless_asked_and_its_files_are_readable(uninterrupted: Path, tmp_path):
+    from typer.testing import CliRunner
+
+    from vltk.cli.main import app
+    from vltk.errors import VltkError
+    from vltk.export import export_checkpoint
+
+    checkpoint = uninterrupted / "checkpoints" / "last.ckpt"
+    out = export_checkpoint(checkpoint, tmp_path / "export")
+    weights = (out / "model.safetensors").read_bytes()
+    with pytest.raises(VltkError, match=r"already holds an export \(model.safetensors, config.json, token"):
+        export_checkpoint(checkpoint, out)
+    result = CliRunner().invoke(app, ["export", str(checkpoint), str(out)])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    (out / "vocab.json").write_text("{}")  # a file of an earlier (lm) export: gone after the overwrite
+    result = CliRunner().invoke(app, ["export", str(checkpoint), str(out), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert (out / "model.safetensors").read_bytes() == weights and not (out / "vocab.json").exists()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for path in out.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path  # what any new file gets, not 0600

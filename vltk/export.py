@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 import re
 import warnings
@@ -61,8 +62,25 @@ def _special_tokens(vocab_json: str) -> dict[str, str]:
     return {name: token for name, token in names.items() if token in tokens}
 
 
-def export_checkpoint(checkpoint: str | Path, directory: str | Path) -> Path:
-    """Write the model of a ``vltk train`` checkpoint into ``directory`` (see the module docstring)."""
+EXPORT_FILES = (WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE, SYMBOLS_FILE, "tokenizer_config.json",
+                "special_tokens_map.json")  # fmt: skip
+"""Every file an export may hold (what ``overwrite`` guards)."""
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def export_checkpoint(checkpoint: str | Path, directory: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the model of a ``vltk train`` checkpoint into ``directory`` (see the module docstring).
+
+    A directory that already holds an export's files is refused unless ``overwrite`` (then the old files
+    are replaced, and those of the old export that the new one does not write are removed). The files get
+    the usual permissions of new files (``0o666`` less the umask), readable by whoever may read the folder.
+    """
     from safetensors.torch import save_file
 
     path = Path(checkpoint)
@@ -72,16 +90,25 @@ def export_checkpoint(checkpoint: str | Path, directory: str | Path) -> Path:
             f"{out} exists and is not a directory; `vltk export` writes a directory ({WEIGHTS_FILE}, "
             f"{CONFIG_FILE}, ...): name a new or existing directory"
         )
+    earlier = [name for name in EXPORT_FILES if (out / name).exists()]
+    if earlier and not overwrite:
+        raise VltkError(
+            f"{out} already holds an export ({', '.join(earlier)}); choose another directory, or replace it "
+            "with --overwrite (vltk.export.export_checkpoint(..., overwrite=True))"
+        )
     exported = read_checkpoint(path)
     task, hyper_parameters, state_dict = exported.task, dict(exported.hyper_parameters), exported.state_dict
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # e.g. a parent is a file, or no permission
         raise VltkError(f"cannot create the export directory {out}: {error.strerror or error}") from None
+    for name in earlier:  # overwrite: nothing of the earlier export stays beside the new one
+        (out / name).unlink()
     vocab_json = hyper_parameters.pop("vocab", None)
     # safetensors refuses tensors that share memory (tied weights); a contiguous copy of each is exact.
     tensors = {name: tensor.detach().contiguous().clone() for name, tensor in state_dict.items()}
     save_file(tensors, str(out / WEIGHTS_FILE), metadata={"task": task, "format": "vltk"})
+    (out / WEIGHTS_FILE).chmod(0o666 & ~_umask())  # safetensors creates it 0600, private to its writer
     # A caption/question vocabulary is a `tokenizers` document (transformers loads it); the lm's symbol
     # vocabulary (characters or words, nothing normalised) is not, and is written as vocab.json instead.
     is_tokenizer = vocab_json is not None and "model" in json.loads(vocab_json)
