@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -240,6 +240,37 @@ def build_trainer(cfg: Any, run_dir: Path | None, callbacks: list | None = None)
     )
 
 
+class ExtraCheckpoint(ModelCheckpoint):
+    """A ModelCheckpoint whose saved state is keyed by its file name too, so that it can sit beside
+    ``best.ckpt``'s and ``last.ckpt``'s callbacks (Lightning keys a checkpoint callback's state by its
+    monitor and schedule, which the top-k and every-n callbacks share with those)."""
+
+    @property
+    def state_key(self) -> str:
+        return f"{super().state_key}[{self.filename}]"
+
+
+def configured_callbacks(cfg: Any, checkpoints: Path) -> list[pl.Callback]:
+    """The callbacks the ``trainer`` section asks for: early stopping on the config's ``monitor``, a
+    learning-rate monitor, and the extra checkpoints (the k best epochs, one every n epochs)."""
+    t, monitor, mode = cfg.trainer, f"val/{cfg.monitor}", getattr(cfg, "monitor_mode", "max")
+    chosen: list[pl.Callback] = []
+    if t.early_stopping.enabled:
+        chosen.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping.patience,
+                                    min_delta=t.early_stopping.min_delta, check_finite=True))  # fmt: skip
+    if t.lr_monitor:
+        chosen.append(LearningRateMonitor(logging_interval="step"))
+    if t.checkpoints.keep_top_k:
+        chosen.append(ExtraCheckpoint(dirpath=str(checkpoints), filename="top-epoch={epoch}", monitor=monitor,
+                                      mode=mode, save_top_k=t.checkpoints.keep_top_k,
+                                      auto_insert_metric_name=False))  # fmt: skip
+    if t.checkpoints.every_n_epochs:
+        chosen.append(ExtraCheckpoint(dirpath=str(checkpoints), filename="epoch={epoch}", save_top_k=-1,
+                                      every_n_epochs=t.checkpoints.every_n_epochs,
+                                      auto_insert_metric_name=False))  # fmt: skip
+    return chosen
+
+
 def build_datamodule(entry: TaskEntry, cfg: Any) -> Any:
     return build(entry.datasets, cfg.data, path="data")
 
@@ -327,7 +358,8 @@ def train(
         dirpath=str(run_path / "checkpoints"), filename="last", save_top_k=1, enable_version_counter=False
     )
     on_signal = SaveOnSignal(run_path / "checkpoints" / "last.ckpt")
-    callbacks = [ResumeState(), Provenance(), on_signal, checkpoint, latest, *extra_callbacks]
+    chosen = configured_callbacks(cfg, run_path / "checkpoints")
+    callbacks = [ResumeState(), Provenance(), on_signal, checkpoint, latest, *chosen, *extra_callbacks]
     if hasattr(datamodule, "resume_train_order"):  # ResumeState restores the order; Lightning can't tell
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     trainer = build_trainer(cfg, run_path, callbacks=callbacks)

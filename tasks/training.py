@@ -58,6 +58,46 @@ class OptimConfig:
 
 
 @dataclass
+class EarlyStoppingConfig:
+    """Stop training when the config's ``monitor`` stops improving (Lightning's ``EarlyStopping``).
+
+    Attributes:
+        enabled: watch the monitored validation metric and stop when it stalls.
+        patience: validations in a row without an improvement before stopping.
+        min_delta: the smallest change of the metric that counts as an improvement.
+    """
+
+    enabled: bool = False
+    patience: int = 3
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.patience < 1:
+            raise ConfigError(f"trainer.early_stopping.patience must be >= 1, got {self.patience}")
+
+
+@dataclass
+class CheckpointsConfig:
+    """Which checkpoints a run keeps besides ``best.ckpt`` (the best validation score) and ``last.ckpt``.
+
+    Attributes:
+        keep_top_k: also keep the k best epochs as ``top-epoch=E.ckpt`` (0: only ``best.ckpt``).
+        every_n_epochs: also keep a checkpoint every this many epochs as ``epoch=E.ckpt`` (``null``: none).
+    """
+
+    keep_top_k: int = 0
+    every_n_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.keep_top_k < 0:
+            raise ConfigError(f"trainer.checkpoints.keep_top_k must be >= 0, got {self.keep_top_k}")
+        if self.every_n_epochs is not None and self.every_n_epochs < 1:
+            raise ConfigError(
+                f"trainer.checkpoints.every_n_epochs must be >= 1 or null, got {self.every_n_epochs}"
+            )
+
+
+@dataclass
 class TrainerConfig:
     """Arguments passed to ``pytorch_lightning.Trainer`` (the CLI's device flags override these): every
     argument of its signature, with Lightning's defaults unless vltk chose another (``max_epochs``,
@@ -105,6 +145,9 @@ class TrainerConfig:
         enable_model_summary: print the model summary at the start (``null``: Lightning's default).
         enable_autolog_hparams: log the hyper-parameters to the loggers.
         model_registry: Lightning's model-registry name (Lightning cloud; unused offline).
+        early_stopping: stop when the monitored validation metric stalls (vltk's; Lightning's callback).
+        lr_monitor: log each parameter group's learning rate every step (``lr-Adam`` ... in the logs).
+        checkpoints: extra checkpoints to keep (the k best epochs, one every n epochs).
     """
 
     max_epochs: int = 10
@@ -143,6 +186,9 @@ class TrainerConfig:
     enable_model_summary: bool | None = None
     enable_autolog_hparams: bool = True
     model_registry: str | None = None
+    early_stopping: EarlyStoppingConfig = dataclass_field(default_factory=EarlyStoppingConfig)
+    lr_monitor: bool = False
+    checkpoints: CheckpointsConfig = dataclass_field(default_factory=CheckpointsConfig)
 
     MANAGED: ClassVar[dict[str, str]] = {
         "logger": "vltk logs to RUN/logs/metrics.csv (and TensorBoard when it is installed)",
@@ -159,7 +205,7 @@ class TrainerConfig:
         return {f.name: getattr(self, f.name) for f in dataclass_fields(self) if f.name not in VLTK_ONLY}
 
 
-VLTK_ONLY = frozenset({"on_nonfinite_loss"})
+VLTK_ONLY = frozenset({"on_nonfinite_loss", "early_stopping", "lr_monitor", "checkpoints"})
 """Fields of the trainer section that are vltk's, not Lightning's."""
 VLTK_TRAINER_ARGUMENTS = TrainerConfig.MANAGED
 

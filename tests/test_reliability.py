@@ -21,6 +21,7 @@ import torch
 from conftest import TINY_CAPTIONING
 
 from vltk.data.resumable import ResumableRandomSampler
+from vltk.errors import ConfigError
 from vltk.tasks.reliability import NonFiniteLossError, TrainingInterrupted
 from vltk.tasks.runner import load_system, load_task_config, train
 
@@ -381,3 +382,29 @@ def test_an_export_is_not_overwritten_unless_asked_and_its_files_are_readable(un
     os.umask(umask)
     for path in out.iterdir():
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path  # what any new file gets, not 0600
+
+
+def test_early_stopping_lr_monitor_and_extra_checkpoints_are_config_choices(tmp_path):
+    overrides = [
+        *TINY_CAPTIONING, "trainer.max_epochs=5", "trainer.log_every_n_steps=1",
+        "trainer.early_stopping.enabled=true", "trainer.early_stopping.patience=1",
+        "trainer.early_stopping.min_delta=1e9",  # nothing after the first validation counts as better
+        "trainer.lr_monitor=true", "trainer.checkpoints.keep_top_k=2", "trainer.checkpoints.every_n_epochs=1",
+    ]  # fmt: skip
+    config = load_task_config("captioning", None, [*overrides, "seed=5"])
+    train(config, run_dir=tmp_path)
+    assert (
+        torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    )  # stopped: 2 of 5
+    names = sorted(path.name for path in (tmp_path / "checkpoints").glob("*.ckpt"))
+    assert names == [
+        "best.ckpt",
+        "epoch=0.ckpt",
+        "epoch=1.ckpt",
+        "last.ckpt",
+        "top-epoch=0.ckpt",
+        "top-epoch=1.ckpt",
+    ]
+    assert "lr-Adam" in (tmp_path / "logs" / "metrics.csv").read_text().splitlines()[0]
+    with pytest.raises(ConfigError, match="trainer.early_stopping.patience must be >= 1"):
+        load_task_config("captioning", None, ["trainer.early_stopping.patience=0"])
