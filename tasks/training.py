@@ -101,9 +101,11 @@ class CheckpointsConfig:
 class TrainerConfig:
     """Arguments passed to ``pytorch_lightning.Trainer`` (the CLI's device flags override these): every
     argument of its signature, with Lightning's defaults unless vltk chose another (``max_epochs``,
-    ``log_every_n_steps``, ``num_sanity_val_steps``, ``precision``), except those vltk sets itself
-    (:data:`VLTK_TRAINER_ARGUMENTS`, refused with where to set them instead). ``on_nonfinite_loss`` is
-    vltk's own. ``tests/test_config.py`` checks the fields against the installed Lightning's signature.
+    ``log_every_n_steps``, ``num_sanity_val_steps``, ``precision``; ``deterministic`` and
+    ``enable_progress_bar`` spell out what Lightning's ``None`` means), except those vltk sets itself
+    (``MANAGED``, refused with where to set them instead). ``on_nonfinite_loss``, ``early_stopping``,
+    ``lr_monitor`` and ``checkpoints`` are vltk's own (:data:`VLTK_ONLY`). ``tests/test_config.py`` checks
+    the fields against the installed Lightning's signature.
 
     Attributes:
         max_epochs: passes over the training split.
@@ -201,13 +203,12 @@ class TrainerConfig:
     """Arguments of ``pytorch_lightning.Trainer`` that vltk sets itself, and where a user sets them."""
 
     def lightning_arguments(self) -> dict[str, Any]:
-        """Every field Lightning's ``Trainer`` takes (all but ``on_nonfinite_loss``), by name."""
+        """Every field Lightning's ``Trainer`` takes (all but :data:`VLTK_ONLY`), by name."""
         return {f.name: getattr(self, f.name) for f in dataclass_fields(self) if f.name not in VLTK_ONLY}
 
 
 VLTK_ONLY = frozenset({"on_nonfinite_loss", "early_stopping", "lr_monitor", "checkpoints"})
 """Fields of the trainer section that are vltk's, not Lightning's."""
-VLTK_TRAINER_ARGUMENTS = TrainerConfig.MANAGED
 
 
 @dataclass
