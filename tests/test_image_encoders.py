@@ -39,8 +39,9 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_registry_covers_every_backbone() -> None:
-    # "cached" reads precomputed grids instead of images: tests/test_feature_cache.py covers it.
-    assert set(IMAGE_ENCODERS) - {"cached"} == set(EXPECTED)
+    # "cached" reads precomputed grids instead of images: tests/test_feature_cache.py covers it; "torchvision"
+    # takes any other backbone by name: the tests at the end of this file.
+    assert set(IMAGE_ENCODERS) - {"cached", "torchvision"} == set(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -228,4 +229,72 @@ def test_unknown_encoder_and_key() -> None:
     with pytest.raises(ConfigError, match="trainable"):
         build(IMAGE_ENCODERS, {"name": "resnet18", "trainabel": True})
     with pytest.raises(ConfigError, match="backbone"):
-        TorchvisionEncoder("alexnet")
+        TorchvisionEncoder("alexnett")
+
+
+# ---- any torchvision classifier (name: torchvision, backbone: ...) ----------------------------------------
+GRID_BACKBONES = ["convnext_tiny", "efficientnet_b0", "mobilenet_v3_small", "densenet121", "regnet_y_400mf",
+                  "swin_t", "squeezenet1_0", "shufflenet_v2_x0_5", "vit_b_32"]  # fmt: skip
+
+
+@pytest.mark.parametrize("backbone", GRID_BACKBONES)
+def test_torchvision_classifiers_give_a_grid_of_their_last_feature_map(backbone: str) -> None:
+    torch.manual_seed(0)
+    encoder = build(IMAGE_ENCODERS, {"name": "torchvision", "backbone": backbone, "image_size": 64})
+    with torch.no_grad():
+        features = encoder(encoder.transforms()(Image.new("RGB", (80, 50), "red")).unsqueeze(0))
+    height, width = features.grid_size
+    assert features.grid.shape == (1, height * width, encoder.out_dim) and height * width >= 1
+    torch.testing.assert_close(features.pooled, features.grid.mean(dim=1))
+    assert not any(p.requires_grad for p in encoder.parameters())  # frozen by default
+
+
+def test_vit_patch_tokens_are_its_encoder_output_without_the_class_token() -> None:
+    from vltk.encoders import torchvision_encoder
+
+    torch.manual_seed(0)
+    encoder = torchvision_encoder(backbone="vit_b_32", image_size=64)
+    vit = torchvision.models.vit_b_32(weights=None, image_size=64)
+    vit.load_state_dict(encoder.backbone.state_dict(), strict=False)  # the trunk keeps torchvision's names
+    vit.eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        tokens = vit._process_input(images)  # torchvision's own forward, up to the head
+        tokens = vit.encoder(torch.cat([vit.class_token.expand(2, -1, -1), tokens], dim=1))
+        features = encoder(images)
+    assert features.grid_size == (2, 2)
+    torch.testing.assert_close(features.grid, tokens[:, 1:])
+    with pytest.raises(ConfigError, match="multiple of vit_b_32's patch size 32"):
+        torchvision_encoder(backbone="vit_b_32", image_size=48)
+
+
+def test_a_local_weights_file_loads_into_any_backbone(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    model = torchvision.models.mobilenet_v3_small(weights=None)
+    for param in model.parameters():
+        param.data.normal_()
+    state = model.state_dict()
+    torch.save(state, tmp_path / "mobilenet.pth")
+    spec = {"name": "torchvision", "backbone": "mobilenet_v3_small", "image_size": 64}
+    encoder = build(IMAGE_ENCODERS, {**spec, "weights": str(tmp_path / "mobilenet.pth")})
+    for key, value in encoder.backbone.state_dict().items():
+        torch.testing.assert_close(value, state[key], msg=key)
+    trunk_only = {k: v for k, v in state.items() if not k.startswith("classifier.")}  # no head: fine
+    torch.save(trunk_only, tmp_path / "trunk.pth")
+    build(IMAGE_ENCODERS, {**spec, "weights": str(tmp_path / "trunk.pth")})
+    lacking = {k: v for k, v in state.items() if not k.startswith("features.12.")}
+    torch.save(lacking, tmp_path / "lacking.pth")
+    with pytest.raises(DataError, match=r"lacking.pth' lacks \d+ mobilenet_v3_small backbone tensor"):
+        build(IMAGE_ENCODERS, {**spec, "weights": str(tmp_path / "lacking.pth")})
+
+
+def test_backbone_choices_are_torchvisions_classifiers_less_the_refused() -> None:
+    from vltk.encoders import grid_backbones
+
+    names = grid_backbones()
+    assert {"resnet50", "convnext_tiny", "vit_b_16", "swin_t", "efficientnet_b0"} <= set(names)
+    assert "googlenet" not in names and len(names) >= 70
+    with pytest.raises(ConfigError, match="googlenet' is not offered as a grid encoder: its forward adds"):
+        build(IMAGE_ENCODERS, {"name": "torchvision", "backbone": "googlenet"})
+    with pytest.raises(ConfigError, match="did you mean 'convnext_tiny'"):
+        build(IMAGE_ENCODERS, {"name": "torchvision", "backbone": "convnext_tiyn"})

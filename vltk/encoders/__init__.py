@@ -15,11 +15,13 @@ from vltk.encoders.small_cnn import SmallCNNEncoder
 from vltk.encoders.text import RNNTextEncoder
 from vltk.encoders.torchvision_encoder import (
     TorchvisionEncoder,
+    grid_backbones,
     resnet18_encoder,
     resnet34_encoder,
     resnet50_encoder,
     resnet101_encoder,
     resnet152_encoder,
+    torchvision_encoder,
     vgg16_encoder,
 )
 from vltk.registry import Registry
@@ -48,4 +50,6 @@ __all__ = [
     "resnet101_encoder",
     "resnet152_encoder",
     "vgg16_encoder",
+    "torchvision_encoder",
+    "grid_backbones",
 ]

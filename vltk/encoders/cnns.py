@@ -13,6 +13,7 @@ from vltk.encoders.torchvision_encoder import (
     resnet50_encoder,
     resnet101_encoder,
     resnet152_encoder,
+    torchvision_encoder,
     vgg16_encoder,
 )
 
@@ -24,4 +25,5 @@ CNN_ENCODERS = {
     "resnet101": resnet101_encoder,
     "resnet152": resnet152_encoder,
     "vgg16": vgg16_encoder,
+    "torchvision": torchvision_encoder,  # any other torchvision classifier: backbone: convnext_tiny, vit_b_16
 }

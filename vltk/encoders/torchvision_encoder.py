@@ -6,6 +6,13 @@ its ResNet successors (He et al. 2016, *Deep Residual Learning for Image Recogni
 7x7x2048 for ResNet-50/101/152, 7x7x512 for ResNet-18/34). Backbones: Simonyan & Zisserman 2015 (VGG-16)
 and He et al. 2016 (ResNet).
 
+Any classification model of ``torchvision.models`` works as ``backbone`` (:func:`grid_backbones` lists
+them): its layers up to the global pooling and the classifier are the trunk, whose last feature map is the
+grid (ResNet/ResNeXt/Wide-ResNet/RegNet, VGG/AlexNet without the last max-pool, ConvNeXt, EfficientNet,
+MobileNet, MNASNet, DenseNet, SqueezeNet, ShuffleNet, Swin, MaxViT); for a Vision Transformer (Dosovitskiy et
+al. 2021) the grid is its patch tokens after the encoder, the class token dropped (14x14 for ViT-B/16 at
+224 px). GoogLeNet and Inception-v3 are refused: their forward adds auxiliary heads and input transforms.
+
 Pretrained weights go through torchvision's weights API (``weights="DEFAULT"``, ``"IMAGENET1K_V1"``, ...),
 which reads ``$TORCH_HOME/hub/checkpoints/<file>`` when the file is already there and downloads it
 otherwise; a local ``.pth``/``.pt`` state-dict file works too. Tests and offline runs use ``weights=None``.
@@ -35,9 +42,20 @@ logger = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg16")
+"""The backbones with their own registry entry (``name: resnet50``); any other is ``name: torchvision``."""
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt")
-# Parameters of the classification head, dropped from the encoder (and not required in weight files).
-_HEAD_PREFIXES = {"resnet": ("fc.",), "vgg": ("classifier.",)}
+REFUSED = {
+    "googlenet": "its forward adds auxiliary classifiers and an input transform",
+    "inception_v3": "its forward adds auxiliary classifiers and an input transform",
+}
+"""torchvision classification models that are not offered as grid encoders, and why."""
+_HEAD_MODULES = ("avgpool", "fc", "classifier", "dropout", "flatten", "head", "heads")
+"""Children of a torchvision classifier that pool, flatten or classify: what the trunk leaves out."""
+
+
+def grid_backbones() -> list[str]:
+    """Every torchvision classification model that works as ``backbone`` (sorted)."""
+    return sorted(set(torchvision.models.list_models(module=torchvision.models)) - set(REFUSED))
 
 
 class ToRGB:
@@ -64,10 +82,6 @@ def resize_normalize(image_size: int, mean: Sequence[float], std: Sequence[float
             T.Normalize(mean=list(mean), std=list(std)),
         ]
     )
-
-
-def _family(backbone: str) -> str:
-    return "vgg" if backbone.startswith("vgg") else "resnet"
 
 
 def _looks_like_path(weights: str) -> bool:
@@ -129,14 +143,16 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
-def _load_local(model: nn.Module, backbone: str, state: Mapping[str, Tensor], path: Path) -> None:
-    """Load ``state`` into the full torchvision model; every backbone (non-head) parameter must be there."""
-    head = _HEAD_PREFIXES[_family(backbone)]
+def _load_local(
+    model: nn.Module, backbone: str, state: Mapping[str, Tensor], path: Path, needed: set[str]
+) -> None:
+    """Load ``state`` into the full torchvision model; every tensor of the trunk (``needed``, by the
+    model's own names) must be there, the classifier's need not."""
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches are raised even when strict=False
         raise DataError(f"weights file '{path}' does not fit {backbone}: {err}") from err
-    missing = [key for key in result.missing_keys if not key.startswith(head)]
+    missing = [key for key in result.missing_keys if key in needed]
     if missing:
         raise DataError(
             f"weights file '{path}' lacks {len(missing)} {backbone} backbone tensor(s), e.g. "
@@ -153,20 +169,88 @@ def _load_local(model: nn.Module, backbone: str, state: Mapping[str, Tensor], pa
         )
 
 
-def _trunk(backbone: str, model: nn.Module) -> nn.Sequential:
-    """The conv trunk, keeping torchvision's parameter names (``conv1.weight``, ``features.0.weight``)."""
-    if _family(backbone) == "vgg":
-        # features[:-1] drops the last max-pool: 14x14 grid at 224 px, as in Show, Attend and Tell.
-        return nn.Sequential(OrderedDict(features=model.features[:-1]))
-    children = [(name, child) for name, child in model.named_children() if name not in ("avgpool", "fc")]
+class PatchTokens(nn.Module):
+    """A torchvision Vision Transformer up to its encoder's output, the patch tokens as a feature map.
+
+    The class token is prepended and the encoder (position embeddings, blocks, final LayerNorm) run as
+    in ``VisionTransformer.forward``; the class token is then dropped and the ``N = h * w`` patch tokens
+    reshaped to ``[B, D, h, w]``. The submodules keep torchvision's names, so its weights load as they are.
+    """
+
+    def __init__(self, vit: nn.Module) -> None:
+        super().__init__()
+        self.conv_proj, self.encoder = vit.conv_proj, vit.encoder
+        self.class_token = vit.class_token
+
+    def forward(self, images: Tensor) -> Tensor:
+        patches = self.conv_proj(images)  # [B, D, h, w]
+        batch, dim, height, width = patches.shape
+        tokens = patches.flatten(2).transpose(1, 2)  # [B, N, D]
+        tokens = torch.cat([self.class_token.expand(batch, -1, -1), tokens], dim=1)  # [B, 1 + N, D]
+        tokens = self.encoder(tokens)[:, 1:]  # [B, N, D]
+        return tokens.transpose(1, 2).reshape(batch, dim, height, width)  # [B, D, h, w]
+
+
+def _trunk(backbone: str, model: nn.Module) -> nn.Module:
+    """The layers before the global pooling and the classifier, keeping torchvision's parameter names
+    (``conv1.weight``, ``features.0.weight``), so a torchvision state dict loads into them."""
+    if backbone.startswith("vit_"):
+        return PatchTokens(model)
+    children = []
+    for name, child in model.named_children():
+        if name in _HEAD_MODULES:
+            continue
+        if isinstance(child, nn.ModuleList):  # MaxViT's blocks: run in order, names kept
+            child = nn.Sequential(*child)
+        if name == "features" and isinstance(child[-1], nn.MaxPool2d):
+            # VGG, AlexNet: without the last max-pool, the 14x14 grid of Show, Attend and Tell at 224 px.
+            child = child[:-1]
+        children.append((name, child))
+    if backbone.startswith("densenet"):  # DenseNet's forward applies a ReLU after its features
+        children.append(("relu", nn.ReLU()))
     return nn.Sequential(OrderedDict(children))
 
 
+def _build_model(backbone: str, image_size: int, pretrained: bool) -> nn.Module:
+    """The torchvision model, randomly initialised; a ViT without pretrained weights is built for
+    ``image_size`` (its position embeddings depend on it), one with them at its own size."""
+    if backbone in REFUSED:
+        raise ConfigError(f"backbone '{backbone}' is not offered as a grid encoder: {REFUSED[backbone]}")
+    choices = grid_backbones()
+    if backbone not in choices:
+        raise ConfigError(
+            unknown_choice_message("backbone (a torchvision classification model)", backbone, choices)
+        )
+    if backbone.startswith("vit_") and not pretrained:
+        patch = int(backbone.rsplit("_", 1)[1])
+        if image_size % patch:
+            raise ConfigError(
+                f"image_size must be a multiple of {backbone}'s patch size {patch}, got {image_size}"
+            )
+        return torchvision.models.get_model(backbone, weights=None, image_size=image_size)
+    model = torchvision.models.get_model(backbone, weights=None)
+    own_size = getattr(model, "image_size", None)
+    if own_size is not None and own_size != image_size:
+        raise ConfigError(f"{backbone} with pretrained weights takes image_size {own_size}, got {image_size}")
+    return model
+
+
+def _grid_channels(trunk: nn.Module, image_size: int) -> int:
+    """``D`` of the trunk's feature map, from one forward pass of a blank image (eval mode, no grad)."""
+    was_training = trunk.training
+    trunk.eval()
+    with torch.no_grad():
+        channels = int(trunk(torch.zeros(1, 3, image_size, image_size)).shape[1])
+    trunk.train(was_training)
+    return channels
+
+
 class TorchvisionEncoder(nn.Module):
-    """A torchvision ResNet / VGG-16 trunk returning the last conv stage as a grid of regions.
+    """A torchvision classifier's trunk returning its last feature map (a ViT: its patch tokens) as a grid.
 
     Args:
-        backbone: one of ``resnet18``, ``resnet34``, ``resnet50``, ``resnet101``, ``resnet152``, ``vgg16``.
+        backbone: any torchvision classification model (:func:`grid_backbones`): ``resnet50``,
+            ``resnext50_32x4d``, ``convnext_tiny``, ``efficientnet_b0``, ``swin_t``, ``vit_b_16``, ...
         weights: ``None`` (random init), a torchvision weights name (``"DEFAULT"``, ``"IMAGENET1K_V1"``,
             ...; the file is read from ``$TORCH_HOME/hub/checkpoints`` or downloaded), or the path of a
             local ``.pth``/``.pt`` state dict (of the torchvision model or of this encoder).
@@ -184,16 +268,16 @@ class TorchvisionEncoder(nn.Module):
         image_size: int = 224,
     ) -> None:
         super().__init__()
-        if backbone not in BACKBONES:
-            raise ConfigError(unknown_choice_message("backbone", str(backbone), BACKBONES))
         if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 32:
             raise ConfigError(f"image_size must be an integer >= 32 for {backbone}, got {image_size!r}")
-        model = torchvision.models.get_model(backbone, weights=None)
+        model = _build_model(str(backbone), image_size, pretrained=weights is not None)
+        trunk = _trunk(backbone, model)  # shares the model's modules: weights loaded below reach it
+        needed = _model_names(model, trunk)
         mean, std = IMAGENET_MEAN, IMAGENET_STD
         if weights is not None:
             if _looks_like_path(weights):
                 path = Path(weights).expanduser()
-                _load_local(model, backbone, _read_state_dict(path), path)
+                _load_local(model, backbone, _read_state_dict(path), path, needed)
             else:
                 named = _named_weights(backbone, weights)
                 model.load_state_dict(_download_state_dict(named))
@@ -201,13 +285,13 @@ class TorchvisionEncoder(nn.Module):
                 mean = tuple(getattr(preset, "mean", IMAGENET_MEAN))
                 std = tuple(getattr(preset, "std", IMAGENET_STD))
             logger.info("loaded %s weights for %s", weights, backbone)
-        self.backbone = _trunk(backbone, model)
+        self.backbone = trunk
         self.backbone_name = backbone
         self.weights = weights
         self.trainable = trainable
         self.image_size = image_size
         self.mean, self.std = mean, std
-        self.out_dim = [m for m in self.backbone.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+        self.out_dim = _grid_channels(self.backbone, image_size)
         if not trainable:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
@@ -238,6 +322,29 @@ class TorchvisionEncoder(nn.Module):
             f"backbone={self.backbone_name!r}, weights={self.weights!r}, trainable={self.trainable}, "
             f"out_dim={self.out_dim}"
         )
+
+
+def _model_names(model: nn.Module, trunk: nn.Module) -> set[str]:
+    """The names, in ``model``'s state dict, of the tensors the trunk uses."""
+    used = {id(tensor) for tensor in trunk.state_dict(keep_vars=True).values()}
+    return {name for name, tensor in model.state_dict(keep_vars=True).items() if id(tensor) in used}
+
+
+def torchvision_encoder(
+    *, backbone: str, weights: str | None = None, trainable: bool = False, image_size: int = 224
+) -> TorchvisionEncoder:
+    """Any torchvision classification model as a grid encoder (``backbone: convnext_tiny``, ``vit_b_16``,
+    ...; :func:`grid_backbones` lists them).
+
+    Args:
+        backbone: the torchvision model's name (``torchvision.models.list_models()``, less GoogLeNet and
+            Inception-v3).
+        weights: ``null`` (random init), a torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``, ...), or
+            a local ``.pth``/``.pt`` state dict.
+        trainable: fine-tune the backbone (``false``: frozen, in eval mode).
+        image_size: side of the square images fed to it (a ViT with pretrained weights: its own size).
+    """
+    return TorchvisionEncoder(backbone, weights=weights, trainable=trainable, image_size=image_size)
 
 
 def resnet18_encoder(
