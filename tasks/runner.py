@@ -109,10 +109,36 @@ def global_rank() -> int:
     return 0
 
 
+def launcher_run_name() -> str | None:
+    """The run directory's name every rank of a torchrun or srun launch derives alike, or None when this
+    process is not one of several started by such a launcher.
+
+    torchrun: ``torchrun-<rdzv id>`` (``TORCHELASTIC_RUN_ID``; ``--standalone`` makes a random one, a static
+    launch needs ``--rdzv-id``); srun: ``slurm-<job id>``, so a requeued job resumes in the same directory.
+    Several ranks with neither are one line asking for ``--run-dir``.
+    """
+    world = max(int(os.environ.get("WORLD_SIZE", "1") or 1), int(os.environ.get("SLURM_NTASKS", "1") or 1))
+    if world <= 1:
+        return None
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    if "TORCHELASTIC_RUN_ID" in os.environ and run_id != "none":
+        return f"torchrun-{run_id}"
+    if os.environ.get("SLURM_JOB_ID"):
+        return f"slurm-{os.environ['SLURM_JOB_ID']}"
+    raise VltkError(
+        f"this is one of {world} processes started without a run id every rank shares: pass --run-dir (the "
+        "same on every node), or launch with torchrun --rdzv-id ID or srun"
+    )
+
+
 def choose_run_dir(task: str, run_dir: str | Path | None) -> Path:
-    """The explicit run dir, the one chosen by rank 0 (env), or a new ``runs/<task>/<timestamp>``."""
+    """The explicit run dir, the one chosen by rank 0 (env), the one every rank of a torchrun/srun launch
+    derives from its job's id (:func:`launcher_run_name`), or a new ``runs/<task>/<timestamp>``."""
     if run_dir is None:
-        run_dir = os.environ.get(RUN_DIR_ENV) or Path("runs") / task / time.strftime("%Y%m%d-%H%M%S")
+        run_dir = os.environ.get(RUN_DIR_ENV)
+    if run_dir is None:
+        shared = launcher_run_name()
+        run_dir = Path("runs") / task / (shared or time.strftime("%Y%m%d-%H%M%S"))
     check_output_path(Path(run_dir), "the run directory", directory=True)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return Path(run_dir)
@@ -435,6 +461,9 @@ def evaluate(
         raise ConfigError(
             f"cannot override {', '.join(fixed)} when evaluating: the checkpoint's model is used"
         )
+    # The run's nodes are not this evaluation's: a checkpoint trained on 2 nodes would otherwise wait for a
+    # second machine forever (``--set trainer.num_nodes=N`` evaluates across nodes on purpose).
+    data.setdefault("trainer", {})["num_nodes"] = 1
     apply_overrides(data, list(overrides))
     cfg = from_dict(entry.config, data)
     check_trainer_settings(cfg.trainer)

@@ -73,3 +73,116 @@ def test_two_process_training_of_every_other_task(task: str, tmp_path: Path):
     _vltk("train", task, "--run-dir", str(run_dir), *devices, *overrides, cwd=tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
     assert metrics and (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_ranks_of_a_torchrun_or_srun_launch_agree_on_the_run_directory(monkeypatch):
+    from vltk.errors import VltkError
+    from vltk.tasks.runner import choose_run_dir, launcher_run_name
+
+    for variable in ("WORLD_SIZE", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID", "SLURM_JOB_ID", "VLTK_RUN_DIR"):
+        monkeypatch.setenv(variable, "")  # recorded, so that the end of the test restores the original
+        monkeypatch.delenv(variable)
+    assert launcher_run_name() is None  # one process: a timestamped directory as always
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # a static torchrun launch without --rdzv-id
+    with pytest.raises(VltkError, match="one of 4 processes .* pass --run-dir"):
+        launcher_run_name()
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "exp7")
+    assert launcher_run_name() == "torchrun-exp7"
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert launcher_run_name() == "slurm-4242"  # a requeued job keeps its id, so --resume last finds it
+    assert choose_run_dir("vqa", None) == Path("runs/vqa/slurm-4242")
+    monkeypatch.delenv("VLTK_RUN_DIR")
+    assert choose_run_dir("vqa", "mine") == Path("mine")  # an explicit --run-dir wins
+
+
+def test_processes_sharing_a_cache_generate_a_dataset_once(tmp_path: Path):
+    import threading
+    import time
+
+    from vltk.data.generate_once import generate_once
+
+    calls = []
+
+    def generate(folder: Path) -> None:
+        calls.append(folder)
+        time.sleep(0.3)  # long enough for the others to arrive while this one works
+        (folder / "done").write_text("complete")
+
+    ranks = [threading.Thread(target=generate_once, args=(tmp_path, "data", "done", generate),
+                              kwargs={"what": "test"}) for _ in range(3)]  # fmt: skip
+    for rank in ranks:
+        rank.start()
+    for rank in ranks:
+        rank.join()
+    assert len(calls) == 1 and (tmp_path / "data" / "done").read_text() == "complete"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo")
+def test_two_torchrun_nodes_train_one_run_and_evaluate_as_one_process(tmp_path: Path):
+    """``torchrun --nnodes 2 --node-rank 0|1 --master-addr 127.0.0.1 -m vltk train ...``, one process per
+    "node" on this machine: one run directory (derived from the rendezvous id by both), one writer, and the
+    test metrics the 2-process run reports equal ``vltk evaluate`` of its checkpoint in one process."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key != "VLTK_RUN_DIR"}
+    env.update(OMP_NUM_THREADS="1", VLTK_CACHE=os.environ.get("VLTK_CACHE", str(tmp_path / "cache")))
+    overrides = [arg for value in TINY_CAPTIONING if "devices" not in value for arg in ("--set", value)]
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(rank),
+                "--master-addr",
+                "127.0.0.1",
+                "--master-port",
+                str(port),
+                "--rdzv-id",
+                "twonodes",
+                "-m",
+                "vltk",
+                "train",
+                "captioning",
+                "--accelerator",
+                "cpu",
+                "--devices",
+                "1",
+                "--num-nodes",
+                "2",
+                "--strategy",
+                "ddp",
+                *overrides,
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
+    runs = sorted((tmp_path / "runs" / "captioning").iterdir())
+    assert [run.name for run in runs] == ["torchrun-twonodes"]
+    run = runs[0]
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
+    assert sum("test metrics" in output for output in outputs) == 1  # rank 0 prints, rank 1 does not
+    reported = json.loads((run / "metrics.json").read_text())["metrics"]
+    alone = tmp_path / "alone.json"
+    _vltk("evaluate", str(run / "checkpoints" / "best.ckpt"), "--accelerator", "cpu", "--devices", "1",
+          "--output", str(alone), cwd=tmp_path)  # fmt: skip
+    assert json.loads(alone.read_text())["metrics"] == reported
