@@ -85,7 +85,7 @@ def distinct_images(model, work: Path, count: int) -> list[tuple[Path, list[str]
 
 def time_uploads(model, images: list[tuple[Path, list[str]]]) -> tuple[list[float], list[float]]:
     """Per image: seconds from upload to its captions in the page, and seconds of the model alone."""
-    from browser import chromium, css, free_port, wait_for
+    from browser import chromium, css, free_port, upload_field, wait_for
 
     from vltk.tasks.serve import build_app, launch, upload_folder
 
@@ -103,11 +103,9 @@ def time_uploads(model, images: list[tuple[Path, list[str]]]) -> tuple[list[floa
                 driver.get(url)
                 wait_for(driver, lambda d: css(d, "#tab0-upload input[type=file]"), what="the page")
                 for path, rows in images:
-                    for clear in css(driver, "#tab0-upload button[aria-label='Clear']"):
-                        clear.click()
-                    field = wait_for(driver, lambda d: css(d, "#tab0-upload input[type=file]"), what="field")
+                    field = upload_field(driver, "tab0")  # cleared before the clock starts
                     start = time.perf_counter()
-                    field[0].send_keys(str(path))
+                    field.send_keys(str(path))
                     wait_for(
                         driver,
                         lambda d, wanted=rows: [r.text for r in css(d, "#tab0-captions tr")[1:]] == wanted,

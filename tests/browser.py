@@ -115,3 +115,17 @@ def css(driver: Any, selector: str) -> list[Any]:
 def toasts(driver: Any) -> list[str]:
     """The texts of the error messages shown in the page (Gradio's toasts)."""
     return [element.text for element in css(driver, "[data-testid='toast-body'], .toast-body")]
+
+
+def upload_field(driver: Any, key: str) -> Any:
+    """The file input of tab ``key``'s upload component, emptied first (as a person clears the file shown)."""
+    for clear in css(driver, f"#{key}-upload button[aria-label='Clear']"):
+        clear.click()
+    return wait_for(driver, lambda d: css(d, f"#{key}-upload input[type=file]"), what="the upload field")[0]
+
+
+def upload(driver: Any, key: str, path: Any) -> None:
+    """Put the file ``path`` into tab ``key``'s upload field and wait until the page lists it."""
+    upload_field(driver, key).send_keys(str(path))
+    name = os.path.basename(str(path))
+    wait_for(driver, lambda d: css(d, f"#{key}-upload td[aria-label='{name}']"), what=f"{name} uploaded")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from vltk.cli.main import app
 from vltk.config import to_dict
-from vltk.config_doc import annotated_yaml, docstring_help, type_help
+from vltk.config_doc import annotated_yaml, docstring_help
 from vltk.tasks import TASKS
 from vltk.tasks.runner import available_configs, load_task_config
 
@@ -81,10 +81,3 @@ def test_help_is_read_from_args_attributes_and_inline_docstrings():
         lr: float = 1.0
 
     assert docstring_help(Section) == {"lr": "the rate."}
-    assert type_help(float | None) == "float | None"
-
-
-def test_literal_types_list_their_choices():
-    from typing import Literal
-
-    assert type_help(Literal["adam", "sgd"]) == "one of: adam, sgd"

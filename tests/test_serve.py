@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from browser import chromium, css, free_port, toasts, wait_for
+from browser import chromium, css, free_port, toasts, upload, wait_for
 from conftest import TINY_CAPTIONING
 from PIL import Image
 from test_cli_errors import assert_one_line_error
@@ -281,17 +281,6 @@ def test_tabs_are_labelled_by_task_and_run(served, checkpoints):
 
 
 # ------------------------------------------------------------------------------------- the real browser
-def _upload(driver, key: str, path: Path) -> None:
-    """Put ``path`` in the tab's upload field (clearing the file shown there first, as a user would)."""
-    for clear in css(driver, f"#{key}-upload button[aria-label='Clear']"):
-        clear.click()
-    field = wait_for(driver, lambda d: css(d, f"#{key}-upload input[type=file]"), what="the upload field")
-    field[0].send_keys(str(path))
-    wait_for(
-        driver, lambda d: css(d, f"#{key}-upload td[aria-label='{path.name}']"), what=f"{path.name} uploaded"
-    )
-
-
 def _open_tab(driver, index: int) -> None:
     css(driver, "[role=tab]")[index].click()
 
@@ -328,14 +317,14 @@ def test_a_browser_uploads_asks_and_reads_the_answers(served, pictures, tmp_path
 
 def _check_captioning(driver, model, pictures) -> None:
     expected = model.demo.describe(pictures["rgb"], model.demo.default_beam_size)
-    _upload(driver, "tab0", pictures["rgb"])
+    upload(driver, "tab0", pictures["rgb"])
     cells = wait_for(driver, lambda d: css(d, "#tab0-captions .vltk-caption"), what="the captions")
     assert [cell.text for cell in cells] == [caption.text for caption in expected.captions]
     assert css(driver, "#tab0-heat img")  # the first word's attention over the picture
-    _upload(driver, "tab0", pictures["text"])  # not an image: a message in the page, no stack trace
+    upload(driver, "tab0", pictures["text"])  # not an image: a message in the page, no stack trace
     message = wait_for(driver, lambda d: [t for t in toasts(d) if "notes.png" in t], what="the error")
     assert "not an image file" in message[0] and "Traceback" not in driver.page_source
-    _upload(driver, "tab0", pictures["palette"])  # a palette image is captioned like any other
+    upload(driver, "tab0", pictures["palette"])  # a palette image is captioned like any other
     wanted = model.demo.describe(pictures["palette"], model.demo.default_beam_size).best.text
     wait_for(driver, lambda d: [c for c in css(d, "#tab0-captions .vltk-caption") if c.text == wanted],
              what="the palette image's caption")  # fmt: skip
@@ -345,7 +334,7 @@ def _check_vqa(driver, model, pictures, tmp_path: Path) -> None:
     _open_tab(driver, 1)
     question = "what color is the shape?"
     best, probability = model.demo.ask(pictures["rgb"], question).answers[0]
-    _upload(driver, "tab1", pictures["rgb"])
+    upload(driver, "tab1", pictures["rgb"])
     css(driver, "#tab1-question textarea")[0].send_keys(question)
     css(driver, "#tab1-ask")[0].click()
     shown = wait_for(
@@ -363,7 +352,7 @@ def _check_vqa(driver, model, pictures, tmp_path: Path) -> None:
 def _check_dialog(driver, model, pictures) -> None:
     _open_tab(driver, 2)
     css(driver, "#tab2-caption textarea")[0].send_keys("a red square")
-    _upload(driver, "tab2", pictures["rgb"])
+    upload(driver, "tab2", pictures["rgb"])
     wait_for(
         driver, lambda d: "caption: a red square" in d.find_element("id", "tab2-chat").text, what="start"
     )

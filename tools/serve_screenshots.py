@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the browser helper of the tests
-from browser import chromium, css, free_port, wait_for  # noqa: E402
+from browser import chromium, css, free_port, upload, wait_for  # noqa: E402
 
 SHOT_NAMES = {  # the demo class of a tab -> the screenshot's name
     "CaptioningDemo": "captioning",
@@ -28,13 +28,6 @@ SHOT_NAMES = {  # the demo class of a tab -> the screenshot's name
     "R2RDemo": "r2r",
     "LmDemo": "lm",
 }
-
-
-def upload(driver, key: str, path: Path) -> None:
-    """Put ``path`` in the tab's upload field and wait until the page shows it."""
-    field = wait_for(driver, lambda d: css(d, f"#{key}-upload input[type=file]"), what="the upload field")
-    field[0].send_keys(str(path))
-    wait_for(driver, lambda d: css(d, f"#{key}-upload td[aria-label='{path.name}']"), what="the upload")
 
 
 def type_into(driver, selector: str, text: str) -> None:

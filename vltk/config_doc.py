@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from vltk.config import Component
+from vltk.registry import constructor_type_hints, describe_type, docstring_summary, kind_of
 
 _SECTION = re.compile(r"^(\s*)(Args|Arguments|Attributes|Parameters):\s*$")
 _ENTRY = re.compile(r"^(\s*)([A-Za-z_][\w, ]*):\s*(.*)$")
@@ -90,15 +91,6 @@ def _section_entries(text: str) -> dict[str, str]:
     return {name: _one_line(" ".join(lines)) for name, lines in entries.items()}
 
 
-def type_help(hint: Any) -> str:
-    """``int``, ``float | None``, ``one of: adam, adamw, sgd``: what a key of type ``hint`` accepts."""
-    if typing.get_origin(hint) is typing.Literal:
-        return "one of: " + ", ".join(str(choice) for choice in typing.get_args(hint))
-    if isinstance(hint, type):
-        return hint.__name__
-    return str(hint).replace("typing.", "")
-
-
 def _factory_of(component: Component, name: Any) -> Callable[..., Any] | None:
     try:
         return component.registry[name]
@@ -107,20 +99,11 @@ def _factory_of(component: Component, name: Any) -> Callable[..., Any] | None:
 
 
 def _factory_types(factory: Callable[..., Any] | None) -> dict[str, str]:
+    """``keyword -> what it accepts`` for the constructor of a component (``{}`` when unknown)."""
     if factory is None:
         return {}
-    targets = [factory.__init__ if inspect.isclass(factory) else factory]
-    options = getattr(factory, "options_type", None)
-    if inspect.isclass(options):
-        targets.append(options)
-    types: dict[str, str] = {}
-    for target in targets:
-        try:
-            hints = typing.get_type_hints(target)
-        except Exception:  # noqa: BLE001 - unresolvable annotations: no types, the help still shows
-            continue
-        types.update({name: type_help(hint) for name, hint in hints.items() if name != "return"})
-    return types
+    hints = constructor_type_hints(factory)
+    return {name: describe_type(hint) for name, hint in hints.items() if name != "return"}
 
 
 def _scalar(value: Any) -> str:
@@ -166,7 +149,7 @@ class _Writer:
                 self.options(value, component, factory, indent + 1)
             else:
                 self.key(
-                    indent, spec.name, _scalar(value), prose, type_help(hints.get(spec.name, type(value)))
+                    indent, spec.name, _scalar(value), prose, describe_type(hints.get(spec.name, type(value)))
                 )
 
     def options(
@@ -176,7 +159,8 @@ class _Writer:
         types = _factory_types(factory)
         for name, value in values.items():
             if name == "name":
-                self.key(indent, name, _scalar(value), None, f"{kind_name(component)}: one of `vltk list`")
+                kind = f"{kind_of(component.registry)}: one of `vltk list`"
+                self.key(indent, name, _scalar(value), None, kind)
                 continue
             inner = component.nested.get(name)
             if inner is not None and isinstance(value, Mapping):
@@ -186,23 +170,17 @@ class _Writer:
             elif isinstance(value, Mapping) and value:
                 self.key(indent, name, None, helps.get(name), types.get(name))
                 for key, item in value.items():
-                    self.key(indent + 1, key, _scalar(item), None, None)
+                    self.key(indent + 1, key, _scalar(item), None, describe_type(type(item)))
             else:
-                kind = types.get(name) or type_help(type(value))
+                kind = types.get(name) or describe_type(type(value))
                 self.key(indent, name, _scalar(value), helps.get(name), kind)
 
 
-def kind_name(component: Component) -> str:
-    """The kind of component a registry holds (``caption dataset``), or ``component``."""
-    return str(getattr(component.registry, "kind", "component"))
-
-
 def _summary(obj: Any) -> str | None:
-    """The first paragraph of ``obj``'s docstring, on one line."""
-    doc = inspect.getdoc(obj) if obj is not None else None
-    if not doc:
+    """The first sentence of ``obj``'s docstring (``None`` when it has none)."""
+    if obj is None:
         return None
-    return _one_line(doc.split("\n\n", 1)[0])  # the first paragraph
+    return docstring_summary(obj) or None
 
 
 @dataclasses.dataclass(frozen=True)

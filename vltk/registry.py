@@ -67,11 +67,15 @@ class Registry(Mapping[str, V]):
         sentence of its own docstring without reST markup ('' when it has none)."""
         entry = self._entries[name]
         description = getattr(entry, "description", None)
-        if not isinstance(description, str):
-            paragraph = inspect.cleandoc(entry.__doc__ or "").split("\n\n", 1)[0]  # __doc__: not inherited
-            plain = _ROLE.sub(r"\1", paragraph).replace("``", "")
-            description = _FIRST_SENTENCE.split(plain, maxsplit=1)[0].rstrip(":")
-        return " ".join(description.split())
+        return " ".join(description.split()) if isinstance(description, str) else docstring_summary(entry)
+
+
+def docstring_summary(obj: Any) -> str:
+    """The first sentence of ``obj``'s own docstring (not inherited), on one line, without reST markup
+    (``:mod:`vltk.x``` reads ``vltk.x``); '' when it has none."""
+    paragraph = inspect.cleandoc(getattr(obj, "__doc__", None) or "").split("\n\n", 1)[0]
+    plain = _ROLE.sub(r"\1", paragraph).replace("``", "")
+    return " ".join(_FIRST_SENTENCE.split(plain, maxsplit=1)[0].rstrip(":").split())
 
 
 def kind_of(registry: Mapping[str, Any]) -> str:
@@ -159,7 +163,8 @@ def accepted_keys(factory: Callable[..., Any], wired: tuple[str, ...] = ()) -> l
     return [name for name in _parameters(factory) if name not in wired]
 
 
-def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
+def constructor_type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    """The type hints of ``factory``'s keyword arguments (its ``options_type``'s fields included)."""
     target = factory.__init__ if inspect.isclass(factory) else factory
     options = _options_type(factory)
     try:
@@ -240,7 +245,7 @@ def check_spec(
     what = _kind(registry, what)
     factory = resolve(registry, spec["name"], f"{what} at {path}.name")
     params = _parameters(factory)
-    hints = _type_hints(factory)
+    hints = constructor_type_hints(factory)
     configurable = [p for p in params if p not in wired]
     for key, value in spec.items():
         if key == "name":
@@ -300,7 +305,7 @@ def resolved_spec(
     Ints given for float parameters become floats; tuples become lists so the result is plain YAML.
     """
     factory = check_spec(registry, spec, path, what, wired=wired)
-    hints = _type_hints(factory)
+    hints = constructor_type_hints(factory)
     resolved: dict[str, Any] = {"name": spec["name"]}
     for key, param in _parameters(factory).items():
         if key in wired:
