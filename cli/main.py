@@ -130,7 +130,11 @@ def train(
     overrides: SetOption = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/TASK/TIMESTAMP).")] = None,
     resume: Annotated[
-        str | None, typer.Option(help="Checkpoint to resume from, or 'last' (needs --run-dir).")
+        str | None,
+        typer.Option(
+            help="Checkpoint to resume from; 'last': the run directory's last.ckpt; 'auto': that file when "
+            "it exists, else a fresh start (what a requeued cluster job runs)."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (overrides the config's).")] = None,
     accelerator: Annotated[str | None, typer.Option(help="cpu | gpu | auto (Lightning).")] = None,
@@ -155,14 +159,15 @@ def train(
 
     Example: vltk train vqa --config stacked_attention --set trainer.max_epochs=3 --seed 1
     """
-    from vltk.tasks.runner import global_rank, load_task_config
+    from vltk.tasks.runner import global_rank, launcher_run_dir, load_task_config
     from vltk.tasks.runner import train as run_training
 
     extra = device_overrides(accelerator, devices, strategy, num_nodes, precision, seed, deterministic)
-    own_config = resume is not None and config is None and run_dir is not None
-    own_config = own_config and (run_dir / "config.yaml").is_file()
+    this_run = run_dir or (launcher_run_dir(task) if resume is not None else None)
+    own_config = resume is not None and config is None and this_run is not None
+    own_config = own_config and (this_run / "config.yaml").is_file()
     if own_config:
-        config = str(run_dir / "config.yaml")  # resuming: the run's own resolved config, plus any --set
+        config = str(this_run / "config.yaml")  # resuming: the run's own resolved config, plus any --set
     cfg = load_task_config(task, config, list(overrides or []) + extra, old_keys=own_config)
     result = run_training(cfg, run_dir=run_dir, resume=resume)
     if global_rank() != 0:  # DDP: every rank runs this command; one prints

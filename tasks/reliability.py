@@ -6,7 +6,9 @@
   inside an epoch).
 - :class:`SaveOnSignal` turns SIGTERM (cluster pre-emption) and SIGINT (Ctrl+C) into "finish this batch,
   write ``last.ckpt``, stop"; the runner then raises :class:`TrainingInterrupted` and the CLI exits 143 / 130.
-  A second Ctrl+C aborts at once.
+  A second Ctrl+C aborts at once. In a SLURM batch job SIGUSR1 does the same and then requeues the job
+  (``scontrol requeue``, as Lightning's ``SLURMEnvironment(auto_requeue=True)`` does, but at a batch boundary
+  so that the resumed run is bitwise the uninterrupted one); the CLI exits 138.
 - :class:`AtomicCheckpointIO` writes a checkpoint to a temporary file, flushes it to disk and renames it over
   the old one, so a process killed while writing leaves the previous checkpoint intact.
 - :func:`guard_nonfinite_loss` stops a run at the first NaN/inf loss, naming the step and the batch, before
@@ -45,13 +47,68 @@ PROVENANCE_KEY = "vltk_provenance"
 class TrainingInterrupted(VltkError):
     """Training stopped on a signal after writing a checkpoint that resumes."""
 
-    def __init__(self, signum: int, checkpoint: Path | None, run_dir: Path):
+    def __init__(self, signum: int, checkpoint: Path | None, run_dir: Path, requeued: str | None = None):
         self.signum = signum
         self.checkpoint = checkpoint
-        self.exit_code = 128 + signum  # the shell's convention: 143 for SIGTERM, 130 for SIGINT
+        self.requeued = requeued
+        self.exit_code = 128 + signum  # the shell's convention: 143 SIGTERM, 130 SIGINT, 138 SIGUSR1
         name = signal.Signals(signum).name
         saved = f"checkpoint written to {checkpoint}" if checkpoint else "no checkpoint written"
-        super().__init__(f"interrupted by {name}; {saved}; continue with --run-dir {run_dir} --resume last")
+        then = (
+            f"SLURM job {requeued} requeued: it continues with --resume auto"
+            if requeued
+            else f"continue with --run-dir {run_dir} --resume last"
+        )
+        super().__init__(f"interrupted by {name}; {saved}; {then}")
+
+
+# ------------------------------------------------------------------------------------------------ SLURM
+def slurm_batch_job() -> bool:
+    """This process is a task of a SLURM batch job (Lightning's test: ``SLURM_NTASKS`` is set and the job is
+    not an interactive ``bash``/``interactive`` allocation)."""
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+
+    return SLURMEnvironment.detect()
+
+
+def slurm_job_id() -> str | None:
+    """The id ``scontrol requeue`` takes: ``<array job>_<array task>`` for an array task, else the job id."""
+    if not slurm_batch_job():
+        return None
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if array_job is not None:
+        return f"{array_job}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def slurm_plugins() -> list[Any]:
+    """Under SLURM, Lightning's SLURM environment with its own requeue handler off: its handler writes a
+    checkpoint inside the signal handler, in the middle of a step; :class:`SaveOnSignal` requeues at the
+    next batch boundary instead."""
+    if not slurm_batch_job():
+        return []
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)]
+
+
+def requeue_slurm_job(job_id: str) -> bool:
+    """``scontrol requeue JOB``: SLURM puts the job back in the queue; it restarts with the same id (hence
+    the same run directory). True when scontrol succeeded."""
+    if not re.fullmatch(r"[0-9]+(_[0-9]+)?", job_id):
+        logger.warning("not requeueing: %r is not a SLURM job id", job_id)
+        return False
+    try:
+        done = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        logger.warning("could not requeue SLURM job %s: %s", job_id, error)
+        return False
+    if done.returncode != 0:
+        reason = done.stderr.strip()
+        logger.warning("scontrol requeue %s failed (exit %d): %s", job_id, done.returncode, reason)
+        return False
+    logger.warning("requeued SLURM job %s", job_id)
+    return True
 
 
 class NonFiniteLossError(VltkError):
@@ -161,13 +218,22 @@ class SaveOnSignal(pl.Callback):
 
     Lightning already turns SIGTERM into a stop after the current batch (``SIGTERMException``); this callback
     routes SIGINT the same way, remembers which signal came, and writes the checkpoint when the stop happens.
+    With ``requeue_job`` (a SLURM job id) SIGUSR1 is routed the same way too, and after the checkpoint is
+    written rank 0 requeues the job.
     """
 
-    def __init__(self, checkpoint_path: Path) -> None:
+    def __init__(self, checkpoint_path: Path, requeue_job: str | None = None) -> None:
         self.checkpoint_path = Path(checkpoint_path)
+        self.requeue_job = requeue_job
         self.signum: int | None = None
         self.saved: Path | None = None
+        self.requeued: str | None = None
         self._previous: dict[int, Any] = {}
+
+    def _signals(self) -> tuple[int, ...]:
+        if self.requeue_job is None:
+            return (signal.SIGTERM, signal.SIGINT)
+        return (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning has installed its SIGTERM handler by now (it sets trainer.received_sigterm; it is
@@ -184,7 +250,7 @@ class SaveOnSignal(pl.Callback):
             if callable(lightning_sigterm):
                 lightning_sigterm(signal.SIGTERM, frame)
 
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in self._signals():
             try:
                 self._previous[signum] = signal.signal(signum, handle)
             except ValueError:  # not the main thread: leave the handlers alone
@@ -202,6 +268,8 @@ class SaveOnSignal(pl.Callback):
             self.signum = self.signum or int(signal.SIGTERM)
             trainer.save_checkpoint(str(self.checkpoint_path))
             self.saved = self.checkpoint_path
+            if self.signum == signal.SIGUSR1 and self.requeue_job and trainer.is_global_zero:
+                self.requeued = self.requeue_job if requeue_slurm_job(self.requeue_job) else None
         self._restore_handlers()
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -21,7 +21,6 @@ from typing import Any, get_args
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vltk.config import apply_overrides, dump_yaml, from_dict, read_config, to_dict
@@ -29,6 +28,7 @@ from vltk.errors import ConfigError, VltkError, check_output_path, unknown_choic
 from vltk.export import load_checkpoint, read_export, weights_summary
 from vltk.registry import build, resolve
 from vltk.tasks import TASKS, TaskEntry
+from vltk.tasks.loggers import build_loggers, check_loggers, finish_loggers
 from vltk.tasks.reliability import (
     AtomicCheckpointIO,
     Provenance,
@@ -37,6 +37,8 @@ from vltk.tasks.reliability import (
     TrainingInterrupted,
     check_provenance,
     guard_nonfinite_loss,
+    slurm_job_id,
+    slurm_plugins,
 )
 
 logger = logging.getLogger(__name__)
@@ -114,9 +116,12 @@ def launcher_run_name() -> str | None:
     process is not one of several started by such a launcher.
 
     torchrun: ``torchrun-<rdzv id>`` (``TORCHELASTIC_RUN_ID``; ``--standalone`` makes a random one, a static
-    launch needs ``--rdzv-id``); srun: ``slurm-<job id>``, so a requeued job resumes in the same directory.
-    Several ranks with neither are one line asking for ``--run-dir``.
+    launch needs ``--rdzv-id``); a SLURM batch job, of one task or many: ``slurm-<job id>``, so a requeued
+    job resumes in the same directory. Several ranks with neither are one line asking for ``--run-dir``.
     """
+    job = slurm_job_id()
+    if job is not None:
+        return f"slurm-{job}"
     world = max(int(os.environ.get("WORLD_SIZE", "1") or 1), int(os.environ.get("SLURM_NTASKS", "1") or 1))
     if world <= 1:
         return None
@@ -142,18 +147,6 @@ def choose_run_dir(task: str, run_dir: str | Path | None) -> Path:
     check_output_path(Path(run_dir), "the run directory", directory=True)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return Path(run_dir)
-
-
-def _loggers(run_dir: Path) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(str(run_dir), name="logs", version="")]
-    try:
-        import tensorboard  # noqa: F401
-        from pytorch_lightning.loggers import TensorBoardLogger
-
-        loggers.append(TensorBoardLogger(str(run_dir), name="tensorboard", version=""))
-    except ImportError:
-        pass
-    return loggers
 
 
 def _lightning_choices() -> tuple[list[str], list[str], list[Any]]:
@@ -250,17 +243,25 @@ def _check_with_lightning(trainer: Any) -> None:
         lightning_log.setLevel(level)
 
 
-def build_trainer(cfg: Any, run_dir: Path | None, callbacks: list | None = None) -> pl.Trainer:
+def build_trainer(
+    cfg: Any, run_dir: Path | None, callbacks: list | None = None, *, resuming: bool = False
+) -> pl.Trainer:
     """Lightning's Trainer from the ``trainer`` section (every argument of its signature that the section
-    holds) and what vltk sets itself (``TrainerConfig.MANAGED``: loggers, callbacks, the checkpoint writer,
-    the run directory, gradient clipping from ``optim.grad_clip``)."""
+    holds) and what vltk sets itself (``TrainerConfig.MANAGED``: loggers from ``trainer.loggers``, callbacks,
+    the checkpoint writer, the SLURM environment, the run directory, gradient clipping from
+    ``optim.grad_clip``). Without a ``run_dir`` (evaluation) nothing is logged."""
     grad_clip = getattr(getattr(cfg, "optim", None), "grad_clip", None)
+    loggers = (
+        build_loggers(cfg.trainer.loggers, run_dir, resuming=resuming, is_global_zero=global_rank() == 0)
+        if run_dir is not None
+        else False
+    )
     return pl.Trainer(
         **cfg.trainer.lightning_arguments(),
         gradient_clip_val=grad_clip,
         callbacks=callbacks or [],
-        plugins=[AtomicCheckpointIO()],
-        logger=_loggers(run_dir) if run_dir is not None else False,
+        plugins=[AtomicCheckpointIO(), *slurm_plugins()],
+        logger=loggers,
         default_root_dir=str(run_dir) if run_dir is not None else None,
         enable_checkpointing=bool(callbacks),
     )
@@ -312,9 +313,21 @@ def write_metrics(
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
+def launcher_run_dir(task: str) -> Path | None:
+    """``runs/<task>/<name>`` when a launcher names the run (:func:`launcher_run_name`), else None."""
+    name = launcher_run_name()
+    return Path("runs") / task / name if name else None
+
+
 def resolve_resume(task: str, resume: str | None, run_dir: Path) -> str | None:
+    """The checkpoint to resume from: ``last`` (the run directory's ``last.ckpt``, which must exist),
+    ``auto`` (that file when it exists, else a fresh start: what a requeued job runs) or a path."""
     if resume is None:
         return None
+    if resume == "auto":
+        resume = "last" if (run_dir / "checkpoints" / "last.ckpt").is_file() else None
+        if resume is None:
+            return None
     path = run_dir / "checkpoints" / "last.ckpt" if resume == "last" else Path(resume)
     if not path.is_file():
         raise VltkError(f"cannot resume: checkpoint not found: {path}")
@@ -349,12 +362,13 @@ def train(
     """Train ``cfg.task`` as configured, then test the best checkpoint; everything lands in the run dir.
 
     Raises:
-        TrainingInterrupted: on SIGTERM/SIGINT, after writing ``checkpoints/last.ckpt`` (resume with
-            ``resume="last"``).
+        TrainingInterrupted: on SIGTERM/SIGINT (and SIGUSR1 in a SLURM job, which is then requeued), after
+            writing ``checkpoints/last.ckpt`` (resume with ``resume="last"`` or ``"auto"``).
         NonFiniteLossError: on a NaN/inf loss when ``trainer.on_nonfinite_loss`` is ``raise``.
     """
     entry = task_entry(cfg.task).for_config(cfg)
     check_trainer_settings(cfg.trainer)  # before the run directory or any data is written
+    check_loggers(cfg.trainer.loggers)
     run_path = choose_run_dir(cfg.task, run_dir)
     ckpt_path = resolve_resume(cfg.task, resume, run_path)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -383,19 +397,24 @@ def train(
     latest = ModelCheckpoint(
         dirpath=str(run_path / "checkpoints"), filename="last", save_top_k=1, enable_version_counter=False
     )
-    on_signal = SaveOnSignal(run_path / "checkpoints" / "last.ckpt")
+    requeue = slurm_job_id() if cfg.trainer.slurm_requeue else None
+    on_signal = SaveOnSignal(run_path / "checkpoints" / "last.ckpt", requeue_job=requeue)
     chosen = configured_callbacks(cfg, run_path / "checkpoints")
     callbacks = [ResumeState(), Provenance(), on_signal, checkpoint, latest, *chosen, *extra_callbacks]
     if hasattr(datamodule, "resume_train_order"):  # ResumeState restores the order; Lightning can't tell
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
-    trainer = build_trainer(cfg, run_path, callbacks=callbacks)
+    trainer = build_trainer(cfg, run_path, callbacks=callbacks, resuming=ckpt_path is not None)
     try:
-        # weights_only: a checkpoint to resume is read as tensors and plain containers, no code runs
-        trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    except SIGTERMException:
-        raise TrainingInterrupted(on_signal.signum or signal.SIGTERM, on_signal.saved, run_path) from None
-    best = checkpoint.best_model_path or None
-    trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+        try:
+            # weights_only: a checkpoint to resume is read as tensors and plain containers, no code runs
+            trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except SIGTERMException:
+            signum, requeued = on_signal.signum or signal.SIGTERM, on_signal.requeued
+            raise TrainingInterrupted(signum, on_signal.saved, run_path, requeued=requeued) from None
+        best = checkpoint.best_model_path or None
+        trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+    finally:
+        finish_loggers(trainer.loggers)
     metrics = system.results.get("test", {})
     if trainer.is_global_zero:
         write_metrics(run_path / "metrics.json", "test", metrics)

@@ -98,14 +98,74 @@ class CheckpointsConfig:
 
 
 @dataclass
+class WandbConfig:
+    """Weights & Biases (Lightning's ``WandbLogger``; ``pip install 'vltk[wandb]'``).
+
+    Offline by default: the run is written under ``RUN/wandb/`` and nothing leaves the machine;
+    ``wandb sync RUN/wandb/offline-run-*`` uploads it later.
+
+    Attributes:
+        enabled: log to W&B as well as to ``logs/metrics.csv``.
+        mode: ``offline`` (write locally only) or ``online`` (send to the W&B server as the run goes).
+        project: the W&B project.
+        entity: the W&B team or user (``null``: your default).
+        name: the run's name (``null``: the run directory's name).
+        tags: tags for the run.
+    """
+
+    enabled: bool = False
+    mode: Literal["offline", "online"] = "offline"
+    project: str = "vltk"
+    entity: str | None = None
+    name: str | None = None
+    tags: list[str] = dataclass_field(default_factory=list)
+
+
+@dataclass
+class MLflowConfig:
+    """MLflow tracking (Lightning's ``MLFlowLogger``; ``pip install 'vltk[mlflow]'``).
+
+    Attributes:
+        enabled: log to MLflow as well as to ``logs/metrics.csv``.
+        experiment: the MLflow experiment the run belongs to.
+        tracking_uri: where runs are stored (``null``: a local file store in ``RUN/mlruns``; view it with
+            ``mlflow ui --backend-store-uri RUN/mlruns``); a server's ``http://...`` sends them there.
+        run_name: the run's name (``null``: the run directory's name).
+        tags: tags for the run.
+    """
+
+    enabled: bool = False
+    experiment: str = "vltk"
+    tracking_uri: str | None = None
+    run_name: str | None = None
+    tags: dict[str, str] = dataclass_field(default_factory=dict)
+
+
+@dataclass
+class LoggersConfig:
+    """Where a run's metrics go besides ``RUN/logs/metrics.csv`` (always written).
+
+    Attributes:
+        tensorboard: also TensorBoard event files in ``RUN/tensorboard`` (``auto``: when ``tensorboard`` is
+            installed; ``true`` asks for it and fails if it is not).
+        wandb: Weights & Biases, offline by default.
+        mlflow: MLflow, a local file store by default.
+    """
+
+    tensorboard: bool | Literal["auto"] = "auto"
+    wandb: WandbConfig = dataclass_field(default_factory=WandbConfig)
+    mlflow: MLflowConfig = dataclass_field(default_factory=MLflowConfig)
+
+
+@dataclass
 class TrainerConfig:
     """Arguments passed to ``pytorch_lightning.Trainer`` (the CLI's device flags override these): every
     argument of its signature, with Lightning's defaults unless vltk chose another (``max_epochs``,
     ``log_every_n_steps``, ``num_sanity_val_steps``, ``precision``; ``deterministic`` and
     ``enable_progress_bar`` spell out what Lightning's ``None`` means), except those vltk sets itself
     (``MANAGED``, refused with where to set them instead). ``on_nonfinite_loss``, ``early_stopping``,
-    ``lr_monitor`` and ``checkpoints`` are vltk's own (:data:`VLTK_ONLY`). ``tests/test_config.py`` checks
-    the fields against the installed Lightning's signature.
+    ``lr_monitor``, ``checkpoints``, ``loggers`` and ``slurm_requeue`` are vltk's own (:data:`VLTK_ONLY`).
+    ``tests/test_config.py`` checks the fields against the installed Lightning's signature.
 
     Attributes:
         max_epochs: passes over the training split.
@@ -150,6 +210,10 @@ class TrainerConfig:
         early_stopping: stop when the monitored validation metric stalls (vltk's; Lightning's callback).
         lr_monitor: log each parameter group's learning rate every step (``lr-Adam`` ... in the logs).
         checkpoints: extra checkpoints to keep (the k best epochs, one every n epochs).
+        loggers: TensorBoard, Weights & Biases (offline) and MLflow (local files) besides the CSV log.
+        slurm_requeue: under a SLURM batch job, SIGUSR1 (``sbatch --signal=USR1@120``) finishes the batch,
+            writes ``last.ckpt``, requeues the job (``scontrol requeue``) and stops; the requeued job
+            continues with ``--resume auto`` (see docs/clusters.md).
     """
 
     max_epochs: int = 10
@@ -191,9 +255,11 @@ class TrainerConfig:
     early_stopping: EarlyStoppingConfig = dataclass_field(default_factory=EarlyStoppingConfig)
     lr_monitor: bool = False
     checkpoints: CheckpointsConfig = dataclass_field(default_factory=CheckpointsConfig)
+    loggers: LoggersConfig = dataclass_field(default_factory=LoggersConfig)
+    slurm_requeue: bool = True
 
     MANAGED: ClassVar[dict[str, str]] = {
-        "logger": "vltk logs to RUN/logs/metrics.csv (and TensorBoard when it is installed)",
+        "logger": "set trainer.loggers (tensorboard, wandb, mlflow; RUN/logs/metrics.csv is always written)",
         "callbacks": "vltk adds its checkpoint, resume and signal callbacks itself",
         "plugins": "vltk installs its atomic checkpoint writer",
         "default_root_dir": "the run directory is --run-dir",
@@ -207,7 +273,9 @@ class TrainerConfig:
         return {f.name: getattr(self, f.name) for f in dataclass_fields(self) if f.name not in VLTK_ONLY}
 
 
-VLTK_ONLY = frozenset({"on_nonfinite_loss", "early_stopping", "lr_monitor", "checkpoints"})
+VLTK_ONLY = frozenset(
+    {"on_nonfinite_loss", "early_stopping", "lr_monitor", "checkpoints", "loggers", "slurm_requeue"}
+)
 """Fields of the trainer section that are vltk's, not Lightning's."""
 
 

@@ -412,3 +412,84 @@ def test_early_stopping_lr_monitor_and_extra_checkpoints_are_config_choices(tmp_
     assert "lr-Adam" in (tmp_path / "logs" / "metrics.csv").read_text().splitlines()[0]
     with pytest.raises(ConfigError, match="trainer.early_stopping.patience must be >= 1"):
         load_task_config("captioning", None, ["trainer.early_stopping.patience=0"])
+
+
+FAKE_SLURM = {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "vltk-test", "SLURM_PROCID": "0",
+              "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}  # fmt: skip
+"""A SLURM batch job of one task, as srun sets it up (Lightning's ``SLURMEnvironment.detect()`` is true)."""
+
+
+def _fake_scontrol(directory: Path) -> Path:
+    """An ``scontrol`` that records its arguments in ``directory/scontrol.log`` (as SLURM would requeue)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "scontrol"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {directory / "scontrol.log"}\n')
+    script.chmod(0o755)
+    return directory / "scontrol.log"
+
+
+def _slurm_job(monkeypatch, tmp_path: Path) -> Path:
+    for name, value in FAKE_SLURM.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("VLTK_RUN_DIR", raising=False)  # train() sets it; gone again after the test
+    log = _fake_scontrol(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    return log
+
+
+def test_sigusr1_in_a_slurm_job_saves_requeues_and_the_requeued_job_resumes_bitwise(
+    uninterrupted: Path, tmp_path: Path, monkeypatch
+):
+    scontrol_log = _slurm_job(monkeypatch, tmp_path)
+    cfg = _config(TINY_CAPTIONING)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(cfg, resume="auto", extra_callbacks=[SignalAtStep(3, signal.SIGUSR1)])
+    run_dir = Path("runs/captioning/slurm-4242")  # the job's own directory, found again after the requeue
+    assert stopped.value.exit_code == 138 and stopped.value.requeued == "4242"
+    assert "SLURM job 4242 requeued" in str(stopped.value) and "--resume auto" in str(stopped.value)
+    assert scontrol_log.read_text().split() == ["requeue", "4242"]
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers restored
+    train(cfg, resume="auto")  # the requeued job: the same command
+    _assert_bitwise_equal(_weights(uninterrupted), _weights(run_dir))
+    assert scontrol_log.read_text().split() == ["requeue", "4242"]  # requeued once
+
+
+def test_slurm_requeue_can_be_turned_off(tmp_path: Path, monkeypatch):
+    scontrol_log = _slurm_job(monkeypatch, tmp_path)
+    cfg = _config([*TINY_CAPTIONING, "trainer.slurm_requeue=false"])
+    received = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: received.append(signum))
+    try:
+        result = train(cfg, extra_callbacks=[SignalAtStep(2, signal.SIGUSR1)])
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert received == [signal.SIGUSR1] and result.metrics  # not vltk's: the run went on to the test
+    assert not scontrol_log.exists()
+
+
+def test_the_cli_requeues_on_sigusr1_and_the_same_command_continues(tmp_path: Path):
+    overrides = [*TINY_CAPTIONING, "trainer.max_epochs=1000", "data.num_images=200"]
+    command = [sys.executable, "-m", "vltk", "train", "captioning", "--resume", "auto"]
+    command += [arg for value in overrides for arg in ("--set", value)]
+    scontrol_log = _fake_scontrol(tmp_path / "bin")
+    path = f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, **FAKE_SLURM, "OMP_NUM_THREADS": "1", "PATH": path}
+    env.pop("VLTK_RUN_DIR", None)
+    run_dir = tmp_path / "runs" / "captioning" / "slurm-4242"
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+                               cwd=tmp_path)  # fmt: skip
+    deadline = time.time() + 120
+    while not (run_dir / "logs" / "metrics.csv").is_file() and time.time() < deadline:  # training started
+        time.sleep(0.2)
+    process.send_signal(signal.SIGUSR1)  # what sbatch --signal=USR1@120 sends before the time limit
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 138, output
+    assert "SLURM job 4242 requeued" in output and scontrol_log.read_text().split() == ["requeue", "4242"]
+    stopped = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    finish = command + ["--set", f"trainer.max_epochs={stopped['epoch'] + 1}"]  # the requeued job, shortened
+    done = subprocess.run(finish, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    final = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["global_step"] > stopped["global_step"] and (run_dir / "metrics.json").is_file()
