@@ -378,6 +378,33 @@ REGISTRY: tuple[Bench, ...] = (
         "changes.",
     ),
 )
+REGISTRY += (
+    Bench(
+        "run_profile",
+        "Where the time of each default run goes",
+        "profile_runs.py",
+        (),
+        tuple(
+            arg
+            for value in (
+                "trainer.max_epochs=1",
+                "captioning:data.num_images=200",
+                "vqa:data.max_questions=300",
+                "dialog:data.num_dialogs=200",
+                "navigation:data.episodes=64",
+                "navigation:data.val_episodes=10",
+                "navigation:data.test_episodes=20",
+                "lm:data.max_chars=60000",
+            )
+            for arg in ("--set", value)
+        ),
+        # the default runs' wall times so far: captioning 11.9 min, VQA 3.5, dialog 5.8 (2026-11-26),
+        # navigation 7.7 + 0.5 for its demos; lm never timed (~2); plus five warm-cache data set-ups
+        35,
+        "never measured before this runner (new in issue 19).",
+        quick_minutes=20,
+    ),
+)
 # Modules in benchmarks/ that are not benchmarks of their own.
 HELPERS = {
     "_report.py": "shared plumbing",
