@@ -19,6 +19,7 @@ from vltk.registry import Registry
 from vltk.tasks.captioning.datasets import CAPTION_DATASETS
 from vltk.tasks.captioning.demo import CaptioningDemo
 from vltk.tasks.captioning.inference import ImageCaptioner
+from vltk.tasks.captioning.onnx import export_captioner_onnx
 from vltk.tasks.captioning.predict import CaptionRequest, predict_captions_lines
 from vltk.tasks.captioning.score import score_captioning
 from vltk.tasks.captioning.system import CaptioningConfig, CaptioningTask
@@ -47,6 +48,7 @@ from vltk.tasks.navigation.system import NavigationConfig, NavigationTask
 from vltk.tasks.vqa.datasets import VQA_DATASETS
 from vltk.tasks.vqa.demo import VqaDemo
 from vltk.tasks.vqa.inference import QuestionAnswerer
+from vltk.tasks.vqa.onnx import export_vqa_onnx
 from vltk.tasks.vqa.predict import VqaRequest, predict_vqa_lines
 from vltk.tasks.vqa.score import score_vqa
 from vltk.tasks.vqa.system import VqaConfig, VqaTask
@@ -74,6 +76,9 @@ class TaskEntry:
         score_options: the ``ScoreRequest`` fields the task reads.
         demo: the class of the task's ``vltk serve`` tab (``tasks/<task>/demo.py``): ``demo(inference)``
             holds an inference object; its ``build(gr, key)`` lays out the tab (:mod:`vltk.tasks.serve`).
+        onnx: ``onnx(inference_object, directory) -> dict`` writes the model's ONNX graphs and their
+            ``onnx_config.json`` (``vltk export --onnx``; ``tasks/<task>/onnx.py``); ``None``: not offered.
+        pipeline_tag: the Hugging Face pipeline tag of the task, for the export's model card.
         family: for a task with families of datasets that need their own config and system (navigation:
             BabyAI grid worlds, R2R graphs), ``family(config) -> TaskEntry | None`` picks the entry of a
             config (a mapping or a parsed config) by its ``data.name``; ``None``: this entry.
@@ -90,6 +95,8 @@ class TaskEntry:
     score_options: frozenset[str] = field(default_factory=frozenset)
     family: Callable[[Any], TaskEntry | None] | None = None
     demo: type | None = None
+    onnx: Callable[[Any, Any], dict[str, Any]] | None = None
+    pipeline_tag: str | None = None
 
     def for_config(self, config: Any) -> TaskEntry:
         """The entry that handles ``config`` (a config mapping or a parsed config dataclass): this one,
@@ -142,6 +149,8 @@ _TASK_ENTRIES: dict[str, TaskEntry] = {
         score=score_captioning,
         score_options=frozenset({"references", "split"}),
         demo=CaptioningDemo,
+        onnx=export_captioner_onnx,
+        pipeline_tag="image-to-text",
     ),
     "lm": TaskEntry(
         LmConfig,
@@ -152,6 +161,7 @@ _TASK_ENTRIES: dict[str, TaskEntry] = {
         predict_request=SampleRequest,
         predict=predict_lm_lines,
         demo=LmDemo,
+        pipeline_tag="text-generation",
     ),
     "vqa": TaskEntry(
         VqaConfig,
@@ -164,6 +174,8 @@ _TASK_ENTRIES: dict[str, TaskEntry] = {
         score=score_vqa,
         score_options=frozenset({"questions", "annotations", "rule"}),
         demo=VqaDemo,
+        onnx=export_vqa_onnx,
+        pipeline_tag="visual-question-answering",
     ),
     "dialog": TaskEntry(
         DialogConfig,

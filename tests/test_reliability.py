@@ -221,6 +221,7 @@ def test_export_round_trip_gives_identical_outputs(uninterrupted: Path, tmp_path
         "tokenizer.json",
         "tokenizer_config.json",
         "special_tokens_map.json",
+        "README.md",  # the model card
     }
     images = [Image.new("RGB", (40, 30), color) for color in ("red", "navy", "white")]
     exported, original = vltk.from_pretrained(out), load_captioner(checkpoint)

@@ -8,6 +8,9 @@
                                    (the lm's character/word symbol list goes to ``vocab.json`` instead)
     DIR/tokenizer_config.json      so ``transformers.PreTrainedTokenizerFast.from_pretrained(DIR)`` loads it
     DIR/special_tokens_map.json
+    DIR/README.md                  the model card: Hub metadata (library, task, dataset, metrics) and how to
+                                   load it (:mod:`vltk.model_card`)
+    DIR/onnx/                      with ``vltk export --onnx``: the ONNX graphs (:mod:`vltk.onnx`)
 
 ``vltk.from_pretrained(DIR)`` returns the task's inference object (``vltk.tasks.<task>.inference``), for
 every task, and ``vltk predict`` / ``vltk evaluate`` accept the directory wherever they accept a checkpoint.
@@ -21,8 +24,9 @@ import logging
 import os
 import pickle
 import re
+import shutil
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +36,8 @@ import torch
 from torch import nn
 
 from vltk.errors import VltkError
+from vltk.model_card import CARD_FILE, model_card, run_metrics
+from vltk.onnx.runtime import ONNX_DIR  # the folder of the ONNX graphs: guarded and replaced like the files
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +69,7 @@ def _special_tokens(vocab_json: str) -> dict[str, str]:
 
 
 EXPORT_FILES = (WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE, SYMBOLS_FILE, "tokenizer_config.json",
-                "special_tokens_map.json")  # fmt: skip
+                "special_tokens_map.json", CARD_FILE)  # fmt: skip
 """Every file an export may hold (what ``overwrite`` guards)."""
 
 
@@ -78,32 +84,55 @@ def export_checkpoint(checkpoint: str | Path, directory: str | Path, *, overwrit
     """Write the model of a ``vltk train`` checkpoint into ``directory`` (see the module docstring).
 
     A directory that already holds an export's files is refused unless ``overwrite`` (then the old files
-    are replaced, and those of the old export that the new one does not write are removed). The files get
-    the usual permissions of new files (``0o666`` less the umask), readable by whoever may read the folder.
+    are replaced, and those of the old export that the new one does not write are removed, its ``onnx/``
+    folder included). The files get the usual permissions of new files (``0o666`` less the umask),
+    readable by whoever may read the folder. The model card has no Hub pipeline tag (the library knows no
+    task): ``vltk export`` (:func:`vltk.tasks.export.export_model`) adds the task's, and ONNX graphs.
     """
-    from safetensors.torch import save_file
+    path, out = Path(checkpoint), Path(directory)
+    earlier = check_export_directory(out, overwrite)
+    return write_export(read_checkpoint(path), out, source=path, earlier=earlier)
 
-    path = Path(checkpoint)
-    out = Path(directory)
+
+def check_export_directory(out: Path, overwrite: bool) -> list[str]:
+    """The names of an earlier export's files and folders in ``out``; an error unless ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise VltkError(
             f"{out} exists and is not a directory; `vltk export` writes a directory ({WEIGHTS_FILE}, "
             f"{CONFIG_FILE}, ...): name a new or existing directory"
         )
-    earlier = [name for name in EXPORT_FILES if (out / name).exists()]
+    earlier = [name for name in (*EXPORT_FILES, ONNX_DIR) if (out / name).exists()]
     if earlier and not overwrite:
         raise VltkError(
             f"{out} already holds an export ({', '.join(earlier)}); choose another directory, or replace it "
             "with --overwrite (vltk.export.export_checkpoint(..., overwrite=True))"
         )
-    exported = read_checkpoint(path)
+    return earlier
+
+
+def write_export(
+    exported: ExportedModel,
+    out: Path,
+    *,
+    source: Path,
+    earlier: Sequence[str] = (),
+    pipeline_tag: str | None = None,
+    onnx: bool = False,
+) -> Path:
+    """Write ``exported`` (read from ``source``) into ``out``, removing ``earlier`` (an earlier export's
+    names, :func:`check_export_directory`) first; ``onnx`` says the card mentions ``out/onnx/``."""
+    from safetensors.torch import save_file
+
     task, hyper_parameters, state_dict = exported.task, dict(exported.hyper_parameters), exported.state_dict
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # e.g. a parent is a file, or no permission
         raise VltkError(f"cannot create the export directory {out}: {error.strerror or error}") from None
     for name in earlier:  # overwrite: nothing of the earlier export stays beside the new one
-        (out / name).unlink()
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+        else:
+            (out / name).unlink()
     vocab_json = hyper_parameters.pop("vocab", None)
     # safetensors refuses tensors that share memory (tied weights); a contiguous copy of each is exact.
     tensors = {name: tensor.detach().contiguous().clone() for name, tensor in state_dict.items()}
@@ -124,17 +153,23 @@ def export_checkpoint(checkpoint: str | Path, directory: str | Path, *, overwrit
     if vocab_json is not None:
         (out / vocab_file).write_text(vocab_json, encoding="utf-8")
     if is_tokenizer:
-        special = _special_tokens(vocab_json)
-        tokenizer_config = {
-            "tokenizer_class": "PreTrainedTokenizerFast",
-            "clean_up_tokenization_spaces": False,
-        }
-        (out / "tokenizer_config.json").write_text(
-            json.dumps({**tokenizer_config, **special}, indent=2) + "\n"
-        )
-        (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
-    logger.info("exported %s (%s, %d tensors) to %s", path, task, len(tensors), out)
+        _write_tokenizer_config(out, vocab_json)
+    card = model_card(out.resolve().name, task, hyper_parameters.get("config") or {}, exported.provenance,
+                      run_metrics(source), pipeline_tag=pipeline_tag, onnx=onnx)  # fmt: skip
+    (out / CARD_FILE).write_text(card, encoding="utf-8")
+    logger.info("exported %s (%s, %d tensors) to %s", source, task, len(tensors), out)
     return out
+
+
+def _write_tokenizer_config(out: Path, vocab_json: str) -> None:
+    """``tokenizer_config.json`` and ``special_tokens_map.json``, for ``transformers``."""
+    special = _special_tokens(vocab_json)
+    tokenizer_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "clean_up_tokenization_spaces": False,
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps({**tokenizer_config, **special}, indent=2) + "\n")
+    (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
 
 
 def read_export(directory: str | Path) -> ExportedModel:
