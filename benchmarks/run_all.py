@@ -380,6 +380,17 @@ REGISTRY: tuple[Bench, ...] = (
 )
 REGISTRY += (
     Bench(
+        "streaming_memory",
+        "Streaming from shards: memory flat in the dataset size",
+        "streaming_memory.py",
+        (),
+        ("--sizes", "2000", "20000"),
+        40,
+        "never measured before this runner (new in issue 18).",
+    ),
+)
+REGISTRY += (
+    Bench(
         "run_profile",
         "Where the time of each default run goes",
         "profile_runs.py",

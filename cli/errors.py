@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vltk.errors import VltkError
+from vltk.errors import VltkError, user_message
 
 err_console = Console(stderr=True)
 
@@ -28,7 +28,8 @@ def user_errors(command):
         except VltkError as error:
             exit_code = getattr(error, "exit_code", 2)  # TrainingInterrupted: 128 + the signal's number
             label = "[bold yellow]stopped:[/]" if exit_code != 2 else "[bold red]error:[/]"
-            err_console.print(f"{label} {escape(str(error))}", highlight=False, soft_wrap=True)
+            # user_message: an error raised in a DataLoader worker is its one line, not the worker's traceback
+            err_console.print(f"{label} {escape(user_message(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exit_code) from None
 
     return wrapper

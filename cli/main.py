@@ -490,16 +490,28 @@ def export(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an export already in DIRECTORY.")
     ] = False,
+    onnx: Annotated[
+        bool,
+        typer.Option(
+            "--onnx",
+            help="Also write ONNX graphs to DIRECTORY/onnx (captioning, vqa; pip install 'vltk\\[onnx]').",
+        ),
+    ] = False,
 ) -> None:
-    """Write model.safetensors + config.json + tokenizer files; load with vltk.from_pretrained(DIR).
+    """Write model.safetensors + config.json + tokenizer files + a README.md model card; load with
+    vltk.from_pretrained(DIR).
 
-    A directory that already holds an export is refused unless --overwrite.
+    With --onnx also DIRECTORY/onnx: the captioner's encoder.onnx and
+    decoder_step.onnx (beam search runs on them in onnxruntime) or the VQA
+    model.onnx, and onnx_config.json (inputs, outputs, special ids,
+    preprocessing). See docs/export.md. A directory that already holds an
+    export is refused unless --overwrite.
 
-    Example: vltk export runs/captioning/RUN/checkpoints/best.ckpt exports/captioner
+    Example: vltk export runs/captioning/RUN/checkpoints/best.ckpt exports/captioner --onnx
     """
-    from vltk.export import export_checkpoint
+    from vltk.tasks.export import export_model
 
-    out = export_checkpoint(checkpoint, directory, overwrite=overwrite)
+    out = export_model(checkpoint, directory, overwrite=overwrite, onnx=onnx)
     console.print(f"exported to [bold]{out}[/]: " + ", ".join(sorted(p.name for p in out.iterdir())))
 
 
@@ -658,13 +670,23 @@ def data_cache_features(
     ] = None,
     overrides: SetOption = None,
     batch_size: Annotated[int, typer.Option(help="Images encoded at once.")] = 64,
+    num_workers: Annotated[
+        int | None, typer.Option(help="DataLoader workers reading images [default: min(4, CPU cores)].")
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="Where the encoder runs: auto (a GPU if any), cpu, cuda, cuda:N, mps.")
+    ] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="32, or autocast: 16-mixed, bf16-mixed (the cache is float16 either way).")
+    ] = "32",
 ) -> None:
     """Run the config's image encoder once over its dataset and store the grids (float16, memory-mapped).
 
-    Resumable: run it again after an interruption and it continues. Train from the cache with
+    Images are read by DataLoader workers; the encoder runs on a GPU when there is one. Resumable: run it
+    again after an interruption and it continues. Train from the cache with
     --set model.encoder.name=cached --set model.encoder.path=OUT (see docs/captioning.md).
 
-    Example: vltk data cache-features --config resnet_coco --out features/coco
+    Example: vltk data cache-features --config resnet_coco --out features/coco --device cuda
     """
     from rich.progress import track
 
@@ -679,12 +701,51 @@ def data_cache_features(
     def progress(batches, total):
         return track(batches, total=total, description="caching features", console=err_console)
 
-    manifest = cache_caption_features(cfg, out, batch_size=batch_size, progress=progress)
+    manifest = cache_caption_features(cfg, out, batch_size=batch_size, num_workers=num_workers,
+                                      device=device, precision=precision, progress=progress)  # fmt: skip
     console.print(
-        f"{out}: {manifest.num_images} grids {manifest.grid} from {manifest.encoder['name']} "
-        f"(sha256 {manifest.checksum[:12]}...)"
+        f"{out}: {manifest.num_images} grids {manifest.grid} from {manifest.encoder['name']} on "
+        f"{manifest.device} ({manifest.precision}; sha256 {manifest.checksum[:12]}...)"
     )
     console.print(f"train from it: --set model.encoder.name=cached --set model.encoder.path={out}")
+
+
+@data_app.command("shards")
+@user_errors
+def data_shards(
+    out: Annotated[Path, typer.Option(help="Shard directory (SPLIT-NNNNNN.tar, shards.json, word counts).")],
+    config: Annotated[str | None, typer.Option(help="Captioning config whose data section to write.")] = None,
+    overrides: SetOption = None,
+    shard_size: Annotated[int, typer.Option(help="Images per shard (~1,000 COCO images: ~160 MB).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the training split's shuffled order.")] = 0,
+) -> None:
+    """Write a captioning dataset (any data.name) into WebDataset tar shards, to train from them by
+    streaming: --set data.name=webdataset --set data.path=OUT (see docs/datasets.md).
+
+    Example: vltk data shards --config resnet_coco --out shards/coco
+    """
+    from rich.progress import track
+
+    from vltk.errors import check_output_path
+    from vltk.tasks.captioning.feature_cache import dataset_description
+    from vltk.tasks.captioning.shards import write_caption_shards
+    from vltk.tasks.runner import build_datamodule, load_task_config, task_entry
+
+    check_output_path(out, "--out", directory=True)
+    cfg = load_task_config("captioning", config, list(overrides or []))
+    if cfg.data.get("name") == "webdataset":
+        raise VltkError("data.name is already 'webdataset': give the config of the dataset to write")
+    datamodule = build_datamodule(task_entry("captioning"), cfg)
+
+    def progress(records, total):
+        return track(records, total=total, description="writing shards", console=err_console)
+
+    index = write_caption_shards(datamodule, out, shard_size=shard_size, seed=seed,
+                                 source=dataset_description(datamodule), progress=progress)  # fmt: skip
+    for split, shards in index.splits.items():
+        console.print(f"{split}: {index.samples(split)} images, {index.items(split)} captions in "
+                      f"{len(shards)} shard(s)")  # fmt: skip
+    console.print(f"train from them: --set data.name=webdataset --set data.path={out}")
 
 
 @data_app.command("r2r-features")

@@ -366,7 +366,7 @@ def test_visdial_datamodule_reads_a_feature_cache_and_skips_uncached_dialogs(tmp
         _TinyGrid(),
         {"name": "tiny"},
         [1, 3],
-        lambda ids: torch.rand(len(ids), 3, 4, 4),
+        [torch.rand(3, 4, 4), torch.rand(3, 4, 4)],  # the images of ids 1 and 3
         store_dir,
         dataset="fixture",
         transform="none",

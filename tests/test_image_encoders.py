@@ -298,3 +298,29 @@ def test_backbone_choices_are_torchvisions_classifiers_less_the_refused() -> Non
         build(IMAGE_ENCODERS, {"name": "torchvision", "backbone": "googlenet"})
     with pytest.raises(ConfigError, match="did you mean 'convnext_tiny'"):
         build(IMAGE_ENCODERS, {"name": "torchvision", "backbone": "convnext_tiyn"})
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P"])
+def test_the_transforms_v2_pipeline_is_bitwise_the_classic_one(mode):
+    import numpy as np
+    from torchvision import transforms as classic
+    from torchvision.transforms import v2
+
+    from vltk.data.images import ToRGB, default_image_transform, resize_normalize
+
+    pixels = np.random.default_rng(7).integers(0, 256, (53, 91, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels).convert(mode)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    transform = resize_normalize(40, mean, std)
+    assert isinstance(transform, v2.Compose)
+    before = classic.Compose([ToRGB(), classic.Resize((40, 40), antialias=True), classic.ToTensor(),
+                              classic.Normalize(mean, std)])  # fmt: skip
+    produced = transform(image)
+    assert type(produced) is torch.Tensor and produced.shape == (3, 40, 40)
+    assert torch.equal(produced, before(image))
+    assert torch.equal(default_image_transform(32)(image.convert("RGB")),
+                       classic.Compose([classic.Resize((32, 32), antialias=True), classic.ToTensor(),
+                                        classic.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])(
+                           image.convert("RGB")))  # fmt: skip
+    tensor_input = transform(torch.from_numpy(pixels).permute(2, 0, 1))  # a uint8 [3, H, W] tensor works too
+    assert type(tensor_input) is torch.Tensor and tensor_input.shape == (3, 40, 40)

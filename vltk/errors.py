@@ -24,6 +24,21 @@ class DataError(VltkError):
     """A dataset file, annotation or image is missing or malformed."""
 
 
+def user_message(error: VltkError) -> str:
+    """The one line of ``error``, also when a DataLoader worker raised it.
+
+    PyTorch re-raises a worker's exception in the main process as the same type with a message of several
+    lines (``Caught DataError in DataLoader worker process 0.`` and the worker's traceback, whose last line
+    is ``vltk.errors.DataError: <the message>``); this returns ``<the message>`` for those.
+    """
+    text = str(error)
+    if not (text.startswith("Caught ") and "worker process" in text.split("\n", 1)[0]):
+        return text
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    name, _, message = lines[-1].partition(": ")
+    return message if message and name.split(".")[-1] == type(error).__name__ else text
+
+
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The valid choice nearest to a misspelt ``word``, or ``None`` when nothing is close."""
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)

@@ -6,6 +6,7 @@ from vltk.tasks.captioning.datamodule import (
     KarpathyCaptionsDataModule,
     ShapesCaptionsDataModule,
 )
+from vltk.tasks.captioning.shards import ShardedCaptionsDataModule
 
 CAPTION_DATASETS = Registry(
     "caption dataset",
@@ -13,5 +14,6 @@ CAPTION_DATASETS = Registry(
         "shapes": ShapesCaptionsDataModule,
         "karpathy": KarpathyCaptionsDataModule,
         "hf": HFCaptionsDataModule,
+        "webdataset": ShardedCaptionsDataModule,
     },
 )

@@ -6,12 +6,15 @@ Layout of a cache directory::
 
     features.npy      float16 [num_images, N, D], a plain .npy file read through a memory map
     image_ids.json    the image id of every row
-    manifest.json     encoder spec, image transform, dataset, shape, progress, checksum, vltk version
+    manifest.json     encoder spec, image transform, dataset, shape, progress, checksum, vltk version,
+                      device and precision
 
-:func:`cache_features` writes it in order and records its progress in the manifest after every batch, so an
-interrupted run continues where it stopped. :class:`FeatureStore` opens the memory map lazily, the first time
-a row is read *in the process that reads it* (each DataLoader worker maps the file itself; nothing big is
-pickled to workers), so the resident memory of an epoch is what the OS pages in, not the dataset size.
+:func:`cache_features` reads and transforms the images in DataLoader worker processes, runs the encoder on
+a GPU when there is one (``device``; autocast only when ``precision`` asks for it), writes the rows in
+order and records its progress in the manifest after every batch, so an interrupted run continues where it
+stopped. :class:`FeatureStore` opens the memory map lazily, the first time a row is read *in the process
+that reads it* (each DataLoader worker maps the file itself; nothing big is pickled to workers), so the
+resident memory of an epoch is what the OS pages in, not the dataset size.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 
-from vltk.errors import ConfigError, DataError
+from vltk.errors import ConfigError, DataError, VltkError, user_message
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,9 @@ class FeatureCacheManifest:
         rows_done: rows written so far (``num_images`` when complete).
         checksum: sha256 of ``features.npy`` once complete.
         vltk_version: the vltk that wrote it.
+        device: the device(s) the encoder ran on (``cuda:0``; ``cpu, cuda:0`` when a run was resumed on
+            another).
+        precision: ``32``, ``16-mixed`` or ``bf16-mixed`` (see :data:`PRECISIONS`).
     """
 
     encoder: dict[str, Any]
@@ -64,6 +71,8 @@ class FeatureCacheManifest:
     checksum: str | None = None
     vltk_version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"  # caches written before these fields were recorded ran on the CPU in float32
+    precision: str = "32"
 
     @property
     def complete(self) -> bool:
@@ -95,40 +104,136 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+PRECISIONS: dict[str, torch.dtype | None] = {"32": None, "16-mixed": torch.float16,
+                                             "bf16-mixed": torch.bfloat16}  # fmt: skip
+"""``--precision`` of ``cache-features`` (Lightning's spellings): ``32`` runs the encoder in float32, the
+``-mixed`` ones under ``torch.autocast``; the cache stores float16 either way."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (a CUDA GPU, else Apple's MPS, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Raises:
+        ConfigError: an unknown name, or a device this machine does not have (one line naming it).
+    """
+    choices = "auto, cpu, cuda, cuda:N, mps"
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = mps is not None and mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not has_mps:
+            raise ConfigError("device 'mps': Apple's MPS backend is not available on this machine")
+        return torch.device("mps")
+    kind, _, index = name.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise ConfigError(f"unknown device '{name}' (choices: {choices})")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ConfigError(f"device '{name}': no CUDA GPU is available on this machine (try --device cpu)")
+    if index and int(index) >= count:
+        raise ConfigError(f"device '{name}': this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}")
+    return torch.device(name)
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS` (``32-true`` is read as ``32``)."""
+    precision = "32" if precision == "32-true" else precision
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{precision}' (choices: {', '.join(PRECISIONS)})")
+    return precision
+
+
+def default_num_workers() -> int:
+    """``min(4, CPU cores)``: image decoding is what workers speed up, and four keep a GPU encoder busy
+    at the usual sizes without taking every core of a shared machine."""
+    return min(4, os.cpu_count() or 1)
+
+
+class _Rows(Dataset):
+    """``row -> (row, images[row])``: the loader hands the row numbers back, so the rows are checked."""
+
+    def __init__(self, images: Dataset) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)  # type: ignore[arg-type]
+
+    def __getitem__(self, row: int) -> tuple[int, Tensor]:
+        return row, self.images[row]
+
+
+def _stack_rows(items: list[tuple[int, Tensor]]) -> tuple[list[int], Tensor]:
+    return [row for row, _ in items], torch.stack([image for _, image in items])  # [B, 3, H, W]
+
+
 @torch.no_grad()
 def cache_features(
     encoder: nn.Module,
     encoder_spec: dict[str, Any],
     image_ids: Sequence[int],
-    load_batch: Callable[[Sequence[int]], Tensor],
+    images: Dataset,
     out_dir: str | Path,
     *,
     dataset: str,
     transform: str,
     batch_size: int = 64,
+    num_workers: int = 0,
+    device: str = "cpu",
+    precision: str = "32",
     progress: Callable[[Iterable, int], Iterable] | None = None,
 ) -> FeatureCacheManifest:
     """Encode every image once and store its grid as float16; resume an interrupted cache.
+
+    Images are read and transformed by a ``torch`` DataLoader (``num_workers`` processes; pinned memory on
+    CUDA) in row order, and encoded on ``device``. Rows already written by an interrupted run are not read
+    again. On the CPU, the rows are the same bits whatever ``num_workers`` is: workers only load.
 
     Args:
         encoder: the image encoder (put in eval mode here; its ``forward`` returns ``ImageFeatures``).
         encoder_spec: its resolved spec (recorded, and checked against an existing partial cache).
         image_ids: the images to cache, in row order (duplicates are not allowed).
-        load_batch: ``ids -> [B, 3, H, W]`` preprocessed images.
+        images: ``images[row]`` is the preprocessed ``[3, H, W]`` image of ``image_ids[row]`` (a map-style
+            dataset: picklable for worker processes).
         out_dir: the cache directory.
         dataset: where the images come from (recorded; a partial cache of another dataset is refused).
         transform: ``repr`` of the preprocessing (recorded).
         batch_size: images encoded at once.
+        num_workers: DataLoader worker processes reading images (0: in this process).
+        device: :func:`resolve_device`'s names (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+        precision: ``32``, ``16-mixed`` or ``bf16-mixed`` (autocast); a partial cache continues only
+            at the precision it was started with.
         progress: ``(iterable, total) -> iterable`` wrapper, e.g. a progress bar over the batches.
+
+    Raises:
+        DataError: an unreadable image (one line naming it, also from a worker process), or ``out_dir``
+            holding a cache of another encoder, dataset or precision.
     """
     import vltk
 
     ids = [int(i) for i in image_ids]
     if len(set(ids)) != len(ids):
         raise DataError("cache_features: image ids must be unique")
+    if len(images) != len(ids):  # type: ignore[arg-type]
+        raise ValueError(f"cache_features: {len(images)} images for {len(ids)} ids")  # type: ignore[arg-type]
+    if batch_size < 1 or num_workers < 0:
+        raise ConfigError(f"batch size must be >= 1 and workers >= 0, got {batch_size} and {num_workers}")
+    target = resolve_device(device)
+    precision = check_precision(precision)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    encoder.eval()
+    encoder.eval().to(target)
+    autocast_dtype = PRECISIONS[precision]
+
+    def encode(batch: Tensor) -> Tensor:
+        batch = batch.to(target, non_blocking=True)  # [B, 3, H, W]
+        if autocast_dtype is None:
+            return encoder(batch).grid  # [B, N, D]
+        with torch.autocast(target.type, dtype=autocast_dtype):
+            return encoder(batch).grid  # [B, N, D]
+
     manifest: FeatureCacheManifest | None = None
     if (out / MANIFEST_FILE).is_file():
         manifest = read_manifest(out)
@@ -145,9 +250,16 @@ def cache_features(
         if manifest.complete:
             logger.info("%s is complete; nothing to do", out)
             return manifest
+        if manifest.precision != precision:
+            raise DataError(
+                f"{out}: this partial cache was started at precision {manifest.precision}; continue it with "
+                f"--precision {manifest.precision} (or choose another --out)"
+            )
+        if str(target) not in manifest.device.split(", "):
+            manifest.device = f"{manifest.device}, {target}"
         logger.info("resuming the feature cache in %s at row %d of %d", out, manifest.rows_done, len(ids))
     if manifest is None:
-        probe = encoder(load_batch(ids[:1]))  # ImageFeatures of one image: the grid's shape
+        probe = encoder(images[0].unsqueeze(0).to(target))  # ImageFeatures of one image: the grid's shape
         n, d = probe.grid.shape[1:]
         manifest = FeatureCacheManifest(
             encoder=encoder_spec,
@@ -157,6 +269,8 @@ def cache_features(
             grid=[int(n), int(d)],
             grid_size=list(probe.grid_size) if probe.grid_size is not None else None,
             vltk_version=vltk.__version__,
+            device=str(target),
+            precision=precision,
         )
         np.lib.format.open_memmap(
             out / FEATURES_FILE, mode="w+", dtype=np.float16, shape=(len(ids), n, d)
@@ -164,14 +278,26 @@ def cache_features(
         _write_json(out / IDS_FILE, ids)
         _write_json(out / MANIFEST_FILE, asdict(manifest))
     features = np.lib.format.open_memmap(out / FEATURES_FILE, mode="r+")
-    starts = range(manifest.rows_done, len(ids), batch_size)
-    for start in progress(starts, len(starts)) if progress else starts:
-        rows = ids[start : start + batch_size]
-        grid = encoder(load_batch(rows)).grid  # [B, N, D]
-        features[start : start + len(rows)] = grid.float().cpu().numpy().astype(np.float16)
-        features.flush()
-        manifest.rows_done = start + len(rows)
-        _write_json(out / MANIFEST_FILE, asdict(manifest))
+    loader = DataLoader(
+        _Rows(images),
+        batch_size=batch_size,
+        sampler=range(manifest.rows_done, len(ids)),  # in order, after the rows already written
+        num_workers=num_workers,
+        pin_memory=target.type == "cuda",
+        collate_fn=_stack_rows,
+    )
+    batches = progress(loader, len(loader)) if progress else loader
+    try:
+        for rows, batch in batches:
+            start = manifest.rows_done
+            if rows[0] != start or rows[-1] != start + len(rows) - 1:
+                raise RuntimeError(f"cache_features: expected rows {start}.., got {rows[0]}..{rows[-1]}")
+            features[start : start + len(rows)] = encode(batch).float().cpu().numpy().astype(np.float16)
+            features.flush()
+            manifest.rows_done = start + len(rows)
+            _write_json(out / MANIFEST_FILE, asdict(manifest))
+    except VltkError as error:  # from a worker: its one line, without the worker's traceback
+        raise type(error)(user_message(error)) from None
     del features
     manifest.checksum = file_sha256(out / FEATURES_FILE)
     _write_json(out / MANIFEST_FILE, asdict(manifest))

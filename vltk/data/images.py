@@ -15,14 +15,17 @@ loaders) read pixels as stored.
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
-from torchvision import transforms
+from torchvision.transforms import v2
 
 from vltk.errors import DataError
 
@@ -47,17 +50,31 @@ def load_image(path: str | Path) -> Image.Image:
         raise DataError(f"{path}: image file not found")
     if path.is_dir():
         raise DataError(f"{path}: expected an image file, found a directory")
+    return _decode(path, str(path))
+
+
+def decode_image(data: bytes, source: str) -> Image.Image:
+    """:func:`load_image` for an encoded image in memory (a file read from a tar shard, say).
+
+    Args:
+        data: the file's bytes (PNG, JPEG, ...: the format is read from the bytes).
+        source: where they come from, for the error message (``shard.tar: sample 'KEY'``).
+    """
+    return _decode(io.BytesIO(data), source)
+
+
+def _decode(file: Path | io.BytesIO, source: str) -> Image.Image:
     try:
-        with Image.open(path) as image:
+        with Image.open(file) as image:
             image.load()
-            return to_rgb(image, source=str(path))
+            return to_rgb(image, source=source)
     except UnidentifiedImageError as error:
-        raise DataError(f"{path}: not an image file (or an unsupported format)") from error
+        raise DataError(f"{source}: not an image file (or an unsupported format)") from error
     except DataError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
-        raise DataError(f"{path}: cannot decode image ({message})") from error
+        raise DataError(f"{source}: cannot decode image ({message})") from error
 
 
 def to_rgb(image: Image.Image, source: str = "image") -> Image.Image:
@@ -107,10 +124,52 @@ def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
 def default_image_transform(size: int = 224) -> ImageTransform:
     """Resize to ``size x size``, convert to a ``[3, H, W]`` float tensor, normalise with ImageNet
     statistics: the preprocessing used when no image encoder has provided its own ``transforms()``."""
-    return transforms.Compose(
+    return resize_normalize(size, IMAGENET_MEAN, IMAGENET_STD)
+
+
+class ToRGB:
+    """Convert any PIL image (grey, RGBA, palette) to RGB; tensors and ``tv_tensors`` pass through (their
+    channels are the caller's). A class, not a lambda, so it pickles to DataLoader workers."""
+
+    def __call__(self, image: Any) -> Any:
+        if isinstance(image, Image.Image) and image.mode != "RGB":
+            return image.convert("RGB")
+        return image
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ToUnitFloat:
+    """A uint8 image ``[3, H, W]`` -> float32 in ``[0, 1]``, divided by 255 exactly as the classic
+    ``transforms.ToTensor`` does (``v2.ToDtype(torch.float32, scale=True)`` multiplies by ``1/255``, which
+    differs in the last bit for a few values, and would move every figure measured so far). Float input
+    is only cast. Returns a plain tensor (no ``tv_tensors.Image`` subclass), as batches are."""
+
+    def __call__(self, image: Tensor) -> Tensor:
+        pixels = image.as_subclass(Tensor)  # [3, H, W]
+        return pixels.float().div(255) if pixels.dtype == torch.uint8 else pixels.float()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def resize_normalize(image_size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    """An image (PIL, or a ``[3, H, W]`` uint8 tensor / ``tv_tensors.Image``) -> ``[3, S, S]`` float
+    tensor, with torchvision's ``transforms.v2``: resize the *whole* image (no crop), to a tensor in
+    ``[0, 1]``, normalise.
+
+    Captions and questions talk about the whole image, so nothing is cropped away; the aspect ratio is
+    not kept (the CNN grid then covers the full picture, which is what attention maps are drawn over).
+    A PIL image is resized by PIL (as the classic ``transforms`` did); the output is bitwise that of the
+    classic ``Resize, ToTensor, Normalize`` pipeline (``tests/test_image_encoders.py``).
+    """
+    return v2.Compose(
         [
-            transforms.Resize((size, size), antialias=True),
-            transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            ToRGB(),
+            v2.Resize((image_size, image_size), interpolation=v2.InterpolationMode.BILINEAR, antialias=True),
+            v2.ToImage(),
+            ToUnitFloat(),
+            v2.Normalize(mean=list(mean), std=list(std)),
         ]
     )

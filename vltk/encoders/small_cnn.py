@@ -13,7 +13,7 @@ import logging
 
 import torch
 from torch import Tensor, nn
-from torchvision import transforms as T
+from torchvision.transforms import v2
 
 from vltk.encoders.torchvision_encoder import resize_normalize
 from vltk.errors import ConfigError
@@ -131,8 +131,8 @@ class SmallCNNEncoder(nn.Module):
         pooled = grid.mean(dim=1)  # [B, D]
         return ImageFeatures(grid=grid, pooled=pooled, mask=None, grid_size=(int(height), int(width)))
 
-    def transforms(self) -> T.Compose:
-        """PIL image -> ``[3, S, S]`` in ``[-1, 1]``: resize to ``image_size`` (no crop), mean/std 0.5."""
+    def transforms(self) -> v2.Compose:
+        """Image -> ``[3, S, S]`` in ``[-1, 1]``: resize to ``image_size`` (no crop), mean/std 0.5."""
         return resize_normalize(self.image_size, SMALL_CNN_MEAN, SMALL_CNN_STD)
 
     def extra_repr(self) -> str:

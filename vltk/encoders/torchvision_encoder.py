@@ -23,24 +23,22 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import torch
 import torchvision
-from PIL import Image
 from torch import Tensor, nn
-from torchvision import transforms as T
+from torchvision.transforms import v2
 
+from vltk.data.images import IMAGENET_MEAN, IMAGENET_STD, resize_normalize
 from vltk.errors import ConfigError, DataError, unknown_choice_message
 from vltk.types import ImageFeatures
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg16")
 """The backbones with their own registry entry (``name: resnet50``); any other is ``name: torchvision``."""
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt")
@@ -56,32 +54,6 @@ _HEAD_MODULES = ("avgpool", "fc", "classifier", "dropout", "flatten", "head", "h
 def grid_backbones() -> list[str]:
     """Every torchvision classification model that works as ``backbone`` (sorted)."""
     return sorted(set(torchvision.models.list_models(module=torchvision.models)) - set(REFUSED))
-
-
-class ToRGB:
-    """Convert any PIL image (grey, RGBA, palette) to RGB; a class, not a lambda, so it pickles."""
-
-    def __call__(self, image: Image.Image) -> Image.Image:
-        return image if image.mode == "RGB" else image.convert("RGB")
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-
-def resize_normalize(image_size: int, mean: Sequence[float], std: Sequence[float]) -> T.Compose:
-    """PIL image -> ``[3, S, S]`` float tensor: resize the *whole* image (no crop), ToTensor, Normalize.
-
-    Captions and questions talk about the whole image, so nothing is cropped away; the aspect ratio is
-    not kept (the CNN grid then covers the full picture, which is what attention maps are drawn over).
-    """
-    return T.Compose(
-        [
-            ToRGB(),
-            T.Resize((image_size, image_size), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
-            T.ToTensor(),
-            T.Normalize(mean=list(mean), std=list(std)),
-        ]
-    )
 
 
 def _looks_like_path(weights: str) -> bool:
@@ -313,8 +285,8 @@ class TorchvisionEncoder(nn.Module):
         pooled = grid.mean(dim=1)  # [B, D]
         return ImageFeatures(grid=grid, pooled=pooled, mask=None, grid_size=(int(height), int(width)))
 
-    def transforms(self) -> T.Compose:
-        """PIL image (RGB) -> ``[3, S, S]``: resize to ``image_size`` (no crop), normalise as the weights."""
+    def transforms(self) -> v2.Compose:
+        """Image -> ``[3, S, S]``: resize to ``image_size`` (no crop), normalise as the weights."""
         return resize_normalize(self.image_size, self.mean, self.std)
 
     def extra_repr(self) -> str:

@@ -116,15 +116,30 @@ class Vocabulary:
             min_count: words seen fewer times are mapped to ``<unk>``.
             max_size: keep at most this many words, special tokens not counted (``None``: no limit).
         """
-        if min_count < 1:
-            raise DataError(f"min_count must be >= 1, got {min_count}")
-        if max_size is not None and max_size < 0:
-            raise DataError(f"max_size must be >= 0 or None, got {max_size}")
+        return cls.from_counts(cls.count_words(token_lists), min_count=min_count, max_size=max_size)
+
+    @staticmethod
+    def count_words(token_lists: Iterable[Sequence[str]]) -> Counter[str]:
+        """Word counts of the captions after normalisation (what :meth:`build` counts), special tokens
+        left out; one pass, so ``token_lists`` may be a stream (e.g. the captions of sharded data)."""
         counts: Counter[str] = Counter()
         for tokens in token_lists:
             counts.update(_split(_DEFAULT_PIPELINE, " ".join(tokens)))
         for special in SPECIAL_TOKENS:
             counts.pop(special, None)
+        return counts
+
+    @classmethod
+    def from_counts(
+        cls, counts: dict[str, int], *, min_count: int = 1, max_size: int | None = None
+    ) -> Vocabulary:
+        """The vocabulary :meth:`build` makes from captions with these word counts (of
+        :meth:`count_words`): ``build(captions) == from_counts(count_words(captions))``."""
+        if min_count < 1:
+            raise DataError(f"min_count must be >= 1, got {min_count}")
+        if max_size is not None and max_size < 0:
+            raise DataError(f"max_size must be >= 0 or None, got {max_size}")
+        counts = {word: count for word, count in counts.items() if word not in SPECIAL_TOKENS}
         kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
         if max_size is not None:
             kept = kept[:max_size]
