@@ -159,7 +159,7 @@ def train(
 
     Example: vltk train vqa --config stacked_attention --set trainer.max_epochs=3 --seed 1
     """
-    from vltk.tasks.runner import global_rank, launcher_run_dir, load_task_config
+    from vltk.tasks.runner import end_process_group, global_rank, launcher_run_dir, load_task_config
     from vltk.tasks.runner import train as run_training
 
     extra = device_overrides(accelerator, devices, strategy, num_nodes, precision, seed, deterministic)
@@ -170,6 +170,7 @@ def train(
         config = str(this_run / "config.yaml")  # resuming: the run's own resolved config, plus any --set
     cfg = load_task_config(task, config, list(overrides or []) + extra, old_keys=own_config)
     result = run_training(cfg, run_dir=run_dir, resume=resume)
+    end_process_group()
     if global_rank() != 0:  # DDP: every rank runs this command; one prints
         return
     if result.metrics:
@@ -202,7 +203,7 @@ def evaluate(
     """
     from vltk.errors import check_output_path
     from vltk.tasks.runner import evaluate as run_evaluation
-    from vltk.tasks.runner import global_rank, write_metrics
+    from vltk.tasks.runner import end_process_group, global_rank, write_metrics
 
     for path, what in ((output, "--output"), (predictions, "--predictions")):
         if path is not None:
@@ -211,6 +212,7 @@ def evaluate(
     if episodes is not None:
         extra.append(episodes_override(checkpoint, split, episodes))
     result = run_evaluation(checkpoint, split=split, overrides=list(overrides or []) + extra)
+    end_process_group()
     if global_rank() != 0:  # DDP: every rank evaluates its shard; the metrics are gathered; one prints
         return
     print_metrics(split, result.metrics)

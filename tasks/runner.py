@@ -421,6 +421,18 @@ def train(
     return RunResult(run_path, "test", metrics, system.sample_rows(), system.prediction_rows())
 
 
+def end_process_group() -> None:
+    """Destroy ``torch.distributed``'s process group once a finished command needs it no more (a no-op
+    in one process). A process that exits with the group alive may abort while Gloo's threads are torn
+    down at interpreter exit (SIGABRT, "terminate called without an active exception";
+    pytorch/pytorch#190489), and torchrun then reports the node as failed although the run succeeded. Called
+    after success only: a rank that failed must not wait for the others in a collective shutdown."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def load_system(checkpoint: str | Path) -> Any:
     """The Lightning system stored in ``checkpoint`` (its config and vocabulary come with it), or in a
     ``vltk export`` directory."""
