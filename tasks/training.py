@@ -168,15 +168,17 @@ class TrainerConfig:
     ``tests/test_config.py`` checks the fields against the installed Lightning's signature.
 
     Attributes:
-        max_epochs: passes over the training split.
-        max_steps: stop after this many optimiser steps (-1: ``max_epochs`` decides).
+        max_epochs: passes over the training split (-1: no limit, ``max_steps`` decides).
+        max_steps: stop after this many optimiser steps (-1: ``max_epochs`` decides); the run ends at
+            whichever of the two comes first.
         accelerator: ``cpu``, ``gpu``, ``mps`` or ``auto`` (``--accelerator``).
         devices: how many devices (or which, a list), or ``auto`` (``--devices``).
         strategy: ``auto``, ``ddp``, ... (``--strategy``).
         num_nodes: machines of a multi-node run (``--num-nodes``).
         precision: ``32-true``, ``bf16-mixed``, ``16-mixed`` (``--precision``).
         log_every_n_steps: training steps between logged rows of ``logs/metrics.csv``.
-        check_val_every_n_epoch: epochs between validations.
+        check_val_every_n_epoch: epochs between validations; ``null``: an int ``val_check_interval``
+            counts training batches across epochs (a budget in updates, as the ``lm`` default sets it).
         val_check_interval: validate within an epoch, every this many batches (int) or this fraction of
             it (float); ``null``: at the end of the epoch.
         limit_train_batches: use only this many training batches (int) or this fraction (float) per epoch.
@@ -224,7 +226,7 @@ class TrainerConfig:
     num_nodes: int = 1
     precision: str | int = "32-true"
     log_every_n_steps: int = 20
-    check_val_every_n_epoch: int = 1
+    check_val_every_n_epoch: int | None = 1
     val_check_interval: float | int | str | dict[str, int] | None = None
     limit_train_batches: float | int | None = None
     limit_val_batches: float | int | None = None
@@ -467,12 +469,18 @@ class EvaluatingSystem(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.make_optimizer()
-        total_steps = self.trainer.estimated_stepping_batches
-        max_epochs = max(self.trainer.max_epochs or 1, 1)
-        scheduler = build_scheduler(self.config.optim, optimizer, total_steps, total_steps // max_epochs)
+        total_steps = self.trainer.estimated_stepping_batches  # max_steps, or max_epochs' worth of updates
+        scheduler = build_scheduler(self.config.optim, optimizer, total_steps, self._steps_per_epoch(total_steps))
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def _steps_per_epoch(self, total_steps: int) -> int:
+        """Optimiser steps in one pass over the training split (for the ``step`` schedule's epochs)."""
+        batches = self.trainer.num_training_batches
+        if isinstance(batches, int) and batches > 0:  # set by estimated_stepping_batches; inf if unsized
+            return max(math.ceil(batches / max(self.trainer.accumulate_grad_batches, 1)), 1)  # as Lightning
+        return max(int(total_steps) // max(self.trainer.max_epochs or 1, 1), 1)
 
     def on_validation_epoch_start(self) -> None:
         self._start_eval("val")

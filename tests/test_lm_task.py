@@ -176,6 +176,35 @@ def test_word_level_training_reports_perplexity(code_file, tmp_path):
     assert result.samples and result.samples[0]["sample"]
 
 
+def test_the_default_budget_is_in_updates_whatever_the_text_size(tmp_path):
+    """``max_steps`` with ``max_epochs: -1`` (the default config): a short text is read as many times as the
+    budget needs, validation counted in updates across the passes, the cosine schedule over the budget."""
+    from vltk.tasks.runner import train
+
+    default = load_task_config("lm", None)
+    assert (default.trainer.max_epochs, default.trainer.max_steps) == (-1, 600)
+    assert default.trainer.check_val_every_n_epoch is None
+    code_file = tmp_path / "short.py"
+    code_file.write_text(CODE[: len(CODE) // 40 * 5], encoding="utf-8")  # a few updates per pass
+    keep = ("trainer.max_epochs", "trainer.max_steps", "trainer.val_check_interval")
+    overrides = [o for o in tiny_overrides(code_file) if not o.startswith(keep)]
+    overrides += ["trainer.max_steps=15", "trainer.val_check_interval=5"]
+    cfg = load_task_config("lm", None, overrides)
+    dm = TextFilesDataModule([str(code_file)], seq_len=16, batch_size=4, val_fraction=0.1, test_fraction=0.1)
+    dm.setup("fit")
+    per_pass = len(dm.train_dataloader().dataset)
+    assert per_pass < 5  # the validation interval is longer than a pass, and it stands
+    assert LmTask.from_data(cfg, dm).config.trainer.val_check_interval == 5
+    train(cfg, run_dir=tmp_path / "run")
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 15 and last["epoch"] >= 15 // per_pass
+    rows = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    val_steps = [int(r.split(",")[header.index("step")]) for r in rows[1:]
+                 if r.split(",")[header.index("val/bpc")]]  # fmt: skip
+    assert val_steps == [4, 9, 14]  # after updates 5, 10 and 15 (Lightning logs the step index)
+
+
 def test_min_char_rnn_adagrad_puts_eps_under_the_square_root():
     from vltk.tasks.lm.system import LmOptimConfig, build_lm_optimizer
 

@@ -177,10 +177,13 @@ class LmTask(EvaluatingSystem):
 
     @classmethod
     def from_data(cls, cfg: LmConfig, datamodule: Any) -> LmTask:
-        """The system for ``datamodule``'s vocabulary. A validation interval (in updates) longer than one pass
-        over a short text is shortened to one pass, where Lightning would refuse to start."""
+        """The system for ``datamodule``'s vocabulary. With validation counted within an epoch
+        (``trainer.check_val_every_n_epoch`` set), an interval (in updates) longer than one pass over a short
+        text is shortened to one pass, where Lightning would refuse to start; with it ``null`` (the default
+        config's budget in updates) the interval counts updates across passes and stands."""
         interval = cfg.trainer.val_check_interval
-        if isinstance(interval, int) and not isinstance(interval, bool):
+        per_pass = cfg.trainer.check_val_every_n_epoch is not None
+        if per_pass and isinstance(interval, int) and not isinstance(interval, bool):
             per_epoch = len(datamodule.train_dataloader().dataset)
             if interval > per_epoch:
                 logger.warning(
