@@ -202,8 +202,8 @@ def evaluate(
     Example: vltk evaluate runs/captioning/RUN/checkpoints/best.ckpt --split test --output metrics.json
     """
     from vltk.errors import check_output_path
-    from vltk.tasks.runner import evaluate as run_evaluation
     from vltk.tasks.runner import end_process_group, global_rank, write_metrics
+    from vltk.tasks.runner import evaluate as run_evaluation
 
     for path, what in ((output, "--output"), (predictions, "--predictions")):
         if path is not None:

@@ -470,7 +470,8 @@ class EvaluatingSystem(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = self.make_optimizer()
         total_steps = self.trainer.estimated_stepping_batches  # max_steps, or max_epochs' worth of updates
-        scheduler = build_scheduler(self.config.optim, optimizer, total_steps, self._steps_per_epoch(total_steps))
+        per_epoch = self._steps_per_epoch(total_steps)
+        scheduler = build_scheduler(self.config.optim, optimizer, total_steps, per_epoch)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
