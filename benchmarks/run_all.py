@@ -391,6 +391,25 @@ REGISTRY += (
 )
 REGISTRY += (
     Bench(
+        "lm_budget",
+        "lm: the default budget in updates, on a short and a long text",
+        "lm_budget.py",
+        SEEDS,
+        (
+            "--seeds",
+            "42",
+            "--short-chars",
+            "20000",
+            "--set",
+            "trainer.max_steps=20",
+            "--set",
+            "trainer.val_check_interval=10",
+        ),  # fmt: skip
+        15,
+        "never measured before this runner (new in issue 19); the issue measured about 80 updates in 15 s "
+        "and 3.96 bpc on a 133 kB file with the 2-pass budget.",
+    ),
+    Bench(
         "run_profile",
         "Where the time of each default run goes",
         "profile_runs.py",
