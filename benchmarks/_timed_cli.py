@@ -52,4 +52,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vltk.cli.main import exit_process
+
+    exit_process(main())  # the end the installed command has (vltk.cli.main.run)

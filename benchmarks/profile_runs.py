@@ -40,8 +40,9 @@ in the child process only; nothing in vltk changes):
   checkpoint (the best one, before the test).
 - *other (Lightning loop, callbacks)*: the rest (the loops, the progress bar, the callbacks' own logic,
   model construction, the Trainer's set-up, printing the results).
-- *process exit*: from the child's clock stopping to the parent seeing the process end (the interpreter's
-  shutdown), so that the buckets sum to the wall time the parent measured from ``Popen`` to the exit.
+- *process exit*: from the child's clock stopping to the parent seeing the process end (the ``atexit``
+  handlers and ``os._exit``, as the installed command ends: ``vltk.cli.main.exit_process``), so that the
+  buckets sum to the wall time the parent measured from ``Popen`` to the exit.
 
 ``--torch-profiler`` adds an op-level table per task (``torch.profiler``, CPU) in ``--profiler-dir``; its
 bucket figures then include the profiler's overhead and say so.
@@ -980,7 +981,9 @@ def main(argv: list[str] | None = None) -> int:
         spec = json.loads(Path(argv[1]).read_text())
         record = child_run(spec) if argv[0] == "--child" else child_warm(spec)
         Path(argv[2]).write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
-        return 0
+        from vltk.cli.main import exit_process
+
+        exit_process(0)  # the end the installed command has (vltk.cli.main.run), measured as process exit
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -974,7 +974,8 @@ class _DropAdverts(logging.Filter):
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """The ``vltk`` command in this process: returns, or raises ``SystemExit`` (Typer's way), like any
+    function; safe to call from another program. The installed command is :func:`run`."""
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdverts())
     logging.basicConfig(
         level=os.environ.get("VLTK_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
@@ -982,5 +983,49 @@ def main() -> None:
     app(prog_name="vltk")
 
 
+def run() -> None:
+    """Console-script and ``python -m vltk`` entry point: :func:`main`, then :func:`exit_process`."""
+    try:
+        main()
+        code = 0
+    except SystemExit as stop:
+        code = exit_status(stop.code)
+    exit_process(code)
+
+
+def exit_status(code: object) -> int:
+    """The status ``SystemExit(code)`` stands for (``None``: 0; a message: printed, 1), as in Python."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def exit_process(code: int) -> None:
+    """End the process with ``code`` once everything that must end has: the ``atexit`` handlers (which
+    stop DataLoader worker processes, run ``weakref.finalize`` and ``tempfile`` clean-ups), logging and the
+    standard streams; then ``os._exit``, skipping the interpreter's teardown of every module and object,
+    about 0.9 s after importing torch and Lightning on the 2-core machine (``BENCHMARKS.md``, *vltk predict
+    latency*). Files are closed by the code that writes them (``with`` blocks, Lightning's logger and
+    checkpoint finalisation), never by that teardown. ``VLTK_FULL_EXIT=1``, or a Python without
+    ``atexit._run_exitfuncs``, exits the ordinary way (for tools that write their report at interpreter
+    exit, such as ``python -m cProfile``)."""
+    import atexit
+
+    run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
+    if os.environ.get("VLTK_FULL_EXIT") == "1" or run_exit_functions is None:
+        sys.exit(code)
+    run_exit_functions()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more can reach it
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

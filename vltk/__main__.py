@@ -1,6 +1,6 @@
 """``python -m vltk ...``: the ``vltk`` command (so ``torchrun ... -m vltk train ...`` works too)."""
 
-from vltk.cli.main import main
+from vltk.cli.main import run
 
 if __name__ == "__main__":
-    main()
+    run()
