@@ -410,6 +410,15 @@ REGISTRY += (
         "and 3.96 bpc on a 133 kB file with the 2-pass budget.",
     ),
     Bench(
+        "predict_latency",
+        "vltk predict: one 224 px image, from process start",
+        "predict_latency.py",
+        ("--repeats", "10"),
+        ("--repeats", "2"),
+        3,
+        "never measured before this runner (new in issue 19).",
+    ),
+    Bench(
         "run_profile",
         "Where the time of each default run goes",
         "profile_runs.py",
@@ -439,6 +448,7 @@ REGISTRY += (
 HELPERS = {
     "_report.py": "shared plumbing",
     "_timed_cli.py": "runs the vltk CLI and times Trainer.fit/test (the quality benchmarks)",
+    "_timed_predict.py": "runs `vltk predict` and marks its phases (predict_latency)",
     "charrnn_common.py": "imported by the char-RNN benchmarks",
     "charrnn_reference.py": "the numpy min-char-rnn, imported by the char-RNN benchmarks",
     "run_all.py": "this runner",
