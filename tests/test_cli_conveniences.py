@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from typer.testing import CliRunner
@@ -33,6 +34,38 @@ def test_python_dash_m_vltk_is_the_command():
     assert result.stdout.startswith(f"vltk {vltk.__version__} ")
     listed = subprocess.run([*command, "list"], capture_output=True, text=True, env=environment)
     assert listed.returncode == 0 and "captioning" in listed.stdout
+
+
+EXIT_PROBE = """
+import atexit, sys, tempfile
+from pathlib import Path
+from vltk.cli.main import exit_process
+marker, folder = Path(sys.argv[1]), Path(tempfile.mkdtemp())
+atexit.register(marker.write_text, "atexit ran")
+finalizer = tempfile.TemporaryDirectory(dir=folder)  # removed by its weakref.finalize at exit
+Path(finalizer.name, "f").write_text("x")
+print("printed before the exit", end="")  # buffered, not yet written
+sys.stderr.write(str(Path(finalizer.name)))
+exit_process(3)
+"""
+
+
+def test_the_command_ends_fast_after_its_atexit_handlers_and_streams(tmp_path):
+    """``exit_process`` skips the interpreter's teardown (``os._exit``), but what must end still does:
+    the ``atexit`` handlers, ``weakref.finalize`` (a temporary folder), the buffered output, the status;
+    ``VLTK_FULL_EXIT=1`` ends the ordinary way with the same results."""
+    for full in ("0", "1"):
+        marker = tmp_path / f"marker-{full}"
+        environment = dict(os.environ, OMP_NUM_THREADS="1", VLTK_FULL_EXIT=full)
+        probe = [sys.executable, "-c", EXIT_PROBE, str(marker)]
+        result = subprocess.run(probe, capture_output=True, text=True, env=environment)
+        assert result.returncode == 3, result.stderr
+        assert result.stdout == "printed before the exit"
+        assert marker.read_text() == "atexit ran"
+        assert not Path(result.stderr.strip().splitlines()[-1]).exists()
+    failed = subprocess.run([sys.executable, "-m", "vltk", "train", "nope"], capture_output=True, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))  # fmt: skip
+    assert failed.returncode == 2 and "unknown task 'nope'" in failed.stderr
 
 
 def test_env_reports_versions_devices_and_folders(monkeypatch, tmp_path):
