@@ -419,6 +419,15 @@ REGISTRY += (
         "never measured before this runner (new in issue 19).",
     ),
     Bench(
+        "cached_scaling",
+        "Captioning from cached features at 1x, 10x and 100x the built-in data",
+        "cached_scaling.py",
+        (),
+        ("--scales", "1", "2"),
+        30,
+        "never measured before this runner (new in issue 19).",
+    ),
+    Bench(
         "run_profile",
         "Where the time of each default run goes",
         "profile_runs.py",
