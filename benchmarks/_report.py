@@ -171,6 +171,18 @@ def run_vltk(args: list[str], *, timing_path: Path, env: Mapping[str, str] | Non
     return {"wall_s": wall, "fit_s": timing["fit_s"], "test_s": timing["test_s"], "setup_s": setup}
 
 
+def status_kib(pid: int, key: str) -> int:
+    """A ``kB`` field of ``/proc/PID/status`` (``RssAnon``, ``VmHWM``, ...); 0 once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(f"{key}:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident set size (``VmHWM``). Not ``getrusage``'s ``ru_maxrss``: Linux carries
     that across ``exec``, so a child started from a large parent would report the parent's size."""

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import add_json_argument, peak_rss_mib, publish, verdict  # noqa: E402
+from _report import add_json_argument, peak_rss_mib, publish, status_kib, verdict  # noqa: E402
 
 BASE_IMAGES = 3000
 FLAT = 1.10  # the largest peak-memory ratio (largest over smallest scale) that counts as flat
@@ -82,17 +82,6 @@ def cache_features(config: Path, features: Path) -> float:
     return time.monotonic() - start
 
 
-def _status_kib(pid: int, key: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(f"{key}:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def child_epoch(config: Path, features: Path) -> dict:
     """One training epoch of the default decoder on the cached grids, in this (fresh) process."""
     import pytorch_lightning as pl
@@ -100,12 +89,12 @@ def child_epoch(config: Path, features: Path) -> dict:
     from vltk.tasks.runner import build_datamodule, load_task_config, task_entry
 
     pid = os.getpid()
-    peak = {"anon": _status_kib(pid, "RssAnon")}
+    peak = {"anon": status_kib(pid, "RssAnon")}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            peak["anon"] = max(peak["anon"], _status_kib(pid, "RssAnon"))
+            peak["anon"] = max(peak["anon"], status_kib(pid, "RssAnon"))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)

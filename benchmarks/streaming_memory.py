@@ -31,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import add_json_argument, peak_rss_mib, publish, verdict  # noqa: E402
+from _report import add_json_argument, peak_rss_mib, publish, status_kib, verdict  # noqa: E402
 
 COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "white", "black"]
 SHAPES = ["box", "square", "block", "tile"]
@@ -95,17 +95,6 @@ def write_synthetic(out: Path, samples: int, shard_size: int) -> dict:
     return {"write_s": time.perf_counter() - start, "shards": len(writer.shards), "disk_mib": size / 2**20}
 
 
-def _status_kib(pid: int, key: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(f"{key}:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def _children(pid: int) -> list[int]:
     try:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -120,14 +109,14 @@ def child_epoch(directory: Path, batch_size: int, workers: int, shuffle_buffer: 
     from vltk.tasks.captioning.shards import ShardedCaptionsDataModule
 
     pid = os.getpid()
-    peak = {"main_anon": _status_kib(pid, "RssAnon"), "worker_anon": 0}
+    peak = {"main_anon": status_kib(pid, "RssAnon"), "worker_anon": 0}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            peak["main_anon"] = max(peak["main_anon"], _status_kib(pid, "RssAnon"))
+            peak["main_anon"] = max(peak["main_anon"], status_kib(pid, "RssAnon"))
             for child in _children(pid):
-                peak["worker_anon"] = max(peak["worker_anon"], _status_kib(child, "RssAnon"))
+                peak["worker_anon"] = max(peak["worker_anon"], status_kib(child, "RssAnon"))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
