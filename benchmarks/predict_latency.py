@@ -59,7 +59,7 @@ def train_captioner(work: Path) -> Path:
     return run / "checkpoints" / "best.ckpt"
 
 
-def test_image(work: Path, size: int) -> Path:
+def sample_image(work: Path, size: int) -> Path:
     """A ``size`` px PNG: a shapes test image (from ``work``'s cache when there is one) or a drawn one."""
     found = sorted((work / "cache").rglob("*.png"))
     if found:
@@ -127,7 +127,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vltk-predict-latency-") as tmp:
         work = Path(tmp)
         checkpoint = args.checkpoint or train_captioner(work)
-        image = test_image(work, args.image_size)
+        image = sample_image(work, args.image_size)
         one_run(checkpoint, image, work, -1)  # warm-up: the OS file cache, as for a second call
         runs = [one_run(checkpoint, image, work, index) for index in range(args.repeats)]
     trained = "the default captioning model trained by the script for one epoch on shapes (seed 42)"
