@@ -37,6 +37,7 @@ def main() -> int:
 
     pl.Trainer.fit = _timed(pl.Trainer.fit, "fit_s")
     pl.Trainer.test = _timed(pl.Trainer.test, "test_s")
+    from vltk.cli.main import exit_status
     from vltk.cli.main import main as vltk_main
 
     sys.argv = ["vltk", *sys.argv[1:]]
@@ -44,7 +45,7 @@ def main() -> int:
     try:
         vltk_main()
     except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        code = exit_status(stop.code)
     finally:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(TIMES, handle)

@@ -35,6 +35,7 @@ def _span(name: str, function):
 def main() -> int:
     path = os.environ["VLTK_BENCH_TIMING"]
     marks = {"started": STARTED}
+    from vltk.cli.main import exit_status
     from vltk.cli.main import main as vltk_main
     from vltk.tasks import pretrained
     from vltk.tasks.captioning import predict as caption_predict
@@ -50,7 +51,7 @@ def main() -> int:
     try:
         vltk_main()
     except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        code = exit_status(stop.code)
     finally:
         marks["returned"] = time.monotonic()
         with open(path, "w", encoding="utf-8") as handle:

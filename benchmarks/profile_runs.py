@@ -718,6 +718,7 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
     code: int = 0
     profiler = None
     with Instrumentation(clock, spec["task"], rebase_on_train=True) as instrumentation:
+        from vltk.cli.main import exit_status
         from vltk.cli.main import main as vltk_main
 
         sys.argv = argv
@@ -729,7 +730,7 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
             with context:
                 vltk_main()
         except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+            code = exit_status(stop.code)
         record = instrumentation.record()
     record["finished_monotonic"] = time.monotonic()
     record["started_monotonic"] = _STARTED_MONOTONIC

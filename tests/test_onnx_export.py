@@ -406,3 +406,21 @@ def test_the_numpy_beam_search_is_vltks_beam_search():
 def test_the_runtime_modules_import_without_torch():
     code = "import sys, vltk.onnx, vltk.onnx.beam, vltk.onnx.runtime; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(beam_size=0), dict(max_length=0), dict(n_best=4), dict(length_penalty=-1.0), dict(min_length=-1)],
+)
+def test_the_numpy_search_refuses_what_the_torch_search_refuses_with_its_words(options):
+    """``vltk.onnx.beam.check_options`` restates ``vltk.decoding.beam_search``'s checks (torch-free)."""
+    from vltk.decoding import beam_search as torch_beam_search
+    from vltk.errors import ConfigError
+    from vltk.onnx.beam import check_options
+
+    given = dict(beam_size=3, max_length=5, min_length=0, length_penalty=0.0, n_best=1) | options
+    with pytest.raises(ConfigError) as numpy_error:
+        check_options(**given)
+    with pytest.raises(ConfigError) as torch_error:
+        torch_beam_search(None, None, batch_size=1, bos_id=1, eos_id=2, pad_id=0, **given)
+    assert str(numpy_error.value) == str(torch_error.value)

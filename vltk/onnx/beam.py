@@ -66,7 +66,8 @@ class NumpyBeamResult:
 
 
 def length_penalty_factor(n_tokens: int, alpha: float) -> float:
-    """GNMT's ``lp(n) = ((5 + n) / 6) ** alpha`` (:func:`vltk.decoding.length_penalty_factor`)."""
+    """GNMT's ``lp(n) = ((5 + n) / 6) ** alpha`` (:func:`vltk.decoding.length_penalty_factor`, restated
+    without torch)."""
     return ((5.0 + n_tokens) / 6.0) ** alpha
 
 
@@ -105,7 +106,8 @@ def repeated_trigram_mask(words: np.ndarray, vocab_size: int) -> np.ndarray | No
 def check_options(
     beam_size: int, max_length: int, min_length: int, length_penalty: float, n_best: int
 ) -> None:
-    """The option checks of :func:`vltk.decoding.beam_search`, with its wording."""
+    """The option checks of :func:`vltk.decoding.beam_search`, with its wording: restated, because
+    ``vltk.onnx`` imports without torch (``tests/test_onnx_export.py`` checks both give the same errors)."""
     for name, value in (("beam_size", beam_size), ("max_length", max_length), ("n_best", n_best)):
         if value < 1:
             raise ConfigError(f"decoding option {name} must be >= 1, got {value}")
