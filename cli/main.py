@@ -150,7 +150,8 @@ def train(
 
     Tasks and their shipped configs (--config NAME; `vltk config show TASK`
     prints one with each key's help):
-    captioning: default, show_tell, image_blind, resnet_coco;
+    captioning: default, show_tell, image_blind, resnet_coco, regions, updown,
+    adaptive, scst (--set model.init_from=CKPT);
     vqa: default, cnn_lstm, stacked_attention, question_only, vqa_v2;
     dialog: default, generative, no_history, question_only;
     lm: default, min_char_rnn, linux_rnn, linux_lstm, word;
@@ -710,6 +711,83 @@ def data_cache_features(
         f"{manifest.device} ({manifest.precision}; sha256 {manifest.checksum[:12]}...)"
     )
     console.print(f"train from it: --set model.encoder.name=cached --set model.encoder.path={out}")
+
+
+@data_app.command("regions")
+@user_errors
+def data_regions(
+    out: Annotated[Path, typer.Option(help="Store directory (features.npy, offsets.npy, manifest.json...).")],
+    tsv: Annotated[
+        list[Path] | None, typer.Option(help="A bottom-up-attention TSV (repeatable: one store of all).")
+    ] = None,
+    att_dir: Annotated[
+        Path | None, typer.Option(help="Per-image region features: ID.npz (key feat) or ID.npy [N, D].")
+    ] = None,
+    fc_dir: Annotated[Path | None, typer.Option(help="With --att-dir: ID.npy global vectors [D].")] = None,
+    box_dir: Annotated[Path | None, typer.Option(help="With --att-dir: ID.npy boxes [N, 4], pixels.")] = None,
+    sizes: Annotated[
+        list[Path] | None,
+        typer.Option(help="With --box-dir: JSONs of images [{id, width, height}] (else: box corners)."),
+    ] = None,
+    from_boxes: Annotated[
+        bool, typer.Option("--from-boxes", help="Encode the object boxes of the config's shapes images.")
+    ] = False,
+    config: Annotated[
+        str | None, typer.Option(help="Captioning config: its image ids must match; --from-boxes reads it.")
+    ] = None,
+    overrides: SetOption = None,
+    encoder: Annotated[
+        str | None,
+        typer.Option(help="With --from-boxes: crop encoder (small_cnn, resnet18...; else: the config's)."),
+    ] = None,
+    weights: Annotated[str | None, typer.Option(help="With --encoder: its weights (DEFAULT, .pth).")] = None,
+    margin: Annotated[
+        float, typer.Option(help="With --from-boxes: context around a box, a fraction of its half-width.")
+    ] = 0.25,
+    cells: Annotated[
+        int, typer.Option(help="With --from-boxes: a crop's grid pooled to CELLS x CELLS (1: the mean).")
+    ] = 2,
+    batch_size: Annotated[int, typer.Option(help="With --from-boxes: images encoded at once.")] = 64,
+    device: Annotated[str, typer.Option(help="With --from-boxes: auto, cpu, cuda, cuda:N, mps.")] = "auto",
+) -> None:
+    """Make a region-feature store (a variable number of regions per image) to train captioning on.
+
+    From bottom-up-attention TSVs, from per-image directories (cocobu_att/ID.npz,
+    cocobu_fc/ID.npy, cocobu_box/ID.npy), or from the object boxes of the built-in
+    shapes images (--config C --from-boxes: each box cropped and encoded). With --config,
+    the store's image ids must be the dataset's. Train from it with
+    --set model.encoder.name=regions --set model.encoder.path=OUT (see docs/captioning.md).
+
+    Example: vltk data regions --tsv bu/trainval_resnet101_faster_rcnn_genome_36.tsv --out features/cocobu
+    """
+    from rich.progress import Progress
+
+    from vltk.errors import check_output_path
+    from vltk.tasks.captioning.regions import make_region_store
+    from vltk.tasks.captioning.shape_regions import CropSettings
+    from vltk.tasks.runner import load_task_config
+
+    check_output_path(out, "--out", directory=True)
+    given = config or overrides or from_boxes  # --from-boxes reads a config: the default one by default
+    cfg = load_task_config("captioning", config, list(overrides or [])) if given else None
+
+    def progress(records, total):  # transient: an error is then the only line left
+        with Progress(*Progress.get_default_columns(), console=err_console, transient=True) as bar:
+            yield from bar.track(records, total=total, description="writing regions")
+
+    manifest = make_region_store(
+        out, tsv=tsv or (), att_dir=att_dir, fc_dir=fc_dir, box_dir=box_dir, sizes=sizes or (),
+        from_boxes=from_boxes, cfg=cfg, encoder=encoder, weights=weights, batch_size=batch_size,
+        crop=CropSettings(margin=margin, cells=cells), device=device, progress=progress,
+    )  # fmt: skip
+    held = [name for name, has in (("fc", manifest.has_fc), ("boxes", manifest.has_boxes)) if has]
+    console.print(
+        f"{out}: {manifest.num_images} images, {manifest.num_regions} regions ({manifest.min_regions}.."
+        f"{manifest.max_regions} per image) x {manifest.dim}" + (f"; with {', '.join(held)}" if held else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"train from it: --set model.encoder.name=regions --set model.encoder.path={out}")
 
 
 @data_app.command("shards")

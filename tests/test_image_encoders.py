@@ -39,9 +39,10 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_registry_covers_every_backbone() -> None:
-    # "cached" reads precomputed grids instead of images: tests/test_feature_cache.py covers it; "torchvision"
-    # takes any other backbone by name: the tests at the end of this file.
-    assert set(IMAGE_ENCODERS) - {"cached", "torchvision"} == set(EXPECTED)
+    # "cached" reads precomputed grids instead of images: tests/test_feature_cache.py covers it ("regions",
+    # region stores: tests/test_region_features.py); "torchvision" takes any other backbone by name: the
+    # tests at the end of this file.
+    assert set(IMAGE_ENCODERS) - {"cached", "regions", "torchvision"} == set(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

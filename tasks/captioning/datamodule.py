@@ -40,6 +40,7 @@ from vltk.tasks.captioning.karpathy import (
     CaptionTrainDataset,
     read_karpathy,
 )
+from vltk.tasks.captioning.shape_regions import ensure_shapes_region_store
 from vltk.tasks.captioning.shapes import ensure_shapes
 from vltk.text.vocab import Vocabulary
 
@@ -91,6 +92,9 @@ class CaptionsDataModule(ImageDataModule):
     options_type = CaptionOptions
     options: CaptionOptions
     items_name = "images"
+    train_items = "captions"
+    """What one training item is: ``captions`` (an image with one of its captions, for cross-entropy) or
+    ``images`` (an image with all its references, for self-critical training); set by the system."""
 
     # ---- what subclasses provide ----------------------------------------------------------------------
 
@@ -156,11 +160,13 @@ class CaptionsDataModule(ImageDataModule):
         raise DataError(f"no image with id {image_id} in split(s) {split or ', '.join(sorted(self._splits))}")
 
     def dataset(self, split: str, training: bool) -> CaptionTrainDataset | CaptionEvalDataset:
-        """The (cached) dataset of a split: one item per caption when ``training``, else per image."""
+        """The (cached) dataset of a split: one item per caption when ``training`` (unless ``train_items``
+        is ``images``), else per image."""
         records = self.split(split)
-        dataset = self._datasets.get((split, training))
+        per_caption = training and self.train_items == "captions"
+        dataset = self._datasets.get((split, per_caption))
         if dataset is None:
-            kind = CaptionTrainDataset if training else CaptionEvalDataset
+            kind = CaptionTrainDataset if per_caption else CaptionEvalDataset
             dataset = kind(
                 records,
                 self.vocab,
@@ -169,7 +175,7 @@ class CaptionsDataModule(ImageDataModule):
                 in_memory=self.options.in_memory,
                 on_bad_sample=self.options.on_bad_sample,
             )
-            self._datasets[(split, training)] = dataset
+            self._datasets[(split, per_caption)] = dataset
         dataset.transform = self.transform()
         return dataset
 
@@ -180,7 +186,7 @@ class CaptionsDataModule(ImageDataModule):
             raise DataError(
                 f"{len(missing)} image(s) of split '{split}' are not in the feature cache {store.directory} "
                 f"(e.g. ids {examples}); it was made from {store.manifest.dataset}: cache this dataset "
-                "with `vltk data cache-features`"
+                f"with `{getattr(store, 'make_command', 'vltk data cache-features')}`"
             )
 
 
@@ -252,6 +258,9 @@ class ShapesCaptionsDataModule(KarpathyCaptionsDataModule):
         test_fraction: share of images in ``test``.
         cache_dir: parent folder of the generated data (default: ``$VLTK_CACHE/datasets`` or
             ``~/.cache/vltk/datasets``).
+        region_store: also make a region-feature store of the objects' boxes on first use, at this
+            directory or ``cache:NAME`` (under the vltk cache); train from it with ``model.encoder: {name:
+            regions, path: <the same>}`` (see :mod:`vltk.tasks.captioning.shape_regions`).
         options: the fields of :class:`ShapesCaptionOptions` (``in_memory`` defaults to true).
     """
 
@@ -266,16 +275,21 @@ class ShapesCaptionsDataModule(KarpathyCaptionsDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         cache_dir: str | None = None,
+        region_store: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__("", train_splits=["train"], **options)
         self.generator_params = {"num_images": num_images, "image_size": image_size, "seed": seed,
                                  "val_fraction": val_fraction, "test_fraction": test_fraction}  # fmt: skip
         self.cache_dir = cache_dir
+        self.region_store = region_store
 
     def prepare_data(self) -> None:
-        """Generate the images and captions once (Lightning calls this on one process per node)."""
+        """Generate the images and captions once (Lightning calls this on one process per node), and the
+        region store of ``region_store``."""
         self.annotations = str(ensure_shapes(self.cache_dir, **self.generator_params))
+        if self.region_store is not None:
+            ensure_shapes_region_store(self.annotations, self.region_store)
 
     def read_records(self) -> dict[str, list[CaptionRecord]]:
         # ensure_shapes only looks when prepare_data() already ran; it generates when setup() comes first.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from vltk.encoders.cached import CachedFeatureEncoder
 from vltk.encoders.cnns import CNN_ENCODERS
+from vltk.encoders.regions import RegionFeatureEncoder
 from vltk.encoders.small_cnn import SmallCNNEncoder
 from vltk.encoders.text import RNNTextEncoder
 from vltk.encoders.torchvision_encoder import (
@@ -31,6 +32,7 @@ IMAGE_ENCODERS = Registry(
     {
         **CNN_ENCODERS,  # small_cnn, the torchvision ResNets and VGG-16
         "cached": CachedFeatureEncoder,  # grids precomputed by `vltk data cache-features`
+        "regions": RegionFeatureEncoder,  # region features converted by `vltk data regions`
     },
 )
 
@@ -40,6 +42,7 @@ __all__ = [
     "CNN_ENCODERS",
     "IMAGE_ENCODERS",
     "CachedFeatureEncoder",
+    "RegionFeatureEncoder",
     "TEXT_ENCODERS",
     "RNNTextEncoder",
     "SmallCNNEncoder",
