@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vltk.data.images import load_image
+from vltk.decoders.adaptive import AdaptiveAttentionDecoder
 from vltk.errors import VltkError
 from vltk.tasks.captioning.inference import ImageCaptioner
 from vltk.viz import save_attention_map
 from vltk.viz.attention_map import attention_map_path
+from vltk.viz.sentinel import save_sentinel_plot, sentinel_weights
 
 
 @dataclass
@@ -36,6 +38,7 @@ class CaptionPrediction:
     caption: str
     score: float
     attention_map: Path | None = None
+    sentinel_plot: Path | None = None
 
 
 def predict_captions(
@@ -54,7 +57,9 @@ def predict_captions(
         images: image paths; each is checked before any work starts.
         beam_size: beam search of this width instead of the checkpoint's decoding (1 = greedy).
         max_length: overrides the checkpoint's maximum caption length.
-        attention_map: where to write the attention picture (one per image, suffixed when several).
+        attention_map: where to write the attention picture (one per image, suffixed when several); for
+            the ``adaptive`` decoder also the "when did it look" plot beside it (``NAME-sentinel.png``:
+            per word, the weight ``1 - beta`` given to the image rather than the visual sentinel).
     """
     captioner.settings(beam_size=beam_size, max_length=max_length)  # bad values fail before any image
     pictures = [load_image(path) for path in images]  # fails early, naming the bad file
@@ -71,6 +76,10 @@ def predict_captions(
             prediction.attention_map = save_attention_map(
                 picture, caption.words, caption.attention, caption.grid_size, target
             )
+            if isinstance(captioner.model.decoder, AdaptiveAttentionDecoder):  # weights sum to 1 - beta
+                beta = sentinel_weights(caption.attention)  # [L]
+                sentinel = target.with_name(f"{target.stem}-sentinel.png")
+                prediction.sentinel_plot = save_sentinel_plot(caption.words, beta, sentinel)
         predictions.append(prediction)
     return predictions
 
@@ -90,4 +99,6 @@ def predict_captions_lines(captioner: ImageCaptioner, request: CaptionRequest) -
         lines.append(f"{prediction.image}: [bold]{prediction.caption}[/]")
         if prediction.attention_map is not None:
             lines.append(f"  attention map: {prediction.attention_map}")
+        if prediction.sentinel_plot is not None:
+            lines.append(f"  when it looked (1 - sentinel weight per word): {prediction.sentinel_plot}")
     return lines

@@ -7,10 +7,12 @@
           vocab_size=len(vocab), feature_dim=encoder.out_dim)
 """
 
+from vltk.decoders.adaptive import AdaptiveAttentionDecoder, AdaptiveState
 from vltk.decoders.base import CaptionDecoder, DecoderOutput
 from vltk.decoders.show_attend_tell import ShowAttendTellDecoder
 from vltk.decoders.show_tell import ShowTellDecoder
 from vltk.decoders.state import DecoderState
+from vltk.decoders.updown import UpDownDecoder, UpDownState
 from vltk.registry import Registry
 
 DECODERS = Registry(
@@ -18,14 +20,20 @@ DECODERS = Registry(
     {
         "show_tell": ShowTellDecoder,
         "show_attend_tell": ShowAttendTellDecoder,
+        "updown": UpDownDecoder,
+        "adaptive": AdaptiveAttentionDecoder,
     },
 )
 
 __all__ = [
     "DECODERS",
+    "AdaptiveAttentionDecoder",
+    "AdaptiveState",
     "CaptionDecoder",
     "DecoderOutput",
     "DecoderState",
     "ShowAttendTellDecoder",
     "ShowTellDecoder",
+    "UpDownDecoder",
+    "UpDownState",
 ]
