@@ -75,6 +75,31 @@ def test_two_process_training_of_every_other_task(task: str, tmp_path: Path):
     assert metrics and (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo DDP via the subprocess launcher")
+def test_two_process_self_critical_training(trained_run: Path, tmp_path: Path):
+    """SCST under DDP: each rank samples and scores its own images (the reward tables are built on every
+    rank from the same training split), DDP averages the gradients."""
+    checkpoint = trained_run / "checkpoints" / "best.ckpt"
+    tiny = [*TINY_CAPTIONING, f"model.init_from={checkpoint}", "scst.num_samples=2", "scst.max_length=6",
+            "trainer.log_every_n_steps=1"]  # fmt: skip
+    overrides = [arg for value in tiny if "devices" not in value for arg in ("--set", value)]
+    run_dir = tmp_path / "run"
+    devices = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"]
+    _vltk(
+        "train",
+        "captioning",
+        "--config",
+        "scst",
+        "--run-dir",
+        str(run_dir),
+        *devices,
+        *overrides,
+        cwd=tmp_path,
+    )
+    assert json.loads((run_dir / "metrics.json").read_text())["metrics"]["CIDEr"] >= 0
+    assert "train/reward" in (run_dir / "logs" / "metrics.csv").read_text().splitlines()[0]
+
+
 def test_ranks_of_a_torchrun_or_srun_launch_agree_on_the_run_directory(monkeypatch):
     from vltk.errors import VltkError
     from vltk.tasks.runner import choose_run_dir, launcher_run_name

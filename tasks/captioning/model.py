@@ -48,6 +48,9 @@ class CaptionerConfig:
         decoder: the options of decoder ``name``; its ``attention`` is a spec of
             :data:`vltk.attention.ATTENTIONS`.
         use_image: ``false`` zeroes the image features (ablation: what can the language model alone do?).
+        init_from: a captioning checkpoint (``.ckpt``) or ``vltk export`` directory to start training from:
+            its network, weights and vocabulary replace this section's (how self-critical training starts
+            from a cross-entropy model); ``null`` starts from scratch.
     """
 
     RENAMED: ClassVar[dict[str, Renamed]] = {"blind": Renamed("use_image", operator.not_)}
@@ -58,6 +61,7 @@ class CaptionerConfig:
         DECODERS, wired=DECODER_WIRED, nested={"attention": Component(ATTENTIONS, ATTENTION_WIRED)}
     )
     use_image: bool = True
+    init_from: str | None = None
 
 
 class Captioner(nn.Module):
@@ -95,8 +99,14 @@ class Captioner(nn.Module):
             )
         return features
 
-    def teacher_forcing(self, features: ImageFeatures, captions: Tensor) -> DecoderOutput:
-        """Logits for ``captions[:, 1:]`` given ``captions[:, :-1]`` (``captions`` is [B, T])."""
+    def teacher_forcing(
+        self, features: ImageFeatures, captions: Tensor, *, sample_probability: float = 0.0
+    ) -> DecoderOutput:
+        """Logits for ``captions[:, 1:]`` given ``captions[:, :-1]`` (``captions`` is [B, T]); with
+        ``sample_probability > 0``, scheduled sampling feeds the model's own words back at that rate
+        (:meth:`vltk.decoders.base.CaptionDecoder.scheduled_sampling`)."""
+        if sample_probability > 0.0:
+            return self.decoder.scheduled_sampling(features, captions[:, :-1], sample_probability)
         return self.decoder.teacher_forcing(features, captions[:, :-1])  # logits [B, T-1, V]
 
     @torch.no_grad()

@@ -188,6 +188,57 @@ class CaptionDecoder(nn.Module):
             gates=torch.stack(gates, dim=1) if gates else None,  # [B, T]
         )
 
+    def scheduled_sampling(
+        self,
+        features: ImageFeatures,
+        tokens: Tensor,
+        probability: float,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> DecoderOutput:
+        """Teacher forcing where each input word after ``<start>`` is, with ``probability``, replaced by a
+        word drawn from the model's own prediction at the previous step: scheduled sampling (Bengio, Vinyals,
+        Jaitly and Shazeer 2015, "Scheduled Sampling for Sequence Prediction with Recurrent Neural
+        Networks", NeurIPS), as ruotianluo/ImageCaptioning.pytorch ``AttModel._forward`` does it (one coin per
+        row and step; the draw from the detached previous distribution, so no gradient flows through it).
+
+        Steps one by one through :meth:`_advance` (a fused teacher-forcing path cannot feed its own words
+        back). ``probability = 0`` gives the logits of :meth:`teacher_forcing`.
+
+        Args:
+            features: the encoded images.
+            tokens: ``[B, T]`` long, the ground-truth input words (``<start> w1 .. wn``).
+            probability: the chance that a row's input word is the model's sample, in ``[0, 1]``.
+            generator: the random generator of the coins and draws.
+        """
+        check_tokens(tokens)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"scheduled sampling probability must lie in [0, 1], got {probability}")
+        state = self.init_state(features)
+        logits: list[Tensor] = []
+        attention: list[Tensor] = []
+        gates: list[Tensor] = []
+        inputs = tokens[:, 0]  # [B]
+        for t in range(tokens.shape[1]):
+            if t > 0:
+                inputs = tokens[:, t]  # [B]
+                if probability > 0.0:
+                    coins = torch.rand(inputs.shape, generator=generator, device=inputs.device)  # [B]
+                    probs = torch.softmax(logits[-1].detach().float(), dim=-1)  # [B, V]
+                    drawn = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # [B]
+                    inputs = torch.where(coins < probability, drawn, inputs)  # [B]
+            output, state = self._advance(self.dropout(self.embedding(inputs)), state)  # [B, H']
+            logits.append(self.output(self.dropout(output)))  # [B, V]
+            if state.attention is not None:
+                attention.append(state.attention)  # [B, N]
+            if state.gate is not None:
+                gates.append(state.gate)  # [B]
+        return DecoderOutput(
+            logits=torch.stack(logits, dim=1),  # [B, T, V]
+            attention=torch.stack(attention, dim=1) if attention else None,  # [B, T, N]
+            gates=torch.stack(gates, dim=1) if gates else None,  # [B, T]
+        )
+
     def forward(self, features: ImageFeatures, tokens: Tensor) -> DecoderOutput:
         """Same as :meth:`teacher_forcing` (scores of given words); generation uses :mod:`vltk.decoding`."""
         return self.teacher_forcing(features, tokens)
