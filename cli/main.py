@@ -151,7 +151,7 @@ def train(
     Tasks and their shipped configs (--config NAME; `vltk config show TASK`
     prints one with each key's help):
     captioning: default, show_tell, image_blind, resnet_coco, regions, updown,
-    adaptive, scst (--set model.init_from=CKPT);
+    adaptive, scst (--set model.init_from=CKPT), updown_coco, scst_coco;
     vqa: default, cnn_lstm, stacked_attention, question_only, vqa_v2;
     dialog: default, generative, no_history, question_only;
     lm: default, min_char_rnn, linux_rnn, linux_lstm, word;
