@@ -16,6 +16,7 @@ import pytest
 import torch
 from conftest import TINY_CAPTIONING
 from PIL import Image
+from test_cli_errors import assert_one_line_error
 from typer.testing import CliRunner
 
 from vltk.cli.main import app
@@ -228,15 +229,6 @@ def _bad_tsv(tmp_path: Path, kind: str) -> tuple[Path, list[str]]:
         "repeated id": ["line 2: image id 101 was already read from", "bad.tsv line 1"],
     }[kind]
     return path, [str(path), *needles]
-
-
-def assert_one_line_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("kind", ["zero regions", "feature size", "base64", "truncated", "repeated id"])

@@ -173,10 +173,15 @@ def save_attention_map(
         axes.set_title(title, fontsize=12)
         axes.set_axis_off()
     figure.tight_layout()
+    path = write_png(figure, path, dpi)
+    logger.info("wrote attention map for %d words to %s", len(words), path)
+    return path
 
+
+def write_png(figure, path: str | Path, dpi: int) -> Path:
+    """Save a matplotlib figure as PNG at ``path`` (parent folders created) and free its artists."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", dpi=dpi)
     figure.clear()
-    logger.info("wrote attention map for %d words to %s", len(words), path)
     return path

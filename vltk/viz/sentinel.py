@@ -24,6 +24,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from vltk.viz.attention_map import write_png
+
 logger = logging.getLogger(__name__)
 
 TOLERANCE = 1e-4
@@ -104,10 +106,6 @@ def save_sentinel_plot(
     axes.set_title(" ".join(str(word) for word in words) if title is None else title, fontsize=10)
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=dpi)
-    figure.clear()
+    path = write_png(figure, path, dpi)
     logger.info("wrote the sentinel plot of %d words to %s", len(words), path)
     return path
