@@ -163,11 +163,11 @@ def main() -> None:
             for name in args.runs:
                 results.append(one_run(name, seed, Path(tmp), extra))
                 print(per_seed(results[-1:]), flush=True)
+    region_store = " and Up-Down building the region store" if "updown" in args.runs else ""
     intro = (
         f"Test split of shapes (beam 3, the best validation checkpoint), seeds {args.seeds}; the SCST runs "
         "start from the same seed's cross-entropy run; one dataset cache per seed, so the cross-entropy run "
-        "includes generating the data and Up-Down building the region store. Mean ± standard deviation "
-        "(min-max) over seeds."
+        f"includes generating the data{region_store}. Mean ± standard deviation (min-max) over seeds."
     )
     goals = "\n".join(targets(results, args.runs))
     per = per_seed(results)
