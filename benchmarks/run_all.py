@@ -314,6 +314,15 @@ REGISTRY: tuple[Bench, ...] = (
         "14x14 3.02x (five runs 2.99-3.46x), 7x7 2.09x, 56% / 75% of peak (2026-11-26).",
     ),
     Bench(
+        "decoder_tutorial_speed",
+        "Show, Attend and Tell training step: vltk vs sgrvinod's tutorial",
+        "decoder_tutorial_speed.py",
+        ("--repeats", "7"),
+        ("--repeats", "1"),
+        2,
+        "7x7 2.26x, 14x14 3.19x; vltk's GEMMs alone 43% / 35% of its step (2026-12-04, by hand).",
+    ),
+    Bench(
         "text_encoder_speed",
         "Text encoder training step: padded vs packed",
         "text_encoder_speed.py",
