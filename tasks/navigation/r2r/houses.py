@@ -71,10 +71,10 @@ class HousesOptions:
     """
 
     seed: int = 0
-    train_houses: int = 50
+    train_houses: int = 100
     val_unseen_houses: int = 8
     test_houses: int = 8
-    train_paths: int = 4000
+    train_paths: int = 8000
     val_seen_paths: int = 300
     val_unseen_paths: int = 400
     test_paths: int = 400
