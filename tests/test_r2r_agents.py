@@ -9,10 +9,11 @@ import torch
 
 from vltk.errors import ConfigError
 from vltk.metrics.r2r import R2RRecord, score_episode
-from vltk.tasks.navigation.r2r.agents import PanoramicFollower, Seq2SeqAgent, build_r2r_agent
+from vltk.tasks.navigation.r2r.agents import PanoramicFollower, Seq2SeqAgent, StepOutput, build_r2r_agent
 from vltk.tasks.navigation.r2r.env import EnvEpisode, R2REnv
 from vltk.tasks.navigation.r2r.graph import ScanGraph
-from vltk.tasks.navigation.r2r.rollout import check_feedback, run_episodes
+from vltk.tasks.navigation.r2r.rollout import check_feedback, mask_visited, run_episodes
+from vltk.tasks.navigation.r2r.system import R2RConfig
 
 DIM = 6
 # a cross: a in the middle, b north, c east, d south, e west; f north of b
@@ -165,3 +166,51 @@ def test_random_walk_turns_then_makes_at_most_five_moves_along_edges(env):
     assert len(moved) >= 2  # the random headings lead different ways
     assert random_walk(env, episodes, seed=3) == trajectories  # seeded
     assert all(len(t) == 1 and t[0][0] == "a" for t in stay_at_start(env, episodes))
+
+
+def always_first_neighbour(agent: PanoramicFollower) -> PanoramicFollower:
+    """The agent with its scores replaced: the first real candidate first, the stop choice (last) last."""
+    step = agent.step
+
+    def first(views, candidates, candidate_mask, previous, state):
+        out = step(views, candidates, candidate_mask, previous, state)
+        preference = -torch.arange(candidate_mask.shape[1], dtype=torch.float32)  # [K + 1]
+        logits = preference.expand_as(out.logits).masked_fill(~candidate_mask, float("-inf"))  # [B, K + 1]
+        return StepOutput(logits, out.attention, out.state)
+
+    agent.step = first
+    return agent
+
+
+def test_mask_visited_switches_off_visited_candidates_but_never_the_stop_choice():
+    choice_mask = torch.tensor([[True, True, True, True], [True, False, False, True]])  # K = 3, stop last
+    masked = mask_visited(choice_mask, [["a", "b", "c"], ["c"]], [{"b", "z"}, {"c"}])
+    assert masked.tolist() == [[True, False, True, True], [False, False, False, True]]
+
+
+def test_avoiding_revisits_ends_a_walk_that_would_go_back_and_forth(env):
+    tokens, mask, episodes = batch([1, 2])
+    agent = always_first_neighbour(small("panoramic"))
+    env.reset(episodes)
+    run_episodes(agent, env, tokens, mask, feedback="argmax", max_steps=12, teacher_loss=False)
+    looping = [[step[0] for step in trajectory] for trajectory in env.trajectories()]
+    assert all(len(nodes) == 13 and len(set(nodes)) < len(nodes) for nodes in looping)  # a-x-a-x... to the cap
+    env.reset(episodes)
+    run_episodes(
+        agent, env, tokens, mask, feedback="argmax", max_steps=12, teacher_loss=False, avoid_revisits=True
+    )
+    for trajectory in env.trajectories():
+        nodes = [step[0] for step in trajectory]
+        assert len(set(nodes)) == len(nodes) < 13  # never back, and it stopped when only visited ones were left
+        graph = make_graph()
+        assert all(graph.has_edge(a, b) for a, b in zip(nodes, nodes[1:]))
+
+
+def test_avoid_revisits_is_for_panoramic_agents_only(env):
+    tokens, mask, episodes = batch([1])
+    env.reset(episodes)
+    with pytest.raises(ConfigError, match="avoid_revisits"):
+        run_episodes(small("seq2seq"), env, tokens, mask, feedback="argmax", max_steps=4, avoid_revisits=True)
+    with pytest.raises(ConfigError, match="avoid_revisits: 'seq2seq'"):
+        R2RConfig(model={"name": "seq2seq"}, avoid_revisits=True)
+    assert R2RConfig(model={"name": "panoramic"}, avoid_revisits=True).avoid_revisits

@@ -53,9 +53,16 @@ class FollowedEpisode:
         return [step[0] for step in self.trajectory]
 
 
-def play_greedy(model: nn.Module, env: Any, batch: R2RBatch, max_steps: int, record: bool = False):
+def play_greedy(
+    model: nn.Module,
+    env: Any,
+    batch: R2RBatch,
+    max_steps: int,
+    record: bool = False,
+    avoid_revisits: bool = False,
+):
     """Decode ``batch`` greedily in ``env``: ``(rollout, trajectories)`` (the rollout carries the word
-    attention when ``record``)."""
+    attention when ``record``; ``avoid_revisits``: the config key of that name)."""
     env.reset([env_episode(item) for item in batch.items])
     with torch.no_grad(), evaluating(model):
         rollout = run_episodes(
@@ -67,6 +74,7 @@ def play_greedy(model: nn.Module, env: Any, batch: R2RBatch, max_steps: int, rec
             max_steps=max_steps,
             teacher_loss=False,
             record=record,
+            avoid_revisits=avoid_revisits,
         )
     return rollout, env.trajectories()
 
@@ -138,7 +146,10 @@ class R2RFollower:
         device = next(self.model.parameters()).device
         batch = datamodule.collate(list(items)).to(device)
         env = datamodule.environment(self.config.max_steps)
-        rollout, trajectories = play_greedy(self.model, env, batch, self.config.max_steps, record=True)
+        rollout, trajectories = play_greedy(
+            self.model, env, batch, self.config.max_steps, record=True,
+            avoid_revisits=self.config.avoid_revisits,
+        )  # fmt: skip
         episodes = []
         for b, item in enumerate(items):
             words = self.vocab.tokenize(item.instruction)[: datamodule.options.max_instruction_length]

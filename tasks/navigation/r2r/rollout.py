@@ -114,6 +114,19 @@ def _panoramic_inputs(agent: PanoramicFollower, obs, device: torch.device) -> tu
     return view_options, options, choice_mask, candidate_angles
 
 
+def mask_visited(choice_mask: Tensor, candidates: list[list[str]], visited: list[set[str]]) -> Tensor:
+    """``choice_mask [B, K + 1]`` with the candidates already visited switched off (the stop column stays).
+
+    The cycle avoidance of Tan et al. 2019's submission mode (airsplay/R2R-EnvDrop ``r2r_src/agent.py``,
+    ``rollout`` under ``args.submit``: a candidate whose viewpoint is in the episode's ``visited`` set is
+    masked before the choice); an episode whose neighbours were all visited can only stop.
+    """
+    seen = np.zeros(tuple(choice_mask.shape), dtype=bool)  # [B, K + 1]
+    for b, (names, done) in enumerate(zip(candidates, visited)):
+        seen[b, : len(names)] = [name in done for name in names]
+    return choice_mask & ~torch.from_numpy(seen).to(choice_mask.device)  # [B, K + 1]
+
+
 def panoramic_rollout(
     agent: PanoramicFollower,
     env: R2REnv,
@@ -124,6 +137,7 @@ def panoramic_rollout(
     max_steps: int,
     teacher_loss: bool = True,
     record: bool = False,
+    avoid_revisits: bool = False,
 ) -> Rollout:
     """Run the episodes ``env`` was reset to with the panoramic action space (choose a neighbour or stop).
 
@@ -136,6 +150,7 @@ def panoramic_rollout(
             where it is); bounds the loop.
         teacher_loss: compute the imitation loss (off for evaluation).
         record: keep each step's word attention.
+        avoid_revisits: never move to a viewpoint the episode has already been at (:func:`mask_visited`).
     """
     device = tokens.device
     state: R2RAgentState = agent.begin(tokens, mask)
@@ -144,12 +159,17 @@ def panoramic_rollout(
     tally = _LossTally(device)
     attention: list[list[np.ndarray]] = [[] for _ in range(batch)]
     lengths = mask.sum(dim=1)
+    visited: list[set[str]] = [set() for _ in range(batch)]
     for _ in range(max_steps + 1):  # the env ends an episode after max_steps moves; +1 for the last stop
         obs = env.observe()
         running = ~obs.done  # [B] numpy bool
         if not running.any():
             break
         view_options, options, choice_mask, candidate_angles = _panoramic_inputs(agent, obs, device)
+        if avoid_revisits:
+            for seen, here in zip(visited, env.viewpoints):
+                seen.add(here)
+            choice_mask = mask_visited(choice_mask, obs.candidates, visited)  # [B, K + 1]
         out = agent.step(view_options, options, choice_mask, previous, state)
         state = out.state
         stop_index = obs.candidate_mask.shape[1]  # K: the stop choice's column
@@ -218,7 +238,11 @@ def low_level_rollout(
 
 
 def run_episodes(agent, env: R2REnv, tokens: Tensor, mask: Tensor, **options) -> Rollout:
-    """The rollout of ``agent``'s action space (``agent.action_space``)."""
+    """The rollout of ``agent``'s action space (``agent.action_space``); ``avoid_revisits`` is the panoramic
+    agents' only."""
     if agent.action_space == "panoramic":
         return panoramic_rollout(agent, env, tokens, mask, **options)
+    if options.pop("avoid_revisits", False):
+        raise ConfigError("avoid_revisits: the low-level action space has no viewpoint choice to mask; "
+                          "it is for panoramic agents only")  # fmt: skip
     return low_level_rollout(agent, env, tokens, mask, **options)

@@ -57,8 +57,11 @@ class R2RConfig:
     """An R2R navigation run: ``data`` an R2R-layout dataset, ``model`` an R2R agent.
 
     ``max_steps`` caps an episode's actions (panoramic moves, or low-level actions for seq2seq; R2R's paths
-    have 4-6 edges, and Anderson et al. 2018 allow 20 low-level actions). ``num_threads`` sets torch's
-    intra-op threads (the per-step operations are small; ``null``: torch's default).
+    have 4-6 edges, and Anderson et al. 2018 allow 20 low-level actions). ``avoid_revisits`` (panoramic
+    agents, evaluation only): the greedy decoder never moves back to a viewpoint the episode has been at, the
+    cycle avoidance of Tan et al. 2019's submission mode (``rollout.mask_visited``); training is unchanged,
+    so ``vltk evaluate CKPT --set avoid_revisits=true`` applies it to any checkpoint. ``num_threads`` sets
+    torch's intra-op threads (the per-step operations are small; ``null``: torch's default).
     """
 
     task: str = "navigation"
@@ -67,6 +70,7 @@ class R2RConfig:
     model: dict = spec_field(R2R_AGENTS, {"name": "panoramic"}, wired=R2R_WIRED)
     loss: R2RLossConfig = field(default_factory=R2RLossConfig)
     max_steps: int = 15
+    avoid_revisits: bool = False
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     monitor: str = "success_rate"
@@ -79,6 +83,12 @@ class R2RConfig:
         if self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         check_num_threads(self.num_threads)
+        agent = self.model.get("name")
+        if self.avoid_revisits and agent in R2R_AGENTS and R2R_AGENTS[agent].action_space != "panoramic":
+            raise ConfigError(
+                f"avoid_revisits: '{agent}' acts in the low-level action space, which has no viewpoint "
+                "choice to mask; it is for panoramic agents only (--set avoid_revisits=false)"
+            )
         if self.monitor not in R2R_METRIC_NAMES:
             raise ConfigError(f"monitor: '{self.monitor}' is not one of {', '.join(R2R_METRIC_NAMES)}")
 
@@ -158,7 +168,9 @@ class R2RNavigationTask(EvaluatingSystem):
 
     def _eval_step(self, batch: R2RBatch, stage: str) -> None:
         env = self.datamodule.environment(self.config.max_steps)
-        _, trajectories = play_greedy(self.model, env, batch, self.config.max_steps)
+        _, trajectories = play_greedy(
+            self.model, env, batch, self.config.max_steps, avoid_revisits=self.config.avoid_revisits
+        )
         records = []
         for item, trajectory in zip(batch.items, trajectories):
             self.played.append(FollowedEpisode(item, trajectory))
