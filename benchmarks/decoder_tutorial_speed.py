@@ -38,6 +38,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -57,7 +58,8 @@ TARGETS = {7: 3.0, 14: 4.0}  # issue 19: speed-up over the tutorial's algorithm
 
 
 class TutorialAttention(nn.Module):
-    """The tutorial's ``Attention``: ``full_att(relu(encoder_att(a) + decoder_att(h)))``, softmax, weighted sum."""
+    """The tutorial's ``Attention``: ``full_att(relu(encoder_att(a) + decoder_att(h)))``, softmax, weighted
+    sum."""
 
     def __init__(self):
         super().__init__()
@@ -73,7 +75,8 @@ class TutorialAttention(nn.Module):
 
 
 class TutorialDecoder(nn.Module):
-    """The tutorial's ``DecoderWithAttention`` at one layer, with its initialisation of ``embedding``/``fc``."""
+    """The tutorial's ``DecoderWithAttention`` at one layer, with its initialisation of ``embedding`` and
+    ``fc``."""
 
     def __init__(self):
         super().__init__()
@@ -112,7 +115,9 @@ class TutorialDecoder(nn.Module):
         return predictions, captions, decode_lengths, alphas
 
 
-def tutorial_step(model: TutorialDecoder, optimizer, grid: Tensor, captions: Tensor, lengths: Tensor) -> float:
+def tutorial_step(
+    model: TutorialDecoder, optimizer, grid: Tensor, captions: Tensor, lengths: Tensor
+) -> float:
     """``train.py``'s body for one batch (without the top-5 accuracy)."""
     scores, sorted_captions, decode_lengths, alphas = model(grid, captions, lengths)
     targets = sorted_captions[:, 1:]  # [B, T]
@@ -134,7 +139,9 @@ def vltk_decoder() -> ShowAttendTellDecoder:
                                  attention={"name": "additive", "dim": SIZE})  # fmt: skip
 
 
-def vltk_step(decoder: ShowAttendTellDecoder, optimizer, grid: Tensor, captions: Tensor, mask: Tensor) -> float:
+def vltk_step(
+    decoder: ShowAttendTellDecoder, optimizer, grid: Tensor, captions: Tensor, mask: Tensor
+) -> float:
     """One step as ``tasks/captioning/system.py`` trains: teacher forcing, masked cross-entropy, the
     doubly stochastic regulariser, gradient-norm clipping, Adam."""
     features = ImageFeatures(grid=grid, pooled=grid.mean(1), mask=None, grid_size=None)
@@ -225,8 +232,8 @@ def main() -> None:
         tutorial_optimizer = torch.optim.Adam(tutorial.parameters(), lr=LR)
         vltk_optimizer = torch.optim.Adam(vltk.parameters(), lr=LR)
         arms = {
-            "vltk": lambda: vltk_step(vltk, vltk_optimizer, grid, captions, mask),
-            "tutorial": lambda: tutorial_step(tutorial, tutorial_optimizer, grid, captions, lengths),
+            "vltk": partial(vltk_step, vltk, vltk_optimizer, grid, captions, mask),
+            "tutorial": partial(tutorial_step, tutorial, tutorial_optimizer, grid, captions, lengths),
         }
         for step in arms.values():  # warm-up, untimed
             step()
@@ -274,7 +281,8 @@ def main() -> None:
         "repeats (the best repeats' ratio in brackets). GEMM time: the step's own matrix products (from the "
         "profiler), each timed alone at its shape; of the rate: GEMM time / step time.\n"
         "\n"
-        "| grid | tutorial ms/step | vltk ms/step | speed-up | target (issue 19) | MFLOP/token tutorial / vltk "
+        "| grid | tutorial ms/step | vltk ms/step | speed-up | target (issue 19) "
+        "| MFLOP/token tutorial / vltk "
         "| vltk's GEMMs alone, ms | vltk GFLOP/s in the step | of the GEMM rate |\n"
         "|---|---|---|---|---|---|---|---|---|\n" + table + "\n"
     )

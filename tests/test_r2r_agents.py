@@ -194,14 +194,14 @@ def test_avoiding_revisits_ends_a_walk_that_would_go_back_and_forth(env):
     env.reset(episodes)
     run_episodes(agent, env, tokens, mask, feedback="argmax", max_steps=12, teacher_loss=False)
     looping = [[step[0] for step in trajectory] for trajectory in env.trajectories()]
-    assert all(len(nodes) == 13 and len(set(nodes)) < len(nodes) for nodes in looping)  # a-x-a-x... to the cap
+    assert all(len(nodes) == 13 and len(set(nodes)) < len(nodes) for nodes in looping)  # back and forth
     env.reset(episodes)
     run_episodes(
         agent, env, tokens, mask, feedback="argmax", max_steps=12, teacher_loss=False, avoid_revisits=True
     )
     for trajectory in env.trajectories():
         nodes = [step[0] for step in trajectory]
-        assert len(set(nodes)) == len(nodes) < 13  # never back, and it stopped when only visited ones were left
+        assert len(set(nodes)) == len(nodes) < 13  # never back; stopped early
         graph = make_graph()
         assert all(graph.has_edge(a, b) for a, b in zip(nodes, nodes[1:]))
 

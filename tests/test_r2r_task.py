@@ -91,7 +91,8 @@ def test_training_writes_the_r2r_metrics_of_the_test_houses(panoramic_run):
 
 
 def test_seq2seq_trains_on_the_low_level_action_space(tmp_path, cache):
-    run = train(tmp_path / "s2s", cache, ["model.name=seq2seq", "model.action_dim=4", "max_steps=20", "avoid_revisits=false"])
+    options = ["model.name=seq2seq", "model.action_dim=4", "max_steps=20", "avoid_revisits=false"]
+    run = train(tmp_path / "s2s", cache, options)
     assert set(json.loads((run / "metrics.json").read_text())["metrics"]) == set(R2R_METRIC_NAMES)
 
 
