@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import add_json_argument, publish, verdict  # noqa: E402
+from _report import add_json_argument, interleaved, publish, verdict  # noqa: E402
 
 from vltk.decoders import ShowAttendTellDecoder  # noqa: E402
 from vltk.types import ImageFeatures  # noqa: E402
@@ -211,12 +211,6 @@ def make_batch(side: int, generator: torch.Generator):
     return grid, captions, lengths, mask
 
 
-def timed(step) -> float:
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -235,13 +229,7 @@ def main() -> None:
             "vltk": partial(vltk_step, vltk, vltk_optimizer, grid, captions, mask),
             "tutorial": partial(tutorial_step, tutorial, tutorial_optimizer, grid, captions, lengths),
         }
-        for step in arms.values():  # warm-up, untimed
-            step()
-            step()
-        times = {name: [] for name in arms}
-        for round_index in range(args.repeats):  # interleaved, so machine noise hits both alike
-            for name in sorted(arms, reverse=round_index % 2 == 1):
-                times[name].append(timed(arms[name]))
+        times = interleaved(arms, args.repeats, warmup=2)  # machine noise hits both alike
         vltk_products, tutorial_products = matmul_products(arms["vltk"]), matmul_products(arms["tutorial"])
         gemm_seconds, gemm_flops = gemm_time(vltk_products)
         tutorial_flops = sum(c * product_flops(op, s) for (op, s), c in tutorial_products.items())

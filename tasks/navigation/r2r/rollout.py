@@ -114,6 +114,15 @@ def _panoramic_inputs(agent: PanoramicFollower, obs, device: torch.device) -> tu
     return view_options, options, choice_mask, candidate_angles
 
 
+def check_avoid_revisits(avoid_revisits: bool, action_space: str, agent: str) -> None:
+    """A ConfigError when ``avoid_revisits`` is asked of an agent whose actions are not viewpoint choices."""
+    if avoid_revisits and action_space != "panoramic":
+        raise ConfigError(
+            f"avoid_revisits: '{agent}' acts in the low-level action space, which has no viewpoint choice "
+            "to mask; it is for panoramic agents only (--set avoid_revisits=false)"
+        )
+
+
 def mask_visited(choice_mask: Tensor, candidates: list[list[str]], visited: list[set[str]]) -> Tensor:
     """``choice_mask [B, K + 1]`` with the candidates already visited switched off (the stop column stays).
 
@@ -242,7 +251,5 @@ def run_episodes(agent, env: R2REnv, tokens: Tensor, mask: Tensor, **options) ->
     agents' only."""
     if agent.action_space == "panoramic":
         return panoramic_rollout(agent, env, tokens, mask, **options)
-    if options.pop("avoid_revisits", False):
-        raise ConfigError("avoid_revisits: the low-level action space has no viewpoint choice to mask; "
-                          "it is for panoramic agents only")  # fmt: skip
+    check_avoid_revisits(options.pop("avoid_revisits", False), agent.action_space, type(agent).__name__)
     return low_level_rollout(agent, env, tokens, mask, **options)

@@ -26,7 +26,7 @@ from vltk.tasks.navigation.r2r.agents import R2R_AGENTS, R2R_WIRED, build_r2r_ag
 from vltk.tasks.navigation.r2r.datamodule import R2RBatch
 from vltk.tasks.navigation.r2r.datasets import R2R_DATASETS
 from vltk.tasks.navigation.r2r.inference import FollowedEpisode, R2RFollower, env_episode, play_greedy
-from vltk.tasks.navigation.r2r.rollout import check_feedback, run_episodes
+from vltk.tasks.navigation.r2r.rollout import check_avoid_revisits, check_feedback, run_episodes
 from vltk.tasks.training import (
     EvaluatingSystem,
     OptimConfig,
@@ -84,11 +84,8 @@ class R2RConfig:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         check_num_threads(self.num_threads)
         agent = self.model.get("name")
-        if self.avoid_revisits and agent in R2R_AGENTS and R2R_AGENTS[agent].action_space != "panoramic":
-            raise ConfigError(
-                f"avoid_revisits: '{agent}' acts in the low-level action space, which has no viewpoint "
-                "choice to mask; it is for panoramic agents only (--set avoid_revisits=false)"
-            )
+        if agent in R2R_AGENTS:  # an unknown name is the registry's error, at build time
+            check_avoid_revisits(self.avoid_revisits, R2R_AGENTS[agent].action_space, agent)
         if self.monitor not in R2R_METRIC_NAMES:
             raise ConfigError(f"monitor: '{self.monitor}' is not one of {', '.join(R2R_METRIC_NAMES)}")
 
