@@ -714,6 +714,7 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
     from vltk.tasks import runner  # noqa: F401 (imported here so that its import counts as start-up)
 
     argv = ["vltk", "train", spec["task"], "--run-dir", spec["run_dir"]]
+    argv += ["--config", spec["config"]] if spec.get("config") else []
     argv += [arg for value in spec["overrides"] for arg in ("--set", value)]
     code: int = 0
     profiler = None
@@ -749,7 +750,7 @@ def child_warm(spec: dict[str, Any]) -> dict[str, Any]:
     ``setup("fit")`` again (the warm figure)."""
     from vltk.tasks import runner
 
-    cfg = runner.load_task_config(spec["task"], None, spec["overrides"])
+    cfg = runner.load_task_config(spec["task"], spec.get("config"), spec["overrides"])
     entry = runner.task_entry(cfg.task).for_config(cfg)
     datamodule = runner.build_datamodule(entry, cfg)
     if hasattr(datamodule, "shuffle_seed"):
@@ -784,9 +785,16 @@ def _child(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> tuple[
 
 
 def profile_task(
-    task: str, overrides: list[str], *, warm: bool, torch_profiler: Path | None, logs: Path | None
+    task: str,
+    overrides: list[str],
+    *,
+    warm: bool,
+    torch_profiler: Path | None,
+    logs: Path | None,
+    config: str | None = None,
 ) -> dict[str, Any]:
-    """One task's default run in a fresh process and a fresh cache; its buckets, start to exit."""
+    """One task's run (its default config, or ``config``) in a fresh process and a fresh cache; its
+    buckets, start to exit."""
     with tempfile.TemporaryDirectory(prefix=f"vltk-profile-{task}-") as scratch:
         work = Path(scratch)
         cache = work / "cache"
@@ -795,6 +803,7 @@ def profile_task(
         log_dir.mkdir(parents=True, exist_ok=True)
         spec = {
             "task": task,
+            "config": config,
             "overrides": overrides,
             "run_dir": str(work / "run"),
             "torch_profiler": torch_profiler is not None,
@@ -904,10 +913,11 @@ def markdown(results: list[dict[str, Any]], overrides: list[str], warm: bool, to
             )
             + " |"
         )
-    given = " ".join(f"`--set {o}`" for o in overrides) if overrides else "none"
+    given = " ".join(f"`{o}`" for o in overrides) if overrides else "none"
     text = (
-        "Each task's default run, `vltk train TASK` (overrides: " + given + "), in a fresh process with a "
-        "fresh, empty dataset cache (`VLTK_CACHE`; the OS file cache is not flushed), the threads as the "
+        "Each task's run, `vltk train TASK` (its default config unless a `--config` is given; given: "
+        + given
+        + "), in a fresh process with a fresh, empty dataset cache (`VLTK_CACHE`; the OS file cache is not flushed), the threads as the "
         "run sets them. Seconds per bucket (plain `perf_counter` timers; every moment of the process is in "
         "exactly one bucket, so each column sums to its total) and % of the run."
         + (
@@ -976,6 +986,18 @@ def parse_overrides(values: Sequence[str], tasks: Sequence[str]) -> dict[str, li
     return per_task
 
 
+def parse_configs(values: Sequence[str], tasks: Sequence[str]) -> dict[str, str]:
+    """``TASK:NAME`` (a shipped config's name or a file) per task; tasks not named run their default."""
+    configs: dict[str, str] = {}
+    for value in values:
+        task, sep, name = value.partition(":")
+        if not sep or not name or task not in TASKS:
+            raise SystemExit(f"--config {value}: expected TASK:NAME with TASK one of {', '.join(TASKS)}")
+        if task in tasks:
+            configs[task] = name
+    return configs
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["--child"], ["--child-warm"]):
@@ -996,6 +1018,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="[TASK:]KEY=VALUE",
         help="a config override for every task, or for one (TASK:KEY=VALUE)",
     )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="TASK:NAME",
+        help="run TASK with this shipped config (or file) instead of its default, e.g. captioning:updown",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the measurements (JSON) here")
     parser.add_argument("--no-warm", action="store_true", help="skip the warm-cache data preparation")
     parser.add_argument(
@@ -1013,10 +1042,13 @@ def main(argv: list[str] | None = None) -> int:
     add_json_argument(parser)
     args = parser.parse_args(argv)
     per_task = parse_overrides(args.set, args.tasks)
+    configs = parse_configs(args.config, args.tasks)
     results = []
     for task in args.tasks:
         print(
-            f"[profile_runs] {task}: vltk train {task} {' '.join('--set ' + o for o in per_task[task])}",
+            f"[profile_runs] {task}: vltk train {task}"
+            + (f" --config {configs[task]}" if task in configs else "")
+            + "".join(f" --set {o}" for o in per_task[task]),
             flush=True,
         )
         result = profile_task(
@@ -1025,6 +1057,7 @@ def main(argv: list[str] | None = None) -> int:
             warm=not args.no_warm,
             torch_profiler=args.profiler_dir if args.torch_profiler else None,
             logs=args.logs,
+            config=configs.get(task),
         )
         results.append(result)
         total = f"{result['total_s']:.1f} s" if result["status"] == "ok" else ""
@@ -1036,13 +1069,15 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "load_after": load(),
         "overrides": per_task,
+        "configs": configs,
         "buckets": LABELS,
         "tasks": {r["task"]: r for r in results},
     }
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
-    publish(markdown(results, args.set, not args.no_warm, args.torch_profiler), data, args.json)
+    given = [f"--config {t}:{n}" for t, n in configs.items()] + [f"--set {o}" for o in args.set]
+    publish(markdown(results, given, not args.no_warm, args.torch_profiler), data, args.json)
     return 0 if all(r["status"] == "ok" for r in results) else 1
 
 

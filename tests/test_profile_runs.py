@@ -89,6 +89,14 @@ def test_overrides_for_every_task_or_one(profile_runs):
         profile_runs.parse_overrides(["captionin:data.num_images=3"], ["vqa"])
 
 
+def test_configs_name_one_task_each(profile_runs):
+    configs = profile_runs.parse_configs(["captioning:updown", "vqa:san"], ["captioning", "lm"])
+    assert configs == {"captioning": "updown"}  # vqa is not among the tasks run
+    for bad in ("updown", "captionin:updown", "captioning:"):
+        with pytest.raises(SystemExit, match="TASK:NAME"):
+            profile_runs.parse_configs([bad], ["captioning"])
+
+
 def test_tiny_captioning_run_fills_every_bucket_it_has_and_sums_to_its_wall_time(profile_runs, tmp_path):
     from torch.utils.data.dataloader import _BaseDataLoaderIter
 
