@@ -917,7 +917,8 @@ def markdown(results: list[dict[str, Any]], overrides: list[str], warm: bool, to
     text = (
         "Each task's run, `vltk train TASK` (its default config unless a `--config` is given; given: "
         + given
-        + "), in a fresh process with a fresh, empty dataset cache (`VLTK_CACHE`; the OS file cache is not flushed), the threads as the "
+        + "), in a fresh process with a fresh, empty dataset cache (`VLTK_CACHE`; the OS file cache is "
+        "not flushed), the threads as the "
         "run sets them. Seconds per bucket (plain `perf_counter` timers; every moment of the process is in "
         "exactly one bucket, so each column sums to its total) and % of the run."
         + (
