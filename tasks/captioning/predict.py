@@ -76,7 +76,8 @@ def predict_captions(
             prediction.attention_map = save_attention_map(
                 picture, caption.words, caption.attention, caption.grid_size, target
             )
-            if isinstance(captioner.model.decoder, AdaptiveAttentionDecoder):  # weights sum to 1 - beta
+            # the region weights sum to 1 - beta; an empty caption has no word to plot (the map says so)
+            if isinstance(captioner.model.decoder, AdaptiveAttentionDecoder) and caption.words:
                 beta = sentinel_weights(caption.attention)  # [L]
                 sentinel = target.with_name(f"{target.stem}-sentinel.png")
                 prediction.sentinel_plot = save_sentinel_plot(caption.words, beta, sentinel)
@@ -99,6 +100,8 @@ def predict_captions_lines(captioner: ImageCaptioner, request: CaptionRequest) -
         lines.append(f"{prediction.image}: [bold]{prediction.caption}[/]")
         if prediction.attention_map is not None:
             lines.append(f"  attention map: {prediction.attention_map}")
+            if not prediction.caption:
+                lines.append("  (the caption is empty: the map shows the image alone, no word to plot)")
         if prediction.sentinel_plot is not None:
             lines.append(f"  when it looked (1 - sentinel weight per word): {prediction.sentinel_plot}")
     return lines

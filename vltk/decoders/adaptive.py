@@ -32,7 +32,16 @@ jiasenlu/AdaptiveAttention (``misc/LSTM.lua``, ``misc/attention.lua``, ``misc/im
 add layers the paper does not write: the sentinel passes through ``ReLU(Linear)`` and ``h_t`` through
 ``tanh(Linear)`` before the attention, and ``c_hat_t + h_t`` through ``tanh(Linear)`` before ``W_p``; both
 take ``v_g`` from the encoder's pooled vector (``fc_feats``) where this module uses the mean of the real
-regions, as the paper does. Here the equations are as the paper writes them. Masks: ruotianluo's file
+regions, as the paper does. ``variant="paper"`` (the default) is the equations as the paper writes them;
+``variant="authors"`` adds the authors' layers of ``misc/attention.lua`` (and ruotianluo's
+``AdaAtt_attention``), with dropout where they have it:
+
+    s'_t = dropout(ReLU(W_fr s_t)),   h'_t = dropout(tanh(W_ho h_t)),   the attention queried by ``h'_t``
+    over ``[V; s'_t]`` (its scores through dropout),   c_hat_t = beta_t s'_t + (1 - beta_t) c_t,
+    p_t = softmax(W_p dropout(tanh(W_o (c_hat_t + h'_t))))
+
+so that the word is a non-linear function of what was seen and of the language state; the paper's output
+``W_p (c_hat_t + h_t)`` adds their two contributions to the logits. Masks: ruotianluo's file
 zeroes padded regions after the softmax and renormalises (the Lua code has a fixed 7x7 grid);
 :func:`~vltk.attention.masked_softmax` gives the same weights, exactly zero at padding.
 """
@@ -49,9 +58,12 @@ from vltk.attention import masked_softmax, weighted_sum
 from vltk.decoders.base import CaptionDecoder, cell_step, make_cell
 from vltk.decoders.show_attend_tell import masked_mean
 from vltk.decoders.state import CONSTANT, DecoderState
+from vltk.errors import ConfigError, unknown_choice_message
 from vltk.types import ImageFeatures
 
 logger = logging.getLogger(__name__)
+
+VARIANTS = ("paper", "authors")
 
 
 @dataclass
@@ -82,8 +94,11 @@ class AdaptiveAttentionDecoder(CaptionDecoder):
         hidden_dim: ``H``, the LSTM's hidden size, which is also the size of the projected regions ``V``,
             of ``v_g`` and of the sentinel (``c_hat_t + h_t`` needs them all the same size).
         attention_dim: ``A``, the hidden size of the attention scores (``W_v``, ``W_g``, ``W_s``, ``w_h``).
-        dropout: dropout on the word embeddings and on ``c_hat_t + h_t`` before the vocabulary projection.
+        dropout: dropout on the word embeddings and on ``c_hat_t + h_t`` before the vocabulary projection
+            (and, in the ``authors`` variant, where that code has it).
         pad_id: the padding token (zero embedding, no gradient).
+        variant: ``paper`` (the equations of section 2.3) or ``authors`` (the extra layers of the authors'
+            ``misc/attention.lua``; see the module docstring).
     """
 
     def __init__(
@@ -96,7 +111,10 @@ class AdaptiveAttentionDecoder(CaptionDecoder):
         attention_dim: int = 512,
         dropout: float = 0.5,
         pad_id: int = 0,
+        variant: str = "paper",
     ):
+        if variant not in VARIANTS:
+            raise ConfigError(unknown_choice_message("model.decoder.variant", variant, VARIANTS))
         # no attention module for the base: it would project the encoder's regions, and this one attends
         # over V (and the sentinel), which _init_state projects itself
         super().__init__(
@@ -118,6 +136,11 @@ class AdaptiveAttentionDecoder(CaptionDecoder):
         self.sentinel_key = nn.Linear(hidden_dim, attention_dim)  # W_s
         self.query = nn.Linear(hidden_dim, attention_dim, bias=False)  # W_g (the keys' biases serve it)
         self.score = nn.Linear(attention_dim, 1, bias=False)  # w_h
+        self.variant = variant
+        if variant == "authors":
+            self.sentinel_embed = nn.Linear(hidden_dim, hidden_dim)  # W_fr
+            self.hidden_embed = nn.Linear(hidden_dim, hidden_dim)  # W_ho
+            self.output_embed = nn.Linear(hidden_dim, hidden_dim)  # W_o
 
     def _init_state(self, features: ImageFeatures) -> AdaptiveState:
         """``V = ReLU(W_a A)``, ``v_g = ReLU(W_b mean(A))`` and ``W_v V`` once per image; zero LSTM state."""
@@ -142,13 +165,20 @@ class AdaptiveAttentionDecoder(CaptionDecoder):
         h, m = cell_step(self.rnn, inputs, state.h, state.c)  # [B, H], [B, H]
         gate = torch.sigmoid(self.sentinel_input(inputs) + self.sentinel_hidden(state.h))  # g_t [B, H]
         sentinel = gate * torch.tanh(m)  # s_t [B, H]
+        language = h  # what the attention is queried by and the output adds: h_t
+        if self.variant == "authors":
+            sentinel = self.dropout(torch.relu(self.sentinel_embed(sentinel)))  # s'_t [B, H]
+            language = self.dropout(torch.tanh(self.hidden_embed(h)))  # h'_t [B, H]
 
-        query = self.query(h).unsqueeze(1)  # W_g h_t [B, 1, A]
+        query = self.query(language).unsqueeze(1)  # W_g h_t [B, 1, A]
         # tanh in place on the fresh sum: one [B, N, A] buffer per step, not two (as in AdditiveAttention)
         hidden = torch.add(state.projected_keys, query).tanh_()  # [B, N, A]
-        region_scores = self.score(hidden).squeeze(-1)  # z_t [B, N]
         sentinel_key = self.sentinel_key(sentinel).unsqueeze(1)  # W_s s_t [B, 1, A]
-        sentinel_score = self.score(torch.tanh(sentinel_key + query)).squeeze(-1)  # [B, 1]
+        sentinel_hidden = torch.tanh(sentinel_key + query)  # [B, 1, A]
+        if self.variant == "authors":
+            hidden, sentinel_hidden = self.dropout(hidden), self.dropout(sentinel_hidden)
+        region_scores = self.score(hidden).squeeze(-1)  # z_t [B, N]
+        sentinel_score = self.score(sentinel_hidden).squeeze(-1)  # [B, 1]
         scores = torch.cat([region_scores, sentinel_score], dim=-1)  # [B, N + 1]
         mask = None
         if state.mask is not None:
@@ -159,4 +189,7 @@ class AdaptiveAttentionDecoder(CaptionDecoder):
         # beta s_t + (1 - beta) c_t: the region weights already sum to 1 - beta
         context = beta.unsqueeze(-1) * sentinel + weighted_sum(regions, state.visual)  # c_hat_t [B, H]
         state = replace(state, h=h, c=m, attention=regions, gate=beta)
-        return context + h, state  # [B, H]
+        output = context + language  # [B, H]
+        if self.variant == "authors":
+            output = torch.tanh(self.output_embed(output))  # [B, H]
+        return output, state  # [B, H]

@@ -14,10 +14,14 @@ weight 0): ``a_t = w_a^T tanh(W_va v + W_ha h^1_t)``, ``alpha_t = softmax(a_t)``
     x^2_t = [v_hat_t; h^1_t],   h^2_t = LSTM_2(x^2_t, h^2_{t-1}),   p(y_t) = softmax(W_p h^2_t + b_p)
 
 Both LSTMs start from zero states, as in the paper and in ``UpDownCore`` of ruotianluo/ImageCaptioning.pytorch
-(``captioning/models/AttModel.py``), which this module was checked against. One difference from that file:
-it first embeds the pooled and region features to the hidden size (``fc_embed``/``att_embed``, a linear
-layer with ReLU); here, as in the paper, ``v_mean`` is the masked mean of the encoder's regions and the
-attention reads those regions themselves (an encoder that wants a projection has its own ``out_dim``).
+(``captioning/models/AttModel.py``), which this module was checked against. That file first embeds the
+region features (``att_embed``: linear, ReLU, dropout) and the pooled feature (``fc_embed``); the paper
+attends the regions themselves. Here ``region_embed_dim=None`` (the default) is the paper: ``v_mean`` is the
+masked mean of the encoder's regions and the attention reads them. ``region_embed_dim=R`` embeds every region
+once per image, ``v_n <- dropout(ReLU(W_r v_n + b_r))`` as ``att_embed`` does, and ``v_mean`` is the masked
+mean of the embedded regions (one layer, not a second ``fc_embed``); both LSTMs and the attention then read
+``R``-sized features, which makes every word cheaper when ``D`` is large (the built-in shapes regions have
+``D = 517``).
 
 The state carries the language LSTM in ``h``/``c`` (the output side) and the attention LSTM in
 ``top_down_h``/``top_down_c``, every field a tensor so that the ONNX step graph can take it.
@@ -30,12 +34,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vltk.attention import ATTENTIONS
 from vltk.decoders.base import CaptionDecoder, cell_step, make_cell
 from vltk.decoders.show_attend_tell import masked_mean
 from vltk.decoders.state import CONSTANT, DecoderState
+from vltk.errors import ConfigError
 from vltk.registry import build
 from vltk.types import ImageFeatures
 
@@ -51,7 +56,8 @@ class UpDownState(DecoderState):
     Attributes:
         top_down_h: ``[B, H]`` the top-down attention LSTM's hidden state ``h^1``.
         top_down_c: ``[B, H]`` its memory cell ``c^1``.
-        mean: ``[B, D]`` the mean of the real regions, ``v_mean`` (per-image constant).
+        mean: ``[B, D]`` (``[B, R]`` with embedded regions) the mean of the real regions, ``v_mean``
+            (per-image constant).
     """
 
     top_down_h: Tensor | None = None
@@ -71,8 +77,12 @@ class UpDownDecoder(CaptionDecoder):
         attention: spec of the attention module, a key of :data:`vltk.attention.ATTENTIONS` with its own
             options (``query_dim``/``key_dim`` are wired); default ``{"name": "additive", "dim": 512}``
             (the paper's 512 attention units).
-        dropout: dropout on the word embeddings and on ``h^2_t`` before the vocabulary projection.
+        dropout: dropout on the word embeddings, on ``h^2_t`` before the vocabulary projection and on the
+            embedded regions.
         pad_id: the padding token (zero embedding, no gradient).
+        region_embed_dim: ``R``: embed the regions to this size first (``att_embed`` of
+            ImageCaptioning.pytorch); ``None``: the paper's model, which reads the encoder's ``D``-sized
+            regions.
     """
 
     def __init__(
@@ -85,13 +95,19 @@ class UpDownDecoder(CaptionDecoder):
         attention: dict[str, Any] | None = None,
         dropout: float = 0.5,
         pad_id: int = 0,
+        region_embed_dim: int | None = None,
     ):
+        if region_embed_dim is not None and region_embed_dim < 1:
+            raise ConfigError(
+                f"model.decoder.region_embed_dim must be a positive size or null, got {region_embed_dim}"
+            )
+        region_dim = feature_dim if region_embed_dim is None else region_embed_dim  # what the LSTMs read
         attention_module = build(
             ATTENTIONS,
             DEFAULT_ATTENTION if attention is None else attention,
             path="model.decoder.attention",
             query_dim=hidden_dim,
-            key_dim=feature_dim,
+            key_dim=region_dim,
         )
         super().__init__(
             vocab_size,
@@ -103,8 +119,18 @@ class UpDownDecoder(CaptionDecoder):
             attention=attention_module,
         )
         self.feature_dim = feature_dim
-        self.top_down = make_cell("lstm", hidden_dim + feature_dim + embed_dim, hidden_dim)  # LSTM_1
+        self.region_embed = (
+            None if region_embed_dim is None else nn.Linear(feature_dim, region_embed_dim)
+        )  # W_r
+        self.top_down = make_cell("lstm", hidden_dim + region_dim + embed_dim, hidden_dim)  # LSTM_1
         self.language = make_cell("lstm", attention_module.out_dim + hidden_dim, hidden_dim)  # LSTM_2
+
+    def init_state(self, features: ImageFeatures) -> DecoderState:
+        """The base's state, over the embedded regions ``[B, N, R]`` when ``region_embed_dim`` is set."""
+        if self.region_embed is not None:
+            embedded = self.dropout(torch.relu(self.region_embed(features.grid)))  # [B, N, R]
+            features = replace(features, grid=embedded)
+        return super().init_state(features)
 
     def _init_state(self, features: ImageFeatures) -> UpDownState:
         """Zero states for both LSTMs; ``v_mean``, the mean of the real regions, once per image."""
