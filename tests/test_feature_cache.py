@@ -78,10 +78,10 @@ def test_images_missing_from_the_cache_are_named(cache_dir: Path, tmp_path: Path
 def test_store_reads_rows_lazily_and_pickles_without_the_map(cache_dir: Path):
     store = FeatureStore(cache_dir, verify=True)
     assert store._features is None
-    row = store.lookup(next(iter(store.row_of)))
+    row = store.lookup(store.image_ids[0])
     assert row.shape == (64, 16) and row.dtype == torch.float32 and store._features is not None
     clone = pickle.loads(pickle.dumps(store))
-    assert clone._features is None and torch.equal(clone.lookup(next(iter(store.row_of))), row)
+    assert clone._features is None and torch.equal(clone.lookup(store.image_ids[0]), row)
     with pytest.raises(DataError, match="image id 123456 is not in the feature cache"):
         store.lookup(123456)
 

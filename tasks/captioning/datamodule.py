@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch.utils.data import DataLoader
 
 from vltk.data.datamodule import (
@@ -33,12 +35,13 @@ from vltk.data.datamodule import (
 from vltk.data.feature_cache import FeatureStore
 from vltk.errors import ConfigError, DataError
 from vltk.tasks.captioning.batch import collate_captions
+from vltk.tasks.captioning.caption_table import CaptionTable
 from vltk.tasks.captioning.hf_captions import read_hf_captions
 from vltk.tasks.captioning.karpathy import (
     CaptionEvalDataset,
     CaptionRecord,
     CaptionTrainDataset,
-    read_karpathy,
+    read_karpathy_table,
 )
 from vltk.tasks.captioning.shape_regions import ensure_shapes_region_store
 from vltk.tasks.captioning.shapes import ensure_shapes
@@ -78,6 +81,19 @@ class CaptionOptions(ImageLoaderOptions):
         check_optional_positive(max_images=self.max_images)
 
 
+def _as_table(records: Sequence[CaptionRecord]) -> CaptionTable:
+    return records if isinstance(records, CaptionTable) else CaptionTable.from_records(records)
+
+
+def _joined(tables: list[CaptionTable]) -> CaptionTable:
+    """The rows of ``tables`` in turn: a view when they share one table, else a new in-memory table."""
+    if len(tables) == 1:
+        return tables[0]
+    if tables and all(t.folder is not None and t.folder == tables[0].folder for t in tables):
+        return CaptionTable.concat(tables)
+    return CaptionTable.from_records([record for table in tables for record in table])
+
+
 class CaptionsDataModule(ImageDataModule):
     """Shared behaviour of the caption DataModules; subclasses only say how to read records.
 
@@ -108,31 +124,32 @@ class CaptionsDataModule(ImageDataModule):
 
     # ---- the DataModule hooks -------------------------------------------------------------------------
 
-    def read_splits(self) -> dict[str, list[CaptionRecord]]:
-        """Every split by name and every role (its named splits joined), each cut to ``max_images``."""
+    def read_splits(self) -> dict[str, CaptionTable]:
+        """Every split by name and every role (its named splits joined), each a :class:`CaptionTable` cut
+        to ``max_images``."""
         limit = self.options.max_images
-        by_name = self.read_records()
-        splits = {name: records[:limit] if limit else records for name, records in by_name.items()}
+        by_name = {name: _as_table(records) for name, records in self.read_records().items()}
+        splits = {name: table[:limit] if limit else table for name, table in by_name.items()}
         for role, names in self.split_names().items():
-            records = [r for name in names for r in by_name.get(name, [])]
-            splits[role] = records[:limit] if limit else records
+            table = _joined([by_name[name] for name in names if name in by_name])
+            splits[role] = table[:limit] if limit else table
         return splits
 
-    def check_splits(self, splits: dict[str, list[CaptionRecord]]) -> None:
+    def check_splits(self, splits: dict[str, CaptionTable]) -> None:
         for role, names in self.split_names().items():
             if not splits[role]:
                 logger.warning("the %s split (%s) has no images", role, ", ".join(names))
 
-    def build_vocab(self, splits: dict[str, list[CaptionRecord]]) -> Vocabulary:
+    def build_vocab(self, splits: dict[str, CaptionTable]) -> Vocabulary:
         if not splits["train"]:
             raise DataError(
                 f"no training images in split(s) {', '.join(self.split_names()['train'])}: "
                 "cannot build a vocabulary"
             )
-        tokens = (tokens for r in splits["train"] for tokens in r.tokens)
-        return Vocabulary.build(tokens, min_count=self.options.min_word_count)
+        counts = splits["train"].word_counts()  # what Vocabulary.build counts, from the table's word ids
+        return Vocabulary.from_counts(counts, min_count=self.options.min_word_count)
 
-    def describe(self, splits: dict[str, list[CaptionRecord]]) -> str:
+    def describe(self, splits: dict[str, CaptionTable]) -> str:
         return f"{super().describe(splits)}; vocabulary of {len(self.vocab)} tokens"
 
     def loader(self, split: str, training: bool) -> DataLoader:
@@ -144,8 +161,9 @@ class CaptionsDataModule(ImageDataModule):
 
     # ---- data facts -----------------------------------------------------------------------------------
 
-    def records(self, split: str) -> list[CaptionRecord]:
-        """The records of a role (``train``/``val``/``test``) or a split name, after ``setup()``."""
+    def records(self, split: str) -> CaptionTable:
+        """The records of a role (``train``/``val``/``test``) or a split name, after ``setup()``: a
+        sequence of :class:`CaptionRecord` (a :class:`CaptionTable`, built one record at a time)."""
         return self.split(split)
 
     def record_for(self, image_id: int, split: str | None = None) -> CaptionRecord:
@@ -154,9 +172,10 @@ class CaptionsDataModule(ImageDataModule):
         self.setup()
         assert self._splits is not None
         for name in [split] if split is not None else list(self._splits):
-            for record in self.records(name):
-                if record.image_id == image_id:
-                    return record
+            table = self.records(name)
+            found = np.flatnonzero(table.image_ids() == image_id)
+            if len(found):
+                return table[int(found[0])]
         raise DataError(f"no image with id {image_id} in split(s) {split or ', '.join(sorted(self._splits))}")
 
     def dataset(self, split: str, training: bool) -> CaptionTrainDataset | CaptionEvalDataset:
@@ -180,7 +199,7 @@ class CaptionsDataModule(ImageDataModule):
         return dataset
 
     def _check_cached(self, split: str, store: FeatureStore) -> None:
-        missing = store.missing(record.image_id for record in self.split(split))
+        missing = store.missing(self.split(split).image_ids())
         if missing:
             examples = ", ".join(map(str, missing[:5]))
             raise DataError(
@@ -225,14 +244,14 @@ class KarpathyCaptionsDataModule(CaptionsDataModule):
     def split_names(self) -> dict[str, list[str]]:
         return {"train": self.train_splits, "val": [self.val_split], "test": [self.test_split]}
 
-    def read_records(self) -> dict[str, list[CaptionRecord]]:
-        splits = read_karpathy(self.annotations, image_root=self.image_root)
+    def read_records(self) -> dict[str, CaptionTable]:
+        splits = read_karpathy_table(self.annotations, image_root=self.image_root).splits()
         root = Path(self.image_root) if self.image_root is not None else Path(self.annotations).parent
         for name in (*self.train_splits, self.val_split, self.test_split):
-            first = splits.get(name, [None])[0]
-            if first is not None and first.path is not None and not first.path.is_file():
+            first = splits[name].path(0) if name in splits and len(splits[name]) else None
+            if first is not None and not first.is_file():
                 raise DataError(
-                    f"{first.path}: image of the first '{name}' entry in {self.annotations} not found; "
+                    f"{first}: image of the first '{name}' entry in {self.annotations} not found; "
                     f"images are looked up under data.image_root = {root} (set it to the folder that "
                     "holds the entries' filepath/filename)"
                 )

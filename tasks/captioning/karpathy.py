@@ -9,70 +9,40 @@ Generating Image Descriptions* (``dataset_coco.json``, ``dataset_flickr8k.json``
      "dataset": "coco"}
 
 ``split`` is one of ``train``, ``restval`` (the rest of COCO val2014, usually trained on), ``val`` and
-``test``; ``filepath`` is absent for Flickr. :func:`read_karpathy` turns the file into
-:class:`CaptionRecord` lists; :class:`CaptionTrainDataset` yields one item per (image, caption) pair and
-:class:`CaptionEvalDataset` one item per image with all of its references.
+``test``; ``filepath`` is absent for Flickr. :func:`read_karpathy_table` streams the file into a
+:class:`vltk.tasks.captioning.caption_table.CaptionTable` (made once, in the vltk cache) and
+:func:`read_karpathy` into :class:`CaptionRecord` lists; :class:`CaptionTrainDataset` yields one item per
+(image, caption) pair and :class:`CaptionEvalDataset` one item per image with all of its references.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from vltk.data.feature_cache import FeatureStore
-from vltk.data.images import ImageTransform, default_image_transform, load_image, to_rgb
-from vltk.data.json_file import read_json
+from vltk.data.images import ImageTransform, default_image_transform
+from vltk.data.json_file import iter_json_array, read_json
 from vltk.errors import DataError
-from vltk.tasks.captioning.batch import CaptionItem, truncate_caption
+from vltk.tasks.captioning.batch import CaptionItem
+from vltk.tasks.captioning.caption_table import (
+    CaptionEncoder,
+    CaptionRecord,
+    CaptionTable,
+    TableItem,
+    cached_table,
+)
 from vltk.text.vocab import Vocabulary, tokenize
 
 logger = logging.getLogger(__name__)
-
-ImageSource = Callable[[], Image.Image]
-
-
-@dataclass
-class CaptionRecord:
-    """One image with its reference captions, read from any caption format.
-
-    Attributes:
-        image_id: the dataset's id of the image (``cocoid``, ``imgid`` or a row index).
-        path: the image file, or ``None`` for images held by a dataset in memory.
-        tokens: per reference caption, its words (lower case, no punctuation).
-        raws: per reference caption, the raw text (used as references by the metrics).
-        source: for in-memory images, a callable returning the ``PIL`` image (``path`` is then unused).
-    """
-
-    image_id: int
-    path: Path | None
-    tokens: list[list[str]]
-    raws: list[str]
-    source: ImageSource | None = None
-
-    def __post_init__(self) -> None:
-        if not self.raws or len(self.tokens) != len(self.raws):
-            raise DataError(
-                f"image {self.image_id}: needs at least one caption and as many token lists as raw "
-                f"captions (got {len(self.tokens)} token lists, {len(self.raws)} raws)"
-            )
-
-    def load_image(self) -> Image.Image:
-        """The image as an RGB ``PIL`` image (from ``source`` when set, else from ``path``)."""
-        if self.source is not None:
-            return to_rgb(self.source(), source=f"image {self.image_id}")
-        if self.path is None:
-            raise DataError(f"image {self.image_id}: the record has neither a path nor an in-memory image")
-        return load_image(self.path)
 
 
 def parse_karpathy_entry(entry: Any, where: str, image_root: Path) -> tuple[str, CaptionRecord]:
@@ -106,12 +76,54 @@ def parse_karpathy_entry(entry: Any, where: str, image_root: Path) -> tuple[str,
     return entry["split"], CaptionRecord(image_id=image_id, path=path, tokens=tokens, raws=raws)
 
 
+KARPATHY_SHAPE = "a Karpathy-split JSON object with an 'images' list"
+
+
 def read_karpathy_entries(path: Path) -> list:
-    """The raw ``images`` list of a Karpathy-split JSON (``DataError`` naming the file if unreadable)."""
+    """The raw ``images`` list of a Karpathy-split JSON, parsed at once (``DataError`` naming the file if
+    unreadable); :func:`karpathy_items` streams it instead."""
     document = read_json(path)
     if not isinstance(document, dict) or not isinstance(document.get("images"), list):
-        raise DataError(f"{path}: expected a Karpathy-split JSON object with an 'images' list")
+        raise DataError(f"{path}: expected {KARPATHY_SHAPE}")
     return document["images"]
+
+
+def karpathy_items(path: Path) -> Iterator[TableItem]:
+    """The entries of a Karpathy-split JSON as table items (paths relative to the JSON's folder), streamed
+    (:func:`vltk.data.json_file.iter_json_array`); ``DataError`` naming the file, the entry and the key."""
+    entries = iter_json_array(path, "images", expected=KARPATHY_SHAPE)
+    for index, entry in enumerate(entries):
+        split, record = parse_karpathy_entry(entry, f"{path}: images[{index}]", Path(""))
+        yield split, record.image_id, str(record.path), record.tokens, record.raws
+
+
+def read_karpathy_table(
+    annotations: str | Path, image_root: str | Path | None = None, cache_dir: Path | None = None
+) -> CaptionTable:
+    """Every image of a Karpathy-split JSON as a :class:`CaptionTable` (file order), written into the vltk
+    cache on first use (:func:`vltk.tasks.captioning.caption_table.cached_table`).
+
+    Args:
+        annotations: the JSON file (``dataset_coco.json``, ``dataset_flickr8k.json``, ...).
+        image_root: folder that ``filepath/filename`` are relative to (default: the JSON's folder).
+        cache_dir: the cache root (default: ``$VLTK_CACHE/datasets``).
+
+    Raises:
+        DataError: the file is missing or not JSON, or an entry is malformed (the message names the file
+            and the entry index and key), or two entries share an image id.
+    """
+    path = Path(annotations)
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    table = cached_table(path, lambda: karpathy_items(path), cache_dir)
+    if image_root is not None:
+        table.image_root = Path(image_root).expanduser()
+    logger.info(
+        "read %s: %s",
+        path,
+        ", ".join(f"{name}={len(part)}" for name, part in table.splits().items()) or "no images",
+    )
+    return table
 
 
 def read_karpathy(
@@ -127,38 +139,19 @@ def read_karpathy(
         splits: the splits to return (default: every split in the file); every entry is validated.
 
     Raises:
-        DataError: the file is missing or not JSON, or an entry is malformed (the message names the file
-            and the entry index and key), or two entries share an image id.
+        DataError: as :func:`read_karpathy_table`.
     """
-    path = Path(annotations)
-    entries = read_karpathy_entries(path)
-    root = Path(image_root).expanduser() if image_root is not None else path.parent
-    wanted = None if splits is None else set(splits)
-    grouped: dict[str, list[CaptionRecord]] = {name: [] for name in wanted or ()}
-    first_index: dict[int, int] = {}
-    for index, entry in enumerate(entries):
-        where = f"{path}: images[{index}]"
-        split, record = parse_karpathy_entry(entry, where, root)
-        if record.image_id in first_index:
-            raise DataError(
-                f"{where}: duplicate image id {record.image_id} (also images[{first_index[record.image_id]}])"
-            )
-        first_index[record.image_id] = index
-        if wanted is None or split in wanted:
-            grouped.setdefault(split, []).append(record)
-    logger.info(
-        "read %s: %s",
-        path,
-        ", ".join(f"{name}={len(items)}" for name, items in grouped.items()) or "no images",
-    )
-    return grouped
+    table = read_karpathy_table(annotations, image_root)
+    names = table.split_names if splits is None else list(splits)
+    return {name: list(table.split(name)) for name in names}
 
 
 class _CaptionDataset(Dataset[CaptionItem]):
     """Shared image loading, caching and caption encoding of the two caption datasets.
 
     Args:
-        records: the split's images and captions.
+        records: the split's images and captions: a :class:`CaptionTable` (read as it is: nothing per image
+            is held but the table's rows) or a sequence of records (put into an in-memory table).
         vocab: encodes the captions (``<start> ... <end>``, unknown words -> ``<unk>``).
         transform: PIL image -> ``[3, H, W]`` tensor (default: :func:`default_image_transform`).
         max_length: captions longer than this many words are cut (``<end>`` kept).
@@ -166,7 +159,8 @@ class _CaptionDataset(Dataset[CaptionItem]):
         on_bad_sample: ``raise`` (default) or ``skip``: an unreadable image gives ``None``, which
             :func:`vltk.tasks.captioning.batch.collate_captions` drops and counts.
 
-    A subclass says which captions it serves (:meth:`_captions`), encoded once into a flat id array.
+    A subclass says which image and caption an item shows (:meth:`_locate`); captions are encoded per item
+    from the table's word ids (:class:`CaptionEncoder`: one lookup, each distinct word encoded once).
     """
 
     def __init__(
@@ -178,34 +172,30 @@ class _CaptionDataset(Dataset[CaptionItem]):
         in_memory: bool = False,
         on_bad_sample: str = "raise",
     ) -> None:
-        self.records = list(records)
+        self.records = records if isinstance(records, CaptionTable) else CaptionTable.from_records(records)
         self.on_bad_sample = on_bad_sample
         self.vocab = vocab
         self.max_length = max_length
         self.in_memory = in_memory
         self._transform = transform if transform is not None else default_image_transform()
         self._cache: dict[int, Tensor] = {}
-        self._flat, self._offsets = self._encode(self._captions())
+        self._encoder = CaptionEncoder(self.records.lexicon, vocab, max_length)
 
-    def _captions(self) -> list[list[str]]:
-        """The tokenised captions this dataset serves, in item order."""
-        raise NotImplementedError
-
-    def _record_index(self, index: int) -> int:
-        """The record that item ``index`` shows."""
+    def _locate(self, index: int) -> tuple[int, int]:
+        """``(record index, caption row)`` of item ``index``."""
         raise NotImplementedError
 
     def __getitem__(self, index: int) -> CaptionItem | None:
-        record_index = self._record_index(index)
+        record_index, caption_row = self._locate(index)
         image = self.readable_image(record_index)
         if image is None:
             return None
-        record = self.records[record_index]
+        caption = self._encoder(self.records.word_ids(caption_row))  # [T]
         return CaptionItem(
             image=image,
-            caption=self._caption(self._flat, self._offsets, index),
-            image_id=record.image_id,
-            references=record.raws,
+            caption=torch.from_numpy(caption),
+            image_id=self.records.image_id(record_index),
+            references=self.records.raws(record_index),
         )
 
     @property
@@ -222,11 +212,11 @@ class _CaptionDataset(Dataset[CaptionItem]):
         """The transformed image ``[3, H, W]`` of record ``record_index`` (cached when ``in_memory``), or its
         cached grid ``[N, D]`` when the transform is a :class:`FeatureStore`."""
         if isinstance(self._transform, FeatureStore):  # a feature cache replaces decoding + the CNN
-            return self._transform.lookup(self.records[record_index].image_id)  # [N, D]
+            return self._transform.lookup(self.records.image_id(record_index))  # [N, D]
         cached = self._cache.get(record_index)
         if cached is not None:
             return cached
-        image = self._transform(self.records[record_index].load_image())  # [3, H, W]
+        image = self._transform(self.records.load_image(record_index))  # [3, H, W]
         if self.in_memory:
             self._cache[record_index] = image
         return image
@@ -241,49 +231,33 @@ class _CaptionDataset(Dataset[CaptionItem]):
             logger.warning("skipping an unreadable sample (data.on_bad_sample=skip): %s", error)
             return None
 
-    def _encode(self, token_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """Encoded, truncated captions as one flat id array plus offsets (compact, fork-friendly)."""
-        encoded = [
-            truncate_caption(ids, self.max_length, self.vocab.end_id)
-            for ids in self.vocab.encode_batch(token_lists, add_special=True)
-        ]
-        lengths = np.array([len(ids) for ids in encoded], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        flat = np.fromiter((i for ids in encoded for i in ids), dtype=np.int64, count=int(lengths.sum()))
-        return flat, offsets
-
-    def _caption(self, flat: np.ndarray, offsets: np.ndarray, index: int) -> Tensor:
-        return torch.from_numpy(flat[offsets[index] : offsets[index + 1]].copy())  # [T]
-
 
 class CaptionTrainDataset(_CaptionDataset):
     """One item per (image, caption) pair, for teacher-forced training (arguments: see the base class)."""
 
-    def _captions(self) -> list[list[str]]:
-        return [t for r in self.records for t in r.tokens]
-
     @functools.cached_property
-    def _record_of(self) -> np.ndarray:
-        """``[pairs]``: the record index of every (image, caption) pair."""
-        counts = np.array([len(r.tokens) for r in self.records], dtype=np.int64)
-        return np.repeat(np.arange(len(self.records)), counts)
+    def _first_item(self) -> np.ndarray:
+        """``[records + 1]``: the first item of every record (its captions are consecutive items)."""
+        return np.concatenate([[0], np.cumsum(self.records.caption_counts())]).astype(np.int64)
 
     def __len__(self) -> int:
-        return len(self._record_of)
+        return int(self._first_item[-1])
 
-    def _record_index(self, index: int) -> int:
-        return int(self._record_of[index])
+    def _locate(self, index: int) -> tuple[int, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} of {len(self)}")
+        record_index = int(np.searchsorted(self._first_item, index, side="right")) - 1
+        return record_index, self.records.caption_row(
+            record_index, index - int(self._first_item[record_index])
+        )
 
 
 class CaptionEvalDataset(_CaptionDataset):
     """One item per image: its first caption (for a validation loss) and all raws as references (arguments:
     :class:`_CaptionDataset`)."""
 
-    def _captions(self) -> list[list[str]]:
-        return [r.tokens[0] for r in self.records]
-
     def __len__(self) -> int:
         return len(self.records)
 
-    def _record_index(self, index: int) -> int:
-        return index
+    def _locate(self, index: int) -> tuple[int, int]:
+        return index, self.records.caption_row(index, 0)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -453,8 +453,7 @@ class RegionFeatureStore(FeatureStore):
         self.box_features, self.normalize = box_features, normalize
         self.max_regions = self.manifest.max_regions
         self.dim = self.manifest.dim + (BOX_FEATURES if box_features else 0)
-        ids = json.loads((self.directory / IDS_FILE).read_text(encoding="utf-8"))
-        self.row_of = {int(image_id): row for row, image_id in enumerate(ids)}
+        self._index_ids()
         self._maps: dict[str, np.ndarray] = {}  # opened on first use, in the reading process
 
     def __getstate__(self) -> dict[str, Any]:
@@ -469,7 +468,7 @@ class RegionFeatureStore(FeatureStore):
 
     def regions(self, image_id: int) -> RegionRecord:
         """The stored regions of ``image_id`` (float32 features, boxes and fc as stored)."""
-        row = self.row_of.get(int(image_id))
+        row = self.row(int(image_id))
         if row is None:
             raise DataError(
                 f"image id {image_id} is not in the region store {self.directory} (made from "
@@ -503,12 +502,6 @@ class RegionFeatureStore(FeatureStore):
         else:
             pooled = regions.mean(axis=0)  # [D']
         return pack_regions(regions, pooled, self.max_regions)  # [1 + N_max, D' + 1]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.row_of)
-
-    def __len__(self) -> int:
-        return len(self.row_of)
 
     def __repr__(self) -> str:
         m = self.manifest
