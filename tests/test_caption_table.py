@@ -153,10 +153,11 @@ def test_a_karpathy_table_is_made_once_and_again_when_the_file_changes(tmp_path)
     again = read_karpathy_table(annotations, image_root=tmp_path / "elsewhere", cache_dir=cache)
     assert again.folder == first.folder and marker.stat().st_mtime_ns == made
     assert again[0].path == tmp_path / "elsewhere" / "0.png"
-    _karpathy_file(annotations, 5)
-    os.utime(annotations, ns=(made + 10**9, made + 10**9))
+    stat = annotations.stat()
+    annotations.write_text(annotations.read_text().replace("A cat 3.", "A dog 3."))  # same size
+    os.utime(annotations, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same modification time
     changed = read_karpathy_table(annotations, cache_dir=cache)
-    assert changed.folder != first.folder and len(changed) == 5
+    assert changed.folder != first.folder and changed[3].raws == ["A dog 3."]
 
 
 def test_a_malformed_karpathy_entry_leaves_no_table(tmp_path) -> None:
