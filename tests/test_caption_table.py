@@ -203,6 +203,9 @@ def test_the_streamed_reader_names_a_document_of_the_wrong_shape(tmp_path, text)
         list(iter_json_array(path, "images"))
     path.write_text('{"images": []}')
     assert list(iter_json_array(path, "images")) == []
+    path.write_text('{"images": [], }')
+    with pytest.raises(DataError, match="line 1, column 16: Expecting property name"):
+        list(iter_json_array(path, "images"))
 
 
 def test_the_training_order_is_the_same_when_made_in_chunks(monkeypatch) -> None:

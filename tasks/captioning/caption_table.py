@@ -157,15 +157,21 @@ def write_table(folder: Path, items: Iterable[TableItem], meta: dict[str, Any]) 
     no image id repeats (``DataError`` naming both positions in ``meta["source"]``, the file read)."""
     files = {name: (folder / f"{name}.bin").open("wb") for name in ARRAYS}
     try:
-        writer = _TableWriter(files)  # type: ignore[arg-type]
-        for item in items:
-            writer.add(*item)
-        writer.flush()
+        writer = _write_items(files, items)  # type: ignore[arg-type]
     finally:
         for handle in files.values():
             handle.close()
     _check_unique_ids(_open_array(folder, "image_ids"), meta.get("source", folder))
     (folder / TABLE_MARKER).write_text(json.dumps(writer.meta(meta)), encoding="utf-8")
+
+
+def _write_items(sinks: dict[str, BinaryIO], items: Iterable[TableItem]) -> _TableWriter:
+    """Every item into ``sinks`` (flushed); the writer, for its lexicon and split names."""
+    writer = _TableWriter(sinks)
+    for item in items:
+        writer.add(*item)
+    writer.flush()
+    return writer
 
 
 def _check_unique_ids(ids: np.ndarray, source: Any) -> None:
@@ -188,7 +194,7 @@ def _open_array(folder: Path, name: str) -> np.ndarray:
     return np.memmap(path, dtype=ARRAYS[name], mode="r")
 
 
-class CaptionTable(Sequence[Any]):
+class CaptionTable(Sequence[CaptionRecord]):
     """The records of a table (see the module docstring), a selection ``rows`` of them.
 
     Args:
@@ -218,14 +224,11 @@ class CaptionTable(Sequence[Any]):
         self.rows = np.arange(total, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)  # [len]
 
     @classmethod
-    def from_records(cls, records: Sequence[Any]) -> CaptionTable:
+    def from_records(cls, records: Sequence[CaptionRecord]) -> CaptionTable:
         """A table in memory of ``CaptionRecord`` s (an HF dataset's, a test's; ``source`` images kept)."""
         sinks = {name: io.BytesIO() for name in ARRAYS}
-        writer = _TableWriter(sinks)  # type: ignore[arg-type]
-        for record in records:
-            path = "" if record.path is None else str(record.path)
-            writer.add("all", record.image_id, path, record.tokens, record.raws)
-        writer.flush()
+        items = (("all", r.image_id, str(r.path or ""), r.tokens, r.raws) for r in records)
+        writer = _write_items(sinks, items)  # type: ignore[arg-type]
         arrays = {name: np.frombuffer(sinks[name].getvalue(), dtype=ARRAYS[name]) for name in ARRAYS}
         _check_unique_ids(arrays["image_ids"], "records")
         sources = [record.source for record in records]
@@ -279,10 +282,10 @@ class CaptionTable(Sequence[Any]):
         return len(self.rows)
 
     @overload
-    def __getitem__(self, index: int) -> Any: ...
+    def __getitem__(self, index: int) -> CaptionRecord: ...
     @overload
     def __getitem__(self, index: slice) -> CaptionTable: ...
-    def __getitem__(self, index: int | slice) -> Any:
+    def __getitem__(self, index: int | slice) -> CaptionRecord | CaptionTable:  # type: ignore[override]
         if isinstance(index, slice):
             return self.select(self.rows[index])
         row = int(self.rows[index])
@@ -295,7 +298,7 @@ class CaptionTable(Sequence[Any]):
             source=None if self.sources is None else self.sources[row],
         )
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[CaptionRecord]:
         for index in range(len(self)):
             yield self[index]
 

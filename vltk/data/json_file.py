@@ -74,6 +74,8 @@ def iter_json_array(
                     text.value()
                 if text.peek() == ",":
                     text.advance()
+                    if text.peek() != '"':  # no trailing comma before "}"
+                        raise text.error("Expecting property name enclosed in double quotes")
                 elif text.peek() != "}":
                     raise text.error("Expecting ',' delimiter")
             text.advance()
